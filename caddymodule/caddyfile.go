@@ -1,0 +1,209 @@
+package consolemeauth
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("consoleme_auth", parseCaddyfile)
+	// Our routes must be answered before the request is proxied to
+	// ConsoleMe; this spares users an `order` line.
+	httpcaddyfile.RegisterDirectiveOrder("consoleme_auth", httpcaddyfile.Before, "reverse_proxy")
+}
+
+// parseCaddyfile sets up the handler from Caddyfile tokens.
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Handler
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	consoleme_auth {
+//		jwt_secret      <secret>
+//		public_url      <url>
+//		cookie_name     <name>
+//		jwt_expiration  <duration>
+//		email_claim     <claim>
+//		groups_claim    <claim>
+//		challenge_ttl   <duration>
+//		max_pending     <n>
+//		store           memory | redis <url>
+//		disable_validator_ip_check
+//		disable_poller_ip_check
+//		saml {
+//			idp_metadata_url     <url>
+//			idp_metadata_file    <path>
+//			idp_metadata_refresh <duration>
+//			sp_cert              <path>
+//			sp_key               <path>
+//			entity_id            <id>
+//			email_attribute      <name>
+//			groups_attribute     <name>
+//			name_id_format       unspecified | email | persistent | transient
+//		}
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("%s already specified", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "jwt_secret":
+			err = oneString(d, &h.JWTSecret)
+		case "public_url":
+			err = oneString(d, &h.PublicURL)
+		case "cookie_name":
+			err = oneString(d, &h.CookieName)
+		case "email_claim":
+			err = oneString(d, &h.EmailClaim)
+		case "groups_claim":
+			err = oneString(d, &h.GroupsClaim)
+		case "jwt_expiration":
+			err = oneDuration(d, &h.JWTExpiration)
+		case "challenge_ttl":
+			err = oneDuration(d, &h.ChallengeTTL)
+		case "max_pending":
+			var s string
+			if err = oneString(d, &s); err == nil {
+				n, convErr := strconv.Atoi(s)
+				if convErr != nil || n <= 0 {
+					return d.Errf("max_pending: %q is not a positive integer", s)
+				}
+				h.MaxPending = n
+			}
+		case "disable_validator_ip_check":
+			err = noArgs(d)
+			h.DisableValidatorIPCheck = true
+		case "disable_poller_ip_check":
+			err = noArgs(d)
+			h.DisablePollerIPCheck = true
+		case "store":
+			err = h.unmarshalStore(d)
+		case "saml":
+			err = h.unmarshalSAML(d)
+		default:
+			return d.Errf("unrecognized subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unmarshalStore parses `store memory` or `store redis <url>`.
+func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	h.Store = &StoreConfig{Type: d.Val()}
+	switch h.Store.Type {
+	case "memory":
+		return noArgs(d)
+	default:
+		return d.Errf("store: unknown type '%s' (want memory or redis)", h.Store.Type)
+	}
+}
+
+// unmarshalSAML parses the saml block.
+func (h *Handler) unmarshalSAML(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	s := &SAMLConfig{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("saml: %s already specified", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "idp_metadata_url":
+			err = oneString(d, &s.IDPMetadataURL)
+		case "idp_metadata_file":
+			err = oneString(d, &s.IDPMetadataFile)
+		case "idp_metadata_refresh":
+			err = oneDuration(d, &s.IDPMetadataRefresh)
+		case "sp_cert":
+			err = oneString(d, &s.SPCert)
+		case "sp_key":
+			err = oneString(d, &s.SPKey)
+		case "entity_id":
+			err = oneString(d, &s.EntityID)
+		case "email_attribute":
+			err = oneString(d, &s.EmailAttribute)
+		case "groups_attribute":
+			err = oneString(d, &s.GroupsAttribute)
+		case "name_id_format":
+			err = oneString(d, &s.NameIDFormat)
+		default:
+			return d.Errf("saml: unrecognized subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	h.SAML = s
+	return nil
+}
+
+// oneString reads exactly one argument of the current subdirective.
+func oneString(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if !d.NextArg() {
+		return d.Errf("%s: missing value", name)
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.Errf("%s: too many arguments", name)
+	}
+	return nil
+}
+
+// oneDuration reads one positive duration argument.
+func oneDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneString(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %v", name, err)
+	}
+	if dur <= 0 {
+		return d.Errf("%s: must be positive, got %s", name, s)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// noArgs refuses arguments after a flag subdirective.
+func noArgs(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

@@ -1,0 +1,135 @@
+package consolemeauth
+
+import (
+	"bytes"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// SuccessMessage is what ConsoleMe says after an approval, word for word.
+const SuccessMessage = "You've successfully authenticated to ConsoleMe and may now close this page."
+
+// The pages are parsed once, at init; html/template escapes every value.
+var pages = template.Must(template.New("layout").Parse(`{{define "head"}}<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer"><title>{{.Title}} · ConsoleMe</title>
+<style>
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;background:#f4f5f7;color:#1d2330;margin:0}
+main{max-width:36rem;margin:4rem auto;background:#fff;border-radius:8px;padding:2rem 2.5rem;box-shadow:0 1px 4px rgba(0,0,0,.12)}
+h1{font-size:1.35rem;margin-top:0}dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem 1rem}
+dt{color:#5a6272}dd{margin:0;font-weight:600;word-break:break-all}
+.warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.75rem 1rem;margin:1rem 0}
+button{background:#2165d1;color:#fff;border:0;border-radius:6px;padding:.7rem 1.6rem;font-size:1rem;cursor:pointer}
+.muted{color:#5a6272;font-size:.9rem}
+</style></head><body><main>{{end}}
+{{define "foot"}}</main></body></html>{{end}}
+
+{{define "approve"}}{{template "head" .}}
+<h1>Approve ConsoleMe credentials?</h1>
+<p>A command-line client asked for ConsoleMe credentials. Approve only if you started this request yourself, just now.</p>
+<dl>
+<dt>User</dt><dd id="user">{{.User}}</dd>
+<dt>Requested from IP</dt><dd id="request-ip">{{.RequestIP}}</dd>
+<dt>Requested at</dt><dd id="request-time">{{.Created}} ({{.Age}} ago)</dd>
+<dt>Your browser's IP</dt><dd id="browser-ip">{{.BrowserIP}}</dd>
+</dl>
+{{if .IPMismatch}}<p class="warn" id="ip-warning"><strong>Warning:</strong> this request was made from a different IP address
+({{.RequestIP}}) than the one your browser uses ({{.BrowserIP}}). If you did not run the command yourself, do not approve it
+and report it to your security team.</p>{{end}}
+<form method="POST" action="{{.Action}}">
+<input type="hidden" name="nonce" value="{{.Nonce}}">
+<input type="hidden" name="csrf_token" value="{{.CSRF}}">
+<button type="submit" id="approve">Approve</button>
+</form>
+<p class="muted">This page can be viewed only once. If you did not create this request, please report it to your security team.</p>
+{{template "foot"}}{{end}}
+
+{{define "message"}}{{template "head" .}}
+<h1>{{.Title}}</h1>
+<p id="message">{{.Message}}</p>
+{{template "foot"}}{{end}}
+
+{{define "post"}}<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer"><title>Signing in · ConsoleMe</title></head>
+<body><form method="POST" action="{{.Action}}">{{range $k, $v := .Fields}}<input type="hidden" name="{{$k}}" value="{{$v}}">{{end}}
+<noscript><button type="submit">Continue to sign in</button></noscript></form>
+<script nonce="{{.Nonce}}">document.forms[0].submit();</script></body></html>{{end}}
+`))
+
+// approvalPage is the data of the approval page.
+type approvalPage struct {
+	Title      string
+	User       string
+	RequestIP  string
+	BrowserIP  string
+	Created    string
+	Age        string
+	IPMismatch bool
+	Action     string
+	Nonce      string
+	CSRF       string
+}
+
+// messagePage is the data of an information or error page.
+type messagePage struct {
+	Title   string
+	Message template.HTML // escaped by textEscaper
+}
+
+// textEscaper escapes text for an element's content. Unlike
+// html/template's escaping it leaves quotes alone (they are harmless outside
+// attributes), so ConsoleMe's "You've successfully authenticated…" appears
+// in the page source exactly as written.
+var textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// securityHeaders are sent with every page: no framing (the approve button
+// cannot be clickjacked), no caching, no referrer (the URL holds the token).
+func securityHeaders(h http.Header, csp string) {
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// render executes a template into a buffer first, so a template error never
+// leaves half a page behind.
+func render(w http.ResponseWriter, status int, name, csp string, data any) error {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+		return err
+	}
+	hdr := w.Header()
+	securityHeaders(hdr, csp)
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// page renders an information or error page.
+func (h *Handler) page(w http.ResponseWriter, _ *http.Request, status int, title, message string) error {
+	return render(w, status, "message", pageCSP, messagePage{Title: title, Message: template.HTML(textEscaper.Replace(message))})
+}
+
+// postForm renders a page that POSTs fields to action at once (the SAML
+// HTTP-POST binding); its script runs under a one-time CSP nonce.
+func (h *Handler) postForm(w http.ResponseWriter, action string, fields map[string]string) error {
+	nonce := randomID()
+	origin := "'self'"
+	if u, err := url.Parse(action); err == nil && u.Host != "" {
+		origin = u.Scheme + "://" + u.Host
+	}
+	csp := "default-src 'none'; script-src 'nonce-" + nonce + "'; form-action " + origin + "; frame-ancestors 'none'; base-uri 'none'"
+	return render(w, http.StatusOK, "post", csp, struct {
+		Action string
+		Fields map[string]string
+		Nonce  string
+	}{action, fields, nonce})
+}

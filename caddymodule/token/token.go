@@ -1,0 +1,222 @@
+// Package token mints and verifies the HS256 JWT that ConsoleMe accepts as
+// its auth cookie (consoleme_auth), with the claim rules of ConsoleMe's
+// validate_and_return_jwt_token (PyJWT 2.4): leeway 0, exp not in the past,
+// nbf not in the future, integer iat, no aud, HS256 only.
+package token
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// NotBeforeSkew is how far before "now" a minted token's nbf lies, as in
+// ConsoleMe's generate_jwt_token.
+const NotBeforeSkew = 5 * time.Second
+
+// Errors returned by Verify. Every failure wraps ErrInvalid.
+var (
+	ErrInvalid = errors.New("invalid token")
+	ErrExpired = errors.New("token expired")
+)
+
+// Identity is who a token speaks for.
+type Identity struct {
+	Email    string
+	Groups   []string
+	IssuedAt time.Time
+	Expires  time.Time
+}
+
+// Minter mints and verifies ConsoleMe JWTs. Its fields are set once and it
+// is safe for concurrent use.
+type Minter struct {
+	secret      []byte
+	emailClaim  string
+	groupsClaim string
+	lifetime    time.Duration
+	parser      *jwt.Parser
+}
+
+// NewMinter returns a Minter over secret (the UTF-8 bytes of ConsoleMe's
+// jwt_secret) with the given claim names and token lifetime.
+func NewMinter(secret, emailClaim, groupsClaim string, lifetime time.Duration) (*Minter, error) {
+	if secret == "" {
+		return nil, errors.New("empty jwt secret")
+	}
+	if emailClaim == "" || groupsClaim == "" || emailClaim == groupsClaim {
+		return nil, fmt.Errorf("email claim %q and groups claim %q must be distinct and non-empty", emailClaim, groupsClaim)
+	}
+	for _, c := range []string{emailClaim, groupsClaim} {
+		switch c {
+		case "nbf", "iat", "exp", "aud":
+			return nil, fmt.Errorf("claim name %q is reserved", c)
+		}
+	}
+	if lifetime <= 0 {
+		return nil, errors.New("token lifetime must be positive")
+	}
+	return &Minter{
+		secret:      []byte(secret),
+		emailClaim:  emailClaim,
+		groupsClaim: groupsClaim,
+		lifetime:    lifetime,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{"HS256"}),
+			jwt.WithJSONNumber(),
+			jwt.WithoutClaimsValidation(), // done by hand: PyJWT's rules differ
+		),
+	}, nil
+}
+
+// Lifetime is how long a minted token is valid.
+func (m *Minter) Lifetime() time.Duration { return m.lifetime }
+
+// claims is a claim set that marshals in ConsoleMe's insertion order (nbf,
+// iat, exp, email, groups) with configurable names for the last two.
+type claims struct {
+	nbf, iat, exp        int64
+	emailName, groupName string
+	email                string
+	groups               []string
+}
+
+func (c claims) MarshalJSON() ([]byte, error) {
+	email, err := json.Marshal(c.email)
+	if err != nil {
+		return nil, err
+	}
+	groups := c.groups
+	if groups == nil {
+		groups = []string{} // a list, never null
+	}
+	gj, err := json.Marshal(groups)
+	if err != nil {
+		return nil, err
+	}
+	en, _ := json.Marshal(c.emailName)
+	gn, _ := json.Marshal(c.groupName)
+	b := make([]byte, 0, 64+len(email)+len(gj)+len(en)+len(gn))
+	b = fmt.Appendf(b, `{"nbf":%d,"iat":%d,"exp":%d,`, c.nbf, c.iat, c.exp)
+	b = append(b, en...)
+	b = append(b, ':')
+	b = append(b, email...)
+	b = append(b, ',')
+	b = append(b, gn...)
+	b = append(b, ':')
+	b = append(b, gj...)
+	return append(b, '}'), nil
+}
+
+// The jwt.Claims methods are only used by the library when validating; we
+// never validate through it, but the type must satisfy the interface.
+func (c claims) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
+func (c claims) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
+func (c claims) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
+func (c claims) GetIssuer() (string, error)                   { return "", nil }
+func (c claims) GetSubject() (string, error)                  { return "", nil }
+func (c claims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+
+// Mint returns a signed token for email and groups, issued at now, and its
+// expiry (the integer the poller returns as "expiration").
+func (m *Minter) Mint(email string, groups []string, now time.Time) (string, time.Time, error) {
+	return m.MintAt(email, groups, now, now)
+}
+
+// MintAt is Mint with an explicit issued-at time (which may lie in the past,
+// for example a client certificate's NotBefore); nbf is issuedAt − 5 s but
+// never later than now − 5 s, and exp is now + lifetime.
+func (m *Minter) MintAt(email string, groups []string, issuedAt, now time.Time) (string, time.Time, error) {
+	if email == "" {
+		return "", time.Time{}, errors.New("minting token: empty email")
+	}
+	exp := now.Add(m.lifetime).Truncate(time.Second)
+	nbf := issuedAt.Add(-NotBeforeSkew)
+	if lim := now.Add(-NotBeforeSkew); nbf.After(lim) {
+		nbf = lim
+	}
+	c := claims{
+		nbf: nbf.Unix(), iat: issuedAt.Unix(), exp: exp.Unix(),
+		emailName: m.emailClaim, groupName: m.groupsClaim,
+		email: email, groups: groups,
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(m.secret)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("signing token: %w", err)
+	}
+	return s, exp, nil
+}
+
+// Verify checks tok the way ConsoleMe does and returns its identity. Unlike
+// ConsoleMe, which answers 500 for some of these, every bad token is simply
+// invalid here; exp and a non-empty email are required.
+func (m *Minter) Verify(tok string, now time.Time) (*Identity, error) {
+	var mc jwt.MapClaims
+	_, err := m.parser.ParseWithClaims(tok, &mc, func(*jwt.Token) (any, error) { return m.secret, nil })
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if _, ok := mc["aud"]; ok {
+		return nil, fmt.Errorf("%w: aud claim present", ErrInvalid)
+	}
+	exp, ok := intClaim(mc, "exp")
+	if !ok {
+		return nil, fmt.Errorf("%w: exp missing or not an integer", ErrInvalid)
+	}
+	if exp < now.Unix() {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, ErrExpired)
+	}
+	if _, present := mc["nbf"]; present {
+		nbf, ok := intClaim(mc, "nbf")
+		if !ok {
+			return nil, fmt.Errorf("%w: nbf not an integer", ErrInvalid)
+		}
+		if nbf > now.Unix() {
+			return nil, fmt.Errorf("%w: nbf in the future", ErrInvalid)
+		}
+	}
+	iat, ok := intClaim(mc, "iat")
+	if !ok {
+		return nil, fmt.Errorf("%w: iat missing or not an integer", ErrInvalid)
+	}
+	email, _ := mc[m.emailClaim].(string)
+	if email == "" {
+		return nil, fmt.Errorf("%w: no %s claim", ErrInvalid, m.emailClaim)
+	}
+	id := &Identity{Email: email, Groups: []string{}, IssuedAt: time.Unix(iat, 0), Expires: time.Unix(exp, 0)}
+	if raw, present := mc[m.groupsClaim]; present && raw != nil {
+		list, ok := raw.([]any)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s claim is not a list", ErrInvalid, m.groupsClaim)
+		}
+		for _, g := range list {
+			s, ok := g.(string)
+			if !ok {
+				return nil, fmt.Errorf("%w: %s claim holds a non-string", ErrInvalid, m.groupsClaim)
+			}
+			id.Groups = append(id.Groups, s)
+		}
+	}
+	return id, nil
+}
+
+// intClaim returns an integer-valued numeric claim; floats with a fraction,
+// strings and other types are not integers (PyJWT rejects them too).
+func intClaim(mc jwt.MapClaims, name string) (int64, bool) {
+	n, ok := mc[name].(json.Number)
+	if !ok {
+		return 0, false
+	}
+	if i, err := n.Int64(); err == nil {
+		return i, true
+	}
+	f, err := n.Float64()
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, false
+	}
+	return int64(f), true
+}
