@@ -31,7 +31,7 @@ func newTestHandler(t *testing.T, mutate func(*Handler)) *Handler {
 	if mutate != nil {
 		mutate(h)
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	ctx, cancel := newCtx()
 	t.Cleanup(cancel)
 	if err := h.Provision(ctx); err != nil {
 		t.Fatalf("Provision: %v", err)
@@ -39,6 +39,10 @@ func newTestHandler(t *testing.T, mutate func(*Handler)) *Handler {
 	t.Cleanup(func() { _ = h.Cleanup() })
 	h.logger = zap.NewNop()
 	return h
+}
+
+func newCtx() (caddy.Context, context.CancelFunc) {
+	return caddy.NewContext(caddy.Context{Context: context.Background()})
 }
 
 // request builds a request whose Caddy client IP is ip.
