@@ -47,6 +47,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			email_attribute      <name>
 //			groups_attribute     <name>
 //			name_id_format       unspecified | email | persistent | transient
+//			clock_skew           <duration>
 //		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -153,6 +154,8 @@ func (h *Handler) unmarshalSAML(d *caddyfile.Dispenser) error {
 			err = oneString(d, &s.GroupsAttribute)
 		case "name_id_format":
 			err = oneString(d, &s.NameIDFormat)
+		case "clock_skew":
+			err = oneDuration(d, &s.ClockSkew)
 		default:
 			return d.Errf("saml: unrecognized subdirective '%s'", name)
 		}

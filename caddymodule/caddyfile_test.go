@@ -38,6 +38,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 			email_attribute mail
 			groups_attribute memberOf
 			name_id_format email
+			clock_skew 5m
 		}
 	}`)
 	var h Handler
@@ -53,6 +54,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 			IDPMetadataURL: "https://idp.example.com/md", IDPMetadataRefresh: caddy.Duration(time.Hour),
 			SPCert: "/etc/sp.crt", SPKey: "/etc/sp.key", EntityID: "urn:cm",
 			EmailAttribute: "mail", GroupsAttribute: "memberOf", NameIDFormat: "email",
+			ClockSkew: caddy.Duration(5 * time.Minute),
 		},
 	}
 	got, _ := json.Marshal(h)

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,29 @@ type SAMLConfig struct {
 	// NameIDFormat is the NameID format asked of the IdP: unspecified
 	// (default: the IdP chooses), email, persistent or transient.
 	NameIDFormat string `json:"name_id_format,omitempty"`
+
+	// ClockSkew is how far the IdP's clock may be off from this host's when
+	// checking an assertion's validity window; an assertion may also be
+	// that much older than the usual 90 seconds. The SAML library keeps
+	// this setting process-wide, so the largest value configured in any
+	// site applies to all. Default: 3m.
+	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
+}
+
+// clockSkewMu guards the SAML library's process-wide time tolerances.
+var clockSkewMu sync.Mutex
+
+// widenClockSkew raises the SAML library's tolerances to skew if they are
+// smaller; it never lowers them, since another site may need more.
+func widenClockSkew(skew time.Duration) {
+	clockSkewMu.Lock()
+	defer clockSkewMu.Unlock()
+	if skew > saml.MaxClockSkew {
+		saml.MaxClockSkew = skew
+	}
+	if d := 90*time.Second + skew; d > saml.MaxIssueDelay {
+		saml.MaxIssueDelay = d
+	}
 }
 
 // serviceProvider is the provisioned SAML SP: keys, the current IdP
@@ -110,6 +134,12 @@ func (c *SAMLConfig) provision(ctx caddy.Context, repl *caddy.Replacer, logger *
 	}
 	if c.IDPMetadataRefresh < 0 {
 		return nil, errors.New("idp_metadata_refresh: must be positive")
+	}
+	if c.ClockSkew < 0 {
+		return nil, errors.New("clock_skew: must not be negative")
+	}
+	if c.ClockSkew > 0 {
+		widenClockSkew(time.Duration(c.ClockSkew))
 	}
 
 	var err error
