@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -32,18 +33,17 @@ var (
 )
 
 // Memory is the embedded Store: everything lives in the process, guarded by
-// one mutex, so it suits a single Caddy instance. Each kind of record
+// one mutex, so it suits a single Caddy instance. Each kind of state
 // (challenges, SAML logins, MarkOnce keys) is bounded by maxPending entries.
 //
-// Expired records are dropped without scanning: each table keeps a min-heap
-// of drop times, and calls that carry a time pop what is due. The times the
+// Expired state is dropped without scanning: each table keeps a min-heap of
+// drop times, and calls that carry a time pop what is due. The times the
 // callers pass in are the only clock, except for MarkOnce, which has no time
 // parameter and uses the wall clock.
 //
-// A pending challenge costs roughly 150 bytes of heap: a canonical uuid
-// token is kept as 16 bytes, the user and IP share one allocation, and the
-// fields that only exist after View live behind a pointer that is nil until
-// then.
+// A pending challenge costs about 160 bytes of heap with a million pending:
+// a canonical uuid token is kept as its 16 bytes, and the challenge itself as
+// one packed string (see record) of about 50 bytes.
 //
 // Times are kept as Unix nanoseconds, which is exact between the years 1678
 // and 2262; the zero time is kept as such. Times come back in the local
@@ -56,8 +56,8 @@ type Memory struct {
 	// Challenges are split by the shape of their token: canonical
 	// lowercase uuids (what the handler generates) are keyed by their 16
 	// bytes, any other token by its string.
-	uuids  table[uuidKey, entry]
-	others table[string, entry]
+	uuids  table[uuidKey, record]
+	others table[string, record]
 
 	logins table[string, loginEntry]
 	once   table[string, onceEntry]
@@ -75,8 +75,8 @@ func NewMemory(maxPending int, expiredGrace time.Duration) *Memory {
 	grace := max(int64(expiredGrace), 0)
 	return &Memory{
 		max:    maxPending,
-		uuids:  newTable[uuidKey, entry](grace),
-		others: newTable[string, entry](grace),
+		uuids:  newTable[uuidKey, record](grace),
+		others: newTable[string, record](grace),
 		logins: newTable[string, loginEntry](0),
 		once:   newTable[string, onceEntry](0),
 	}
@@ -91,7 +91,7 @@ func (m *Memory) Create(_ context.Context, c *Challenge) error {
 	}
 	ref := refOf(c.Token)
 	created := nanos(c.Created)
-	e := newEntry(c)
+	rec := packRecord(c)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -112,7 +112,7 @@ func (m *Memory) Create(_ context.Context, c *Challenge) error {
 		// Do not retain whatever buffer the caller's token points into.
 		ref.name = strings.Clone(ref.name)
 	}
-	m.add(ref, e)
+	m.add(ref, rec)
 	return nil
 }
 
@@ -124,11 +124,11 @@ func (m *Memory) Get(_ context.Context, token string) (*Challenge, error) {
 	if m.closed {
 		return nil, errClosed
 	}
-	e, ok := m.lookup(ref, math.MinInt64)
+	rec, ok := m.lookup(ref, math.MinInt64)
 	if !ok {
 		return nil, ErrNotFound
 	}
-	return e.challenge(token), nil
+	return rec.challenge(token), nil
 }
 
 // View marks an unexpired challenge that was never viewed as viewed with
@@ -136,7 +136,6 @@ func (m *Memory) Get(_ context.Context, token string) (*Challenge, error) {
 func (m *Memory) View(_ context.Context, token, nonce string, now time.Time) (*Challenge, error) {
 	ref := refOf(token)
 	t := nanos(now)
-	nonce = strings.Clone(nonce)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -144,22 +143,20 @@ func (m *Memory) View(_ context.Context, token, nonce string, now time.Time) (*C
 		return nil, errClosed
 	}
 	m.sweepChallenges(t, sweepBatch)
-	e, ok := m.lookup(ref, t)
+	rec, ok := m.lookup(ref, t)
 	switch {
 	case !ok:
 		return nil, ErrNotFound
-	case t > e.expires:
+	case t > rec.expires():
 		return nil, ErrExpired
-	case e.ext != nil && e.ext.viewed:
+	case rec.flags()&flagViewed != 0:
 		return nil, ErrAlreadyViewed
 	}
-	if e.ext == nil {
-		e.ext = &extra{status: StatusPending}
-	}
-	e.ext.viewed = true
-	e.ext.nonce = nonce
-	m.update(ref, e)
-	return e.challenge(token), nil
+	c := rec.challenge(token)
+	c.Viewed = true
+	c.Nonce = nonce
+	m.update(ref, packRecord(c))
+	return c, nil
 }
 
 // Approve marks a viewed, unexpired challenge as a success for approver with
@@ -168,8 +165,6 @@ func (m *Memory) View(_ context.Context, token, nonce string, now time.Time) (*C
 func (m *Memory) Approve(_ context.Context, token, nonce, approver string, groups []string, now time.Time) error {
 	ref := refOf(token)
 	t := nanos(now)
-	approver = strings.Clone(approver)
-	groups = cloneStrings(groups)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -177,20 +172,21 @@ func (m *Memory) Approve(_ context.Context, token, nonce, approver string, group
 		return errClosed
 	}
 	m.sweepChallenges(t, sweepBatch)
-	e, ok := m.lookup(ref, t)
-	switch {
-	case !ok:
+	rec, ok := m.lookup(ref, t)
+	if !ok {
 		return ErrNotFound
-	case t > e.expires:
+	}
+	if t > rec.expires() {
 		return ErrExpired
-	case e.ext == nil || !e.ext.viewed || e.ext.nonce == "" ||
-		subtle.ConstantTimeCompare([]byte(e.ext.nonce), []byte(nonce)) != 1:
+	}
+	c := rec.challenge(token)
+	if !c.Viewed || c.Nonce == "" || subtle.ConstantTimeCompare([]byte(c.Nonce), []byte(nonce)) != 1 {
 		return ErrBadNonce
 	}
-	e.ext.status = StatusSuccess
-	e.ext.approver = approver
-	e.ext.groups = groups
-	m.update(ref, e)
+	c.Status = StatusSuccess
+	c.Approver = approver
+	c.Groups = groups
+	m.update(ref, packRecord(c))
 	return nil
 }
 
@@ -206,18 +202,18 @@ func (m *Memory) Poll(_ context.Context, token, ip string, checkIP bool, now tim
 		return PollUnknown, nil, errClosed
 	}
 	m.sweepChallenges(t, sweepBatch)
-	e, ok := m.lookup(ref, t)
+	rec, ok := m.lookup(ref, t)
 	switch {
 	case !ok:
 		return PollUnknown, nil, nil
-	case t > e.expires:
+	case t > rec.expires():
 		m.remove(ref)
 		return PollExpired, nil, nil
-	case checkIP && e.ip() != ip:
+	case checkIP && !rec.hasIP(ip):
 		return PollUnauthorized, nil, nil
-	case e.ext != nil && e.ext.status == StatusSuccess:
+	case rec.flags()&flagSuccess != 0:
 		m.remove(ref)
-		return PollSuccess, e.challenge(token), nil
+		return PollSuccess, rec.challenge(token), nil
 	}
 	return PollPending, nil, nil
 }
@@ -323,8 +319,8 @@ func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.uuids = table[uuidKey, entry]{}
-	m.others = table[string, entry]{}
+	m.uuids = table[uuidKey, record]{}
+	m.others = table[string, record]{}
 	m.logins = table[string, loginEntry]{}
 	m.once = table[string, onceEntry]{}
 	return nil
@@ -345,7 +341,7 @@ func (m *Memory) sweepChallenges(now int64, limit int) {
 
 // lookup finds the challenge ref names. One whose grace ended before now,
 // but that no sweep has reached yet, is dropped and not found.
-func (m *Memory) lookup(ref tokenRef, now int64) (entry, bool) {
+func (m *Memory) lookup(ref tokenRef, now int64) (record, bool) {
 	if ref.isUUID {
 		return m.uuids.get(ref.uuid, now)
 	}
@@ -353,20 +349,20 @@ func (m *Memory) lookup(ref tokenRef, now int64) (entry, bool) {
 }
 
 // add stores a new challenge and queues its drop.
-func (m *Memory) add(ref tokenRef, e entry) {
+func (m *Memory) add(ref tokenRef, rec record) {
 	if ref.isUUID {
-		m.uuids.insert(ref.uuid, e)
+		m.uuids.insert(ref.uuid, rec)
 	} else {
-		m.others.insert(ref.name, e)
+		m.others.insert(ref.name, rec)
 	}
 }
 
 // update replaces a stored challenge by one with the same expiry.
-func (m *Memory) update(ref tokenRef, e entry) {
+func (m *Memory) update(ref tokenRef, rec record) {
 	if ref.isUUID {
-		m.uuids.m[ref.uuid] = e
+		m.uuids.m[ref.uuid] = rec
 	} else {
-		m.others.m[ref.name] = e
+		m.others.m[ref.name] = rec
 	}
 }
 
@@ -379,102 +375,221 @@ func (m *Memory) remove(ref tokenRef) {
 	}
 }
 
-// entry is one stored challenge, kept small: 40 bytes plus one allocation
-// for user and IP while pending.
-type entry struct {
-	// who is uvarint(len(user)) followed by user and IP.
-	who     string
-	created int64
-	expires int64
-	// ext holds what View and Approve add; nil for a challenge that is
-	// pending, not viewed and carries no nonce, approver or groups.
-	ext *extra
-}
+// record is a challenge packed into one immutable string, so that a pending
+// challenge costs a map slot of a string header and a single allocation:
+//
+//	created   8 bytes, little-endian Unix nanoseconds (see nanos)
+//	expires   8 bytes, likewise
+//	flags     1 byte
+//	user      uvarint length, bytes
+//	ip        4 bytes if flagIPv4, else uvarint length, bytes
+//	status    uvarint length, bytes; only if flagStatus
+//	nonce     uvarint length, bytes; this and what follows only if flagExtra
+//	approver  uvarint length, bytes
+//	groups    uvarint count, then each as uvarint length, bytes
+//
+// A change makes a new record; strings decoded from a record share its bytes.
+type record string
 
-// extra is the rarely present part of a challenge.
-type extra struct {
-	status   Status
-	viewed   bool
-	nonce    string
-	approver string
-	groups   []string
-}
+const (
+	// flagViewed: the challenge was viewed.
+	flagViewed = 1 << iota
+	// flagSuccess: the status is StatusSuccess.
+	flagSuccess
+	// flagStatus: the status is neither pending nor success and is spelt out.
+	flagStatus
+	// flagIPv4: the IP is a dotted quad that netip formats back as given,
+	// kept as its 4 bytes.
+	flagIPv4
+	// flagExtra: nonce, approver and groups follow.
+	flagExtra
+)
 
-// newEntry packs c, copying every string so that nothing retains the
-// caller's buffers.
-func newEntry(c *Challenge) entry {
-	e := entry{
-		who:     packWho(c.User, c.IP),
-		created: nanos(c.Created),
-		expires: nanos(c.Expires),
+// recordHeader is the size of the fixed part of a record.
+const recordHeader = 17
+
+// packRecord packs c; the record shares no memory with c.
+func packRecord(c *Challenge) record {
+	var flags byte
+	if c.Viewed {
+		flags |= flagViewed
 	}
-	if c.Status != StatusPending || c.Viewed || c.Nonce != "" || c.Approver != "" || len(c.Groups) > 0 {
-		e.ext = &extra{
-			status:   c.Status,
-			viewed:   c.Viewed,
-			nonce:    strings.Clone(c.Nonce),
-			approver: strings.Clone(c.Approver),
-			groups:   cloneStrings(c.Groups),
+	switch c.Status {
+	case StatusPending:
+	case StatusSuccess:
+		flags |= flagSuccess
+	default:
+		flags |= flagStatus
+	}
+	ip4, isIP4 := parseIPv4(c.IP)
+	size := recordHeader + strSize(c.User)
+	if isIP4 {
+		flags |= flagIPv4
+		size += 4
+	} else {
+		size += strSize(c.IP)
+	}
+	if flags&flagStatus != 0 {
+		size += strSize(string(c.Status))
+	}
+	if c.Nonce != "" || c.Approver != "" || len(c.Groups) > 0 {
+		flags |= flagExtra
+		size += strSize(c.Nonce) + strSize(c.Approver) + uvarintSize(uint64(len(c.Groups)))
+		for _, g := range c.Groups {
+			size += strSize(g)
 		}
 	}
-	return e
-}
 
-func (e entry) deadline() int64 { return e.expires }
-
-// split returns the user and the IP packed in who.
-func (e entry) split() (user, ip string) {
-	var n uint64
-	i := 0
-	for shift := uint(0); ; shift += 7 {
-		b := e.who[i]
-		i++
-		n |= uint64(b&0x7f) << shift
-		if b < 0x80 {
-			break
+	var b strings.Builder
+	b.Grow(size)
+	var buf [binary.MaxVarintLen64]byte
+	b.Write(binary.LittleEndian.AppendUint64(buf[:0], uint64(nanos(c.Created))))
+	b.Write(binary.LittleEndian.AppendUint64(buf[:0], uint64(nanos(c.Expires))))
+	b.WriteByte(flags)
+	writeStr := func(s string) {
+		b.Write(binary.AppendUvarint(buf[:0], uint64(len(s))))
+		b.WriteString(s)
+	}
+	writeStr(c.User)
+	if isIP4 {
+		b.Write(ip4[:])
+	} else {
+		writeStr(c.IP)
+	}
+	if flags&flagStatus != 0 {
+		writeStr(string(c.Status))
+	}
+	if flags&flagExtra != 0 {
+		writeStr(c.Nonce)
+		writeStr(c.Approver)
+		b.Write(binary.AppendUvarint(buf[:0], uint64(len(c.Groups))))
+		for _, g := range c.Groups {
+			writeStr(g)
 		}
 	}
-	end := i + int(n)
-	return e.who[i:end], e.who[end:]
+	return record(b.String())
 }
 
-func (e entry) ip() string {
-	_, ip := e.split()
-	return ip
+func (r record) created() int64 { return int64(r.uint64At(0)) }
+func (r record) expires() int64 { return int64(r.uint64At(8)) }
+func (r record) flags() byte    { return r[16] }
+
+// deadline makes records storable in a table.
+func (r record) deadline() int64 { return r.expires() }
+
+func (r record) uint64At(i int) uint64 {
+	var v uint64
+	for j := 7; j >= 0; j-- {
+		v = v<<8 | uint64(r[i+j])
+	}
+	return v
 }
 
-// challenge returns a copy of e as a Challenge under token. Strings are
-// immutable and shared; the groups slice is fresh.
-func (e entry) challenge(token string) *Challenge {
-	user, ip := e.split()
+// hasIP reports whether the challenge was made from ip, compared as strings,
+// without allocating.
+func (r record) hasIP(ip string) bool {
+	d := decoder{r: r, i: recordHeader}
+	d.str() // user
+	if r.flags()&flagIPv4 == 0 {
+		return d.str() == ip
+	}
+	var buf [15]byte
+	return string(d.ip4().AppendTo(buf[:0])) == ip
+}
+
+// challenge unpacks r as the challenge stored under token.
+func (r record) challenge(token string) *Challenge {
+	flags := r.flags()
+	d := decoder{r: r, i: recordHeader}
 	c := &Challenge{
 		Token:   token,
-		User:    user,
-		IP:      ip,
-		Created: unnanos(e.created),
-		Expires: unnanos(e.expires),
+		Created: unnanos(r.created()),
+		Expires: unnanos(r.expires()),
 		Status:  StatusPending,
+		Viewed:  flags&flagViewed != 0,
+		User:    d.str(),
 	}
-	if x := e.ext; x != nil {
-		c.Status = x.status
-		c.Viewed = x.viewed
-		c.Nonce = x.nonce
-		c.Approver = x.approver
-		c.Groups = cloneStrings(x.groups)
+	if flags&flagIPv4 != 0 {
+		c.IP = d.ip4().String()
+	} else {
+		c.IP = d.str()
+	}
+	switch {
+	case flags&flagSuccess != 0:
+		c.Status = StatusSuccess
+	case flags&flagStatus != 0:
+		c.Status = Status(d.str())
+	}
+	if flags&flagExtra != 0 {
+		c.Nonce = d.str()
+		c.Approver = d.str()
+		if n := d.uvarint(); n > 0 {
+			c.Groups = make([]string, n)
+			for i := range c.Groups {
+				c.Groups[i] = d.str()
+			}
+		}
 	}
 	return c
 }
 
-// packWho builds entry.who in a single allocation.
-func packWho(user, ip string) string {
-	var prefix [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(prefix[:], uint64(len(user)))
-	var b strings.Builder
-	b.Grow(n + len(user) + len(ip))
-	b.Write(prefix[:n])
-	b.WriteString(user)
-	b.WriteString(ip)
-	return b.String()
+// decoder reads the variable part of a record. Records are only ever made
+// by packRecord, so it does not check bounds beyond what Go does.
+type decoder struct {
+	r record
+	i int
+}
+
+func (d *decoder) uvarint() uint64 {
+	var v uint64
+	for shift := uint(0); ; shift += 7 {
+		b := d.r[d.i]
+		d.i++
+		v |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			return v
+		}
+	}
+}
+
+func (d *decoder) str() string {
+	n := int(d.uvarint())
+	s := string(d.r[d.i : d.i+n])
+	d.i += n
+	return s
+}
+
+func (d *decoder) ip4() netip.Addr {
+	a := netip.AddrFrom4([4]byte{d.r[d.i], d.r[d.i+1], d.r[d.i+2], d.r[d.i+3]})
+	d.i += 4
+	return a
+}
+
+// parseIPv4 returns the 4 bytes of s if s is an IPv4 address in exactly the
+// form netip formats it, so that the bytes give s back.
+func parseIPv4(s string) (b [4]byte, ok bool) {
+	if len(s) > 15 {
+		return b, false
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return b, false
+	}
+	var buf [15]byte
+	if string(a.AppendTo(buf[:0])) != s {
+		return b, false
+	}
+	return a.As4(), true
+}
+
+func strSize(s string) int { return uvarintSize(uint64(len(s))) + len(s) }
+
+func uvarintSize(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
 }
 
 // loginEntry is one stored SAML login.
@@ -565,17 +680,6 @@ var (
 	minTime = time.Unix(0, math.MinInt64+1)
 	maxTime = time.Unix(0, math.MaxInt64)
 )
-
-func cloneStrings(s []string) []string {
-	if len(s) == 0 {
-		return nil
-	}
-	c := make([]string, len(s))
-	for i, v := range s {
-		c[i] = strings.Clone(v)
-	}
-	return c
-}
 
 // deadliner is a stored value with an expiry in Unix nanoseconds.
 type deadliner interface{ deadline() int64 }

@@ -1,0 +1,474 @@
+package store_test
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store/storetest"
+)
+
+const (
+	ttl   = 2 * time.Minute
+	grace = time.Minute
+)
+
+var base = time.Unix(1_800_000_000, 0)
+
+func TestMemoryConformance(t *testing.T) {
+	storetest.Run(t, func(*testing.T) store.Store { return store.NewMemory(0, grace) })
+}
+
+// TestMemoryConformanceSmall runs the suite on a store near the smallest
+// bound and grace it documents.
+func TestMemoryConformanceSmall(t *testing.T) {
+	storetest.Run(t, func(*testing.T) store.Store { return store.NewMemory(100, 15*time.Second) })
+}
+
+func TestMemoryBound(t *testing.T) {
+	m := store.NewMemory(3, grace)
+	ctx := t.Context()
+	for i := range 3 {
+		mustCreate(t, m, challenge(uint64(i), base))
+	}
+	if err := m.Create(ctx, challenge(3, base)); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("Create beyond the bound = %v, want ErrFull", err)
+	}
+	// A taken token is reported as such even when the store is full.
+	if err := m.Create(ctx, challenge(0, base)); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("Create of a taken token = %v, want ErrExists", err)
+	}
+	// Expired but within the grace: still remembered, still counted.
+	dropAt := base.Add(ttl + grace)
+	if err := m.Create(ctx, challenge(3, dropAt)); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("Create at the end of the grace = %v, want ErrFull", err)
+	}
+	if got := wantPoll(t, m, challenge(0, base).Token, dropAt, store.PollExpired); got != nil {
+		t.Errorf("PollExpired came with %+v", got)
+	}
+	mustCreate(t, m, challenge(3, dropAt))
+	// Past the grace, Create itself makes room: no sweep call is needed.
+	later := dropAt.Add(time.Nanosecond)
+	for i := 4; i < 6; i++ {
+		mustCreate(t, m, challenge(uint64(i), later))
+	}
+	if l := m.Lens(); l.Challenges != 3 {
+		t.Fatalf("%d challenges stored, want 3", l.Challenges)
+	}
+	if err := m.Create(ctx, challenge(6, later)); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("Create beyond the bound = %v, want ErrFull", err)
+	}
+}
+
+func TestMemoryDefaultBound(t *testing.T) {
+	m := store.NewMemory(0, grace)
+	for i := range store.DefaultMaxPending {
+		mustCreate(t, m, challenge(uint64(i), base))
+	}
+	if err := m.Create(t.Context(), challenge(store.DefaultMaxPending, base)); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("Create beyond the default bound = %v, want ErrFull", err)
+	}
+}
+
+// TestMemorySweep checks that the drop queue removes exactly the entries
+// whose grace is over, and recognises items that no longer stand for their
+// entry.
+func TestMemorySweep(t *testing.T) {
+	m := store.NewMemory(100, grace)
+	// Ten challenges made one second apart.
+	for i := range 10 {
+		mustCreate(t, m, challenge(uint64(i), base.Add(time.Duration(i)*time.Second)))
+	}
+	if l := m.Lens(); l.Challenges != 10 || l.ChallengeQueue != 10 {
+		t.Fatalf("lens %+v, want 10 challenges and 10 queued", l)
+	}
+	// Any call with a time sweeps: a poll for an unknown token 0.5 s after
+	// the fourth challenge's grace ended drops the first four.
+	at := base.Add(3*time.Second + ttl + grace + 500*time.Millisecond)
+	wantPoll(t, m, "no-such-token", at, store.PollUnknown)
+	if l := m.Lens(); l.Challenges != 6 || l.ChallengeQueue != 6 {
+		t.Fatalf("lens %+v, want 6 challenges and 6 queued", l)
+	}
+	for i := range 10 {
+		_, err := m.Get(t.Context(), challenge(uint64(i), base).Token)
+		if gone := errors.Is(err, store.ErrNotFound); gone != (i < 4) {
+			t.Errorf("challenge %d: Get = %v", i, err)
+		}
+	}
+
+	// A deleted challenge leaves a stale item behind, which a sweep pops
+	// without harm.
+	tok := challenge(4, base).Token
+	wantPoll(t, m, tok, at, store.PollExpired)
+	if l := m.Lens(); l.Challenges != 5 || l.ChallengeQueue != 6 {
+		t.Fatalf("lens %+v, want 5 challenges and 6 queued", l)
+	}
+
+	// The token is made again with a later expiry: when the old item comes
+	// due it must not drop the new challenge.
+	again := challenge(4, at)
+	mustCreate(t, m, again)
+	oldDrop := base.Add(4*time.Second + ttl + grace)
+	if l := m.Lens(); l.Challenges != 6 || l.ChallengeQueue != 7 {
+		t.Fatalf("lens %+v, want 6 challenges and 7 queued", l)
+	}
+	wantPoll(t, m, again.Token, oldDrop.Add(time.Second), store.PollPending)
+	if l := m.Lens(); l.Challenges != 6 || l.ChallengeQueue != 6 {
+		t.Fatalf("lens %+v, want 6 challenges and 6 queued", l)
+	}
+
+	// Past every drop time, everything goes.
+	wantPoll(t, m, "no-such-token", at.Add(time.Hour), store.PollUnknown)
+	if l := m.Lens(); l.Challenges != 0 || l.ChallengeQueue != 0 {
+		t.Fatalf("lens %+v, want nothing left", l)
+	}
+}
+
+// TestMemoryQueueCompaction checks that challenges deleted long before their
+// drop time cannot make the queue grow without bound.
+func TestMemoryQueueCompaction(t *testing.T) {
+	const n = 5000
+	m := store.NewMemory(n, time.Hour)
+	for i := range n {
+		mustCreate(t, m, challenge(uint64(i), base))
+	}
+	late := base.Add(ttl + time.Second)
+	for i := range n {
+		wantPoll(t, m, challenge(uint64(i), base).Token, late, store.PollExpired)
+	}
+	l := m.Lens()
+	if l.Challenges != 0 {
+		t.Fatalf("%d challenges left, want 0", l.Challenges)
+	}
+	if l.ChallengeQueue > 1100 {
+		t.Fatalf("%d items queued for 0 challenges: the queue was not compacted", l.ChallengeQueue)
+	}
+}
+
+func TestMemoryLoginBound(t *testing.T) {
+	m := store.NewMemory(2, grace)
+	ctx := t.Context()
+	login := func(created time.Time) *store.LoginState {
+		return &store.LoginState{RequestID: "req", ReturnPath: "/", Created: created}
+	}
+	expires := base.Add(5 * time.Minute)
+	for _, id := range []string{"a", "b"} {
+		if err := m.SaveLogin(ctx, id, login(base), expires); err != nil {
+			t.Fatalf("SaveLogin(%s): %v", id, err)
+		}
+	}
+	if err := m.SaveLogin(ctx, "c", login(base), expires); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("SaveLogin beyond the bound = %v, want ErrFull", err)
+	}
+	if err := m.SaveLogin(ctx, "a", login(base), expires); err != nil {
+		t.Fatalf("SaveLogin replacing a login when full: %v", err)
+	}
+	// A login made after the others expired makes room by itself.
+	if err := m.SaveLogin(ctx, "c", login(expires.Add(time.Second)), expires.Add(time.Hour)); err != nil {
+		t.Fatalf("SaveLogin after the others expired: %v", err)
+	}
+	if l := m.Lens(); l.Logins != 1 {
+		t.Fatalf("%d logins stored, want 1", l.Logins)
+	}
+	if _, err := m.TakeLogin(ctx, "a", base); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("TakeLogin of a dropped login = %v, want ErrNotFound", err)
+	}
+}
+
+func TestMemoryMarkOnceBound(t *testing.T) {
+	m := store.NewMemory(2, grace)
+	ctx := t.Context()
+	expires := time.Now().Add(time.Hour)
+	for _, key := range []string{"a", "b"} {
+		if fresh, err := m.MarkOnce(ctx, key, expires); !fresh || err != nil {
+			t.Fatalf("MarkOnce(%s) = %v, %v, want true", key, fresh, err)
+		}
+	}
+	if _, err := m.MarkOnce(ctx, "c", expires); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("MarkOnce beyond the bound = %v, want ErrFull", err)
+	}
+	if fresh, err := m.MarkOnce(ctx, "a", expires); fresh || err != nil {
+		t.Fatalf("MarkOnce of a known key when full = %v, %v, want false", fresh, err)
+	}
+	// A key whose expiry is already past is new, and takes no room.
+	if fresh, err := m.MarkOnce(ctx, "d", time.Now().Add(-time.Second)); !fresh || err != nil {
+		t.Fatalf("MarkOnce with a past expiry = %v, %v, want true", fresh, err)
+	}
+	if l := m.Lens(); l.Once != 2 || l.OnceQueue != 2 {
+		t.Fatalf("lens %+v, want 2 keys and 2 queued", l)
+	}
+}
+
+func TestMemoryClose(t *testing.T) {
+	m := store.NewMemory(0, grace)
+	ctx := t.Context()
+	c := challenge(1, base)
+	mustCreate(t, m, c)
+	if err := m.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := m.Get(ctx, c.Token); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Get after Close = %v, want ErrUnavailable", err)
+	}
+	if err := m.Create(ctx, challenge(2, base)); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Create after Close = %v, want ErrUnavailable", err)
+	}
+	if _, _, err := m.Poll(ctx, c.Token, c.IP, true, base); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Poll after Close = %v, want ErrUnavailable", err)
+	}
+	if _, err := m.MarkOnce(ctx, "k", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("MarkOnce after Close = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestMemoryNilArguments(t *testing.T) {
+	m := store.NewMemory(0, grace)
+	if err := m.Create(t.Context(), nil); err == nil {
+		t.Error("Create(nil) succeeded")
+	}
+	if err := m.SaveLogin(t.Context(), "id", nil, base); err == nil {
+		t.Error("SaveLogin(nil) succeeded")
+	}
+}
+
+// TestMemoryZeroTimes checks that zero times survive the compact encoding.
+func TestMemoryZeroTimes(t *testing.T) {
+	m := store.NewMemory(0, grace)
+	c := &store.Challenge{Token: "zero", Status: store.StatusPending}
+	mustCreate(t, m, c)
+	got, err := m.Get(t.Context(), "zero")
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if !got.Created.IsZero() || !got.Expires.IsZero() || got.User != "" || got.IP != "" {
+		t.Fatalf("got %+v, want zero times and empty strings", got)
+	}
+}
+
+// TestMemoryRecordRoundTrip checks the compact encoding of challenges on
+// the shapes the conformance suite does not make.
+func TestMemoryRecordRoundTrip(t *testing.T) {
+	long := strings.Repeat("ü", 300)
+	many := make([]string, 200)
+	for i := range many {
+		many[i] = fmt.Sprint("group-", i)
+	}
+	tests := []struct {
+		name   string
+		modify func(c *store.Challenge)
+	}{
+		{"ipv6", func(c *store.Challenge) { c.IP = "2001:db8::42" }},
+		{"ipv4 mapped", func(c *store.Challenge) { c.IP = "::ffff:192.0.2.10" }},
+		{"ipv4 leading zero", func(c *store.Challenge) { c.IP = "192.0.2.010" }},
+		{"ipv4 with zone", func(c *store.Challenge) { c.IP = "fe80::1%eth0" }},
+		{"not an ip", func(c *store.Challenge) { c.IP = "unknown" }},
+		{"empty ip", func(c *store.Challenge) { c.IP = "" }},
+		{"long user", func(c *store.Challenge) { c.User = long }},
+		{"empty status", func(c *store.Challenge) { c.Status = "" }},
+		{"other status", func(c *store.Challenge) { c.Status = "denied" }},
+		{"made viewed", func(c *store.Challenge) { c.Viewed, c.Nonce = true, "n" }},
+		{"made approved", func(c *store.Challenge) {
+			c.Status, c.Viewed, c.Nonce, c.Approver, c.Groups = store.StatusSuccess, true, "n", long, many
+		}},
+		{"sub-second times", func(c *store.Challenge) {
+			c.Created = c.Created.Add(123456789)
+			c.Expires = c.Expires.Add(987654321)
+		}},
+		{"far times", func(c *store.Challenge) {
+			c.Created = time.Date(1700, 1, 1, 0, 0, 0, 1, time.UTC)
+			c.Expires = time.Date(2250, 12, 31, 23, 59, 59, 999999999, time.UTC)
+		}},
+	}
+	m := store.NewMemory(0, grace)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := challenge(uint64(i), base)
+			tt.modify(c)
+			want := *c
+			mustCreate(t, m, c)
+			got, err := m.Get(t.Context(), c.Token)
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			sameChallenge(t, got, &want)
+			// The poller compares IPs as strings, whatever their form.
+			if outcome, _, _ := m.Poll(t.Context(), c.Token, c.IP+" ", true, base); outcome != store.PollUnauthorized {
+				t.Errorf("Poll from %q = %v, want unauthorized", c.IP+" ", outcome)
+			}
+			outcome, _, err := m.Poll(t.Context(), c.Token, c.IP, true, base)
+			if err != nil || outcome == store.PollUnauthorized {
+				t.Fatalf("Poll from %q = %v, %v", c.IP, outcome, err)
+			}
+		})
+	}
+	if outcome, _, _ := m.Poll(t.Context(), challenge(1, base).Token, "192.0.2.10", true, base); outcome != store.PollUnauthorized {
+		t.Errorf("Poll of a challenge made from ::ffff:192.0.2.10 from 192.0.2.10 = %v, want unauthorized", outcome)
+	}
+}
+
+// BenchmarkMemoryPendingBytes measures the heap a pending challenge costs
+// when a million are stored. Run it with -benchtime=1x.
+func BenchmarkMemoryPendingBytes(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		rng := rand.New(rand.NewPCG(1, 2))
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+
+		m := store.NewMemory(2*n, grace)
+		c := &store.Challenge{Status: store.StatusPending}
+		for i := range n {
+			var id [16]byte
+			for j := range id {
+				id[j] = byte(rng.Uint32())
+			}
+			c.Token = uuid4(id)
+			c.User = fmt.Sprintf("user%06d@example.com", i)
+			c.IP = fmt.Sprintf("%d.%d.%d.%d", 1+rng.IntN(223), rng.IntN(256), rng.IntN(256), 1+rng.IntN(254))
+			c.Created = base.Add(time.Duration(i) * 100 * time.Microsecond)
+			c.Expires = c.Created.Add(ttl)
+			if err := m.Create(b.Context(), c); err != nil {
+				b.Fatal(err)
+			}
+		}
+
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(m)
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "bytes/pending")
+	}
+}
+
+// BenchmarkMemoryCreate makes challenges one millisecond apart, so that in
+// the steady state creates and drops balance at 180,000 stored.
+func BenchmarkMemoryCreate(b *testing.B) {
+	m := store.NewMemory(1<<20, grace)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c := challenge(uint64(i), base.Add(time.Duration(i)*time.Millisecond))
+		if err := m.Create(b.Context(), c); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkMemoryPollPending(b *testing.B) {
+	const n = 1024
+	m := store.NewMemory(0, grace)
+	tokens := make([]string, n)
+	for i := range n {
+		c := challenge(uint64(i), base)
+		tokens[i] = c.Token
+		mustCreate(b, m, c)
+	}
+	now := base.Add(10 * time.Second)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		outcome, _, err := m.Poll(b.Context(), tokens[i%n], "192.0.2.10", true, now)
+		if err != nil || outcome != store.PollPending {
+			b.Fatalf("Poll = %v, %v", outcome, err)
+		}
+		i++
+	}
+}
+
+// BenchmarkMemoryViewApprovePoll measures what a challenge costs from the
+// approval page to its collection.
+func BenchmarkMemoryViewApprovePoll(b *testing.B) {
+	m := store.NewMemory(b.N+1, grace)
+	tokens := make([]string, b.N)
+	for i := range b.N {
+		c := challenge(uint64(i), base)
+		tokens[i] = c.Token
+		mustCreate(b, m, c)
+	}
+	ctx := b.Context()
+	now := base.Add(10 * time.Second)
+	groups := []string{"engineering", "consoleme-admins"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		tok := tokens[i]
+		if _, err := m.View(ctx, tok, "nonce", now); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Approve(ctx, tok, "nonce", "approver@example.com", groups, now); err != nil {
+			b.Fatal(err)
+		}
+		if outcome, _, err := m.Poll(ctx, tok, "192.0.2.10", true, now); err != nil || outcome != store.PollSuccess {
+			b.Fatalf("Poll = %v, %v", outcome, err)
+		}
+	}
+}
+
+// challenge returns a pending challenge with the i-th token, made at created.
+func challenge(i uint64, created time.Time) *store.Challenge {
+	var id [16]byte
+	for j := range 8 {
+		id[15-j] = byte(i >> (8 * j))
+	}
+	return &store.Challenge{
+		Token:   uuid4(id),
+		User:    fmt.Sprintf("user%06d@example.com", i%1_000_000),
+		IP:      "192.0.2.10",
+		Created: created,
+		Expires: created.Add(ttl),
+		Status:  store.StatusPending,
+	}
+}
+
+// uuid4 formats id as a canonical version 4 uuid.
+func uuid4(id [16]byte) string {
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], id[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], id[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], id[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], id[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:36], id[10:16])
+	return string(s[:])
+}
+
+func mustCreate(tb testing.TB, m *store.Memory, c *store.Challenge) {
+	tb.Helper()
+	if err := m.Create(tb.Context(), c); err != nil {
+		tb.Fatalf("Create(%s): %v", c.Token, err)
+	}
+}
+
+func wantPoll(t *testing.T, m *store.Memory, token string, now time.Time, want store.PollOutcome) *store.Challenge {
+	t.Helper()
+	got, c, err := m.Poll(t.Context(), token, "192.0.2.10", true, now)
+	if err != nil || got != want {
+		t.Fatalf("Poll(%s) = %v, %v, want %v", token, got, err, want)
+	}
+	return c
+}
+
+func sameChallenge(t *testing.T, got, want *store.Challenge) {
+	t.Helper()
+	if got.Token != want.Token || got.User != want.User || got.IP != want.IP || got.Status != want.Status ||
+		got.Viewed != want.Viewed || got.Nonce != want.Nonce || got.Approver != want.Approver ||
+		!got.Created.Equal(want.Created) || !got.Expires.Equal(want.Expires) || !slices.Equal(got.Groups, want.Groups) {
+		t.Fatalf("challenge\n got %+v\nwant %+v", got, want)
+	}
+}
