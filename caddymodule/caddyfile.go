@@ -34,6 +34,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		groups_claim    <claim>
 //		challenge_ttl   <duration>
 //		max_pending     <n>
+//		generator_rate_limit <events> <window> | off
+//		poller_rate_limit    <events> <window> | off
 //		store           memory | redis <url>
 //		disable_validator_ip_check
 //		disable_poller_ip_check
@@ -93,6 +95,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "disable_poller_ip_check":
 			err = noArgs(d)
 			h.DisablePollerIPCheck = true
+		case "generator_rate_limit":
+			h.GeneratorRateLimit, err = unmarshalRateLimit(d)
+		case "poller_rate_limit":
+			h.PollerRateLimit, err = unmarshalRateLimit(d)
 		case "store":
 			err = h.unmarshalStore(d)
 		case "saml":
@@ -165,6 +171,27 @@ func (h *Handler) unmarshalSAML(d *caddyfile.Dispenser) error {
 	}
 	h.SAML = s
 	return nil
+}
+
+// unmarshalRateLimit parses `<events> <window>` or `off`.
+func unmarshalRateLimit(d *caddyfile.Dispenser) (*RateLimit, error) {
+	name := d.Val()
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 1 && args[0] == "off":
+		return &RateLimit{}, nil
+	case len(args) != 2:
+		return nil, d.Errf("%s: want <events> <window> or off", name)
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n <= 0 {
+		return nil, d.Errf("%s: %q is not a positive number of events", name, args[0])
+	}
+	win, err := caddy.ParseDuration(args[1])
+	if err != nil || win <= 0 {
+		return nil, d.Errf("%s: %q is not a positive duration", name, args[1])
+	}
+	return &RateLimit{Events: n, Window: caddy.Duration(win)}, nil
 }
 
 // oneString reads exactly one argument of the current subdirective.

@@ -49,6 +49,9 @@ func (h *Handler) serveGenerator(w http.ResponseWriter, r *http.Request, user st
 	if !allowMethods(w, r, http.MethodGet) {
 		return nil
 	}
+	if !h.allowRate(w, r, h.genRL, "generator") {
+		return nil
+	}
 	if why := checkUser(user); why != "" {
 		h.debug(r, "refusing challenge request", zap.String("reason", why))
 		return writeError(w, http.StatusBadRequest, "invalid_user", why)
@@ -89,6 +92,9 @@ type pollReply struct {
 // pending, or (once) success with a fresh ConsoleMe JWT.
 func (h *Handler) servePoller(w http.ResponseWriter, r *http.Request, tok string) error {
 	if !allowMethods(w, r, http.MethodGet) {
+		return nil
+	}
+	if !h.allowRate(w, r, h.pollRL, "poller") {
 		return nil
 	}
 	if !validToken(tok) {
@@ -144,6 +150,19 @@ func (h *Handler) storeFailure(w http.ResponseWriter, r *http.Request, err error
 		h.logger.Error("challenge store", zap.Error(err))
 		return writeError(w, http.StatusInternalServerError, "internal_error", "internal error")
 	}
+}
+
+// allowRate answers 429 with Retry-After when the client IP is over lim.
+func (h *Handler) allowRate(w http.ResponseWriter, r *http.Request, lim *ipLimiter, route string) bool {
+	ip := clientIP(r)
+	ok, wait := lim.allow(ip, h.now())
+	if ok {
+		return true
+	}
+	h.debug(r, "rate limited", zap.String("route", route), zap.Duration("wait", wait))
+	w.Header().Set("Retry-After", retryAfter(wait))
+	_ = writeError(w, http.StatusTooManyRequests, "rate_limited", "too many requests from this address; try again later")
+	return false
 }
 
 // baseURL is public_url, or the request's own scheme and host.

@@ -105,6 +105,17 @@ type Handler struct {
 	// CLI's address changes between calls. Default: false.
 	DisablePollerIPCheck bool `json:"disable_poller_ip_check,omitempty"`
 
+	// GeneratorRateLimit limits generator calls per client IP; beyond it the
+	// generator answers 429 with Retry-After. Weep calls it once per login.
+	// Default: 30 per 1m. An empty limit ({}) turns it off.
+	GeneratorRateLimit *RateLimit `json:"generator_rate_limit,omitempty"`
+
+	// PollerRateLimit limits poller calls per client IP (429 with
+	// Retry-After beyond it). Weep polls every 3 s, 20 per minute, so the
+	// default leaves room for several users behind one NAT address.
+	// Default: 300 per 1m. An empty limit ({}) turns it off.
+	PollerRateLimit *RateLimit `json:"poller_rate_limit,omitempty"`
+
 	// Store is where challenges live. Default: the embedded memory store.
 	Store *StoreConfig `json:"store,omitempty"`
 
@@ -121,7 +132,15 @@ type Handler struct {
 	csrfKey []byte
 	sp      *serviceProvider
 	now     func() time.Time
+	genRL   *ipLimiter
+	pollRL  *ipLimiter
 }
+
+// Default rate limits per client IP.
+var (
+	DefaultGeneratorRateLimit = RateLimit{Events: 30, Window: caddy.Duration(time.Minute)}
+	DefaultPollerRateLimit    = RateLimit{Events: 300, Window: caddy.Duration(time.Minute)}
+)
 
 // StoreConfig selects the challenge store.
 type StoreConfig struct {
@@ -168,9 +187,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Store == nil {
 		h.Store = &StoreConfig{Type: "memory"}
 	}
+	if h.GeneratorRateLimit == nil {
+		rl := DefaultGeneratorRateLimit
+		h.GeneratorRateLimit = &rl
+	}
+	if h.PollerRateLimit == nil {
+		rl := DefaultPollerRateLimit
+		h.PollerRateLimit = &rl
+	}
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	h.genRL = newIPLimiter(*h.GeneratorRateLimit, maxTrackedIPs)
+	h.pollRL = newIPLimiter(*h.PollerRateLimit, maxTrackedIPs)
 
 	var err error
 	h.minter, err = token.NewMinter(h.JWTSecret, h.EmailClaim, h.GroupsClaim, time.Duration(h.JWTExpiration))
@@ -215,6 +244,11 @@ func (h *Handler) Validate() error {
 	}
 	if h.MaxPending < 0 {
 		return errors.New("max_pending: must be positive")
+	}
+	for name, rl := range map[string]*RateLimit{"generator_rate_limit": h.GeneratorRateLimit, "poller_rate_limit": h.PollerRateLimit} {
+		if rl != nil && (rl.Events < 0 || rl.Window < 0 || (rl.Events > 0 && rl.Window == 0)) {
+			return fmt.Errorf("%s: events and window must be positive", name)
+		}
 	}
 	if !validCookieName(h.CookieName) {
 		return fmt.Errorf("cookie_name: %q is not a valid cookie name", h.CookieName)
