@@ -34,6 +34,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		groups_claim    <claim>
 //		challenge_ttl   <duration>
 //		max_pending     <n>
+//		user_match      exact | case_insensitive
+//		allowed_groups  <group...>
+//		denied_groups   <group...>
+//		groups_filter   <regexp...>
 //		generator_rate_limit <events> <window> | off
 //		poller_rate_limit    <events> <window> | off
 //		store           memory | redis <url>
@@ -95,6 +99,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "disable_poller_ip_check":
 			err = noArgs(d)
 			h.DisablePollerIPCheck = true
+		case "user_match":
+			err = oneString(d, &h.UserMatch)
+		case "allowed_groups":
+			h.AllowedGroups, err = someArgs(d)
+		case "denied_groups":
+			h.DeniedGroups, err = someArgs(d)
+		case "groups_filter":
+			h.GroupsFilter, err = someArgs(d)
 		case "generator_rate_limit":
 			h.GeneratorRateLimit, err = unmarshalRateLimit(d)
 		case "poller_rate_limit":
@@ -223,6 +235,16 @@ func oneDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	}
 	*dst = caddy.Duration(dur)
 	return nil
+}
+
+// someArgs reads one or more arguments.
+func someArgs(d *caddyfile.Dispenser) ([]string, error) {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.Errf("%s: missing value", name)
+	}
+	return args, nil
 }
 
 // noArgs refuses arguments after a flag subdirective.

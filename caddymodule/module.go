@@ -105,6 +105,25 @@ type Handler struct {
 	// CLI's address changes between calls. Default: false.
 	DisablePollerIPCheck bool `json:"disable_poller_ip_check,omitempty"`
 
+	// UserMatch is how the signed-in user must equal the challenge's user:
+	// exact (default, as ConsoleMe) or case_insensitive.
+	UserMatch string `json:"user_match,omitempty"`
+
+	// AllowedGroups, when set, lets only members of at least one of these
+	// groups approve a challenge (get a CLI token). Default: everyone.
+	AllowedGroups []string `json:"allowed_groups,omitempty"`
+
+	// DeniedGroups refuses CLI tokens to members of any of these groups,
+	// even when they are in AllowedGroups.
+	DeniedGroups []string `json:"denied_groups,omitempty"`
+
+	// GroupsFilter keeps only the groups that fully match one of these
+	// regular expressions in minted tokens and the browser cookie, so the
+	// consoleme_auth cookie stays under the browsers' 4 KB limit. The group
+	// policies above see the filtered groups. A token that would still not
+	// fit is refused with a clear message. Default: all groups.
+	GroupsFilter []string `json:"groups_filter,omitempty"`
+
 	// GeneratorRateLimit limits generator calls per client IP; beyond it the
 	// generator answers 429 with Retry-After. Weep calls it once per login.
 	// Default: 30 per 1m. An empty limit ({}) turns it off.
@@ -134,6 +153,7 @@ type Handler struct {
 	now     func() time.Time
 	genRL   *ipLimiter
 	pollRL  *ipLimiter
+	policy  policy
 }
 
 // Default rate limits per client IP.
@@ -196,6 +216,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.PollerRateLimit = &rl
 	}
 	if err := h.Validate(); err != nil {
+		return err
+	}
+	if err := h.compilePolicy(); err != nil {
 		return err
 	}
 	h.genRL = newIPLimiter(*h.GeneratorRateLimit, maxTrackedIPs)

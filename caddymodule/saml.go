@@ -440,6 +440,7 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request) error {
 		return h.page(w, r, http.StatusForbidden, "Sign-in failed", "This SAML response was already used.")
 	}
 	email, groups := h.sp.identity(assertion)
+	groups = h.policy.filterGroups(groups)
 	if email == "" {
 		h.logger.Info("SAML login refused", zap.String("reason", "no email in the assertion"),
 			zap.String("email_attribute", h.SAML.EmailAttribute))
@@ -450,6 +451,11 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		h.logger.Error("minting token", zap.Error(err))
 		return h.page(w, r, http.StatusInternalServerError, "Sign-in failed", "The session could not be created.")
+	}
+	if len(h.CookieName)+1+len(jwt) > maxCookieSize {
+		h.logger.Info("SAML login refused", zap.String("reason", "token too large for a cookie"),
+			zap.String("user", email), zap.Int("groups", len(groups)))
+		return h.page(w, r, http.StatusForbidden, "Too many groups", refuseTooLarge.text)
 	}
 	h.setSessionCookie(w, r, jwt, exp)
 	h.logger.Info("SAML login", zap.String("user", email), zap.Int("groups", len(groups)),

@@ -55,6 +55,12 @@ var (
 	refuseOtherIP = refusal{"client ip differs from the challenge's", msgOtherIPDetail, http.StatusForbidden, "Different network address",
 		"Your browser's IP address does not match the IP address that requested this challenge, so it cannot be approved here. " +
 			"Approve it from the same network as your command-line client."}
+	refuseGroups = refusal{"group policy", "You are not allowed to request ConsoleMe credentials from the command line. Ask your administrator for access.",
+		http.StatusForbidden, "Not allowed",
+		"Your groups do not allow command-line credentials for ConsoleMe. Ask your administrator for access."}
+	refuseTooLarge = refusal{"token too large", "You belong to too many groups for a ConsoleMe token to fit in a cookie. Ask your administrator to set groups_filter.",
+		http.StatusForbidden, "Too many groups",
+		"You belong to too many groups for a ConsoleMe token to fit in a browser cookie. Ask your administrator to set groups_filter."}
 	refuseBadNonce = refusal{"invalid nonce", msgBadNonce, http.StatusForbidden, "Approval refused",
 		"This approval could not be validated. Run your command again to get a new link."}
 )
@@ -85,8 +91,12 @@ func (h *Handler) check(r *http.Request, tok string, id *token.Identity, viewing
 	case c.Expired(h.now()):
 		ck.refused = &refuseExpired
 	case id == nil:
-	case id.Email != c.User:
+	case !h.policy.sameUser(id.Email, c.User):
 		ck.refused = &refuseOtherUser
+	case h.policy.groupsRefusal(h.policy.filterGroups(id.Groups)) != "":
+		ck.refused = &refuseGroups
+	case !h.tokenFits(id.Email, h.policy.filterGroups(id.Groups)):
+		ck.refused = &refuseTooLarge
 	case viewing && c.Viewed:
 		ck.refused = &refuseViewed
 	case !h.DisableValidatorIPCheck && ck.ip != c.IP:
@@ -206,7 +216,7 @@ func (h *Handler) approveForm(w http.ResponseWriter, r *http.Request, tok string
 		h.logRefusal(ck, tok)
 		return h.page(w, r, ck.refused.status, ck.refused.title, ck.refused.text)
 	}
-	if err := h.store.Approve(r.Context(), tok, nonce, id.Email, id.Groups, h.now()); err != nil {
+	if err := h.store.Approve(r.Context(), tok, nonce, id.Email, h.policy.filterGroups(id.Groups), h.now()); err != nil {
 		return h.viewFailure(w, r, ck, tok, err, false)
 	}
 	h.logApproval(ck, tok)
@@ -353,7 +363,7 @@ func (h *Handler) serveValidatorAPI(w http.ResponseWriter, r *http.Request, tok 
 		return writeJSON(w, http.StatusOK, apiMessage{Message: msg})
 	}
 	if r.Method == http.MethodPost {
-		if err := h.store.Approve(r.Context(), tok, nonce, id.Email, id.Groups, h.now()); err != nil {
+		if err := h.store.Approve(r.Context(), tok, nonce, id.Email, h.policy.filterGroups(id.Groups), h.now()); err != nil {
 			return h.viewFailure(w, r, ck, tok, err, true)
 		}
 		h.logApproval(ck, tok)
