@@ -46,6 +46,7 @@ type generatorReply struct {
 
 // serveGenerator makes a new challenge for the user in the path.
 func (h *Handler) serveGenerator(w http.ResponseWriter, r *http.Request, user string) error {
+	defer observe("generator", time.Now())
 	if !allowMethods(w, r, http.MethodGet) {
 		return nil
 	}
@@ -70,6 +71,7 @@ func (h *Handler) serveGenerator(w http.ResponseWriter, r *http.Request, user st
 		return h.storeFailure(w, r, err)
 	}
 	base := h.baseURL(r)
+	metrics.created.Inc()
 	h.logger.Info("challenge created",
 		zap.String("user", user), zap.String("remote_ip", ip), zap.String("challenge", shortToken(c.Token)))
 	return writeJSON(w, http.StatusOK, generatorReply{
@@ -91,6 +93,7 @@ type pollReply struct {
 // servePoller answers the CLI's poll: unknown, expired, unauthorized,
 // pending, or (once) success with a fresh ConsoleMe JWT.
 func (h *Handler) servePoller(w http.ResponseWriter, r *http.Request, tok string) error {
+	defer observe("poller", time.Now())
 	if !allowMethods(w, r, http.MethodGet) {
 		return nil
 	}
@@ -108,7 +111,11 @@ func (h *Handler) servePoller(w http.ResponseWriter, r *http.Request, tok string
 		return h.storeFailure(w, r, err)
 	}
 	if outcome != store.PollSuccess {
-		if outcome == store.PollUnauthorized {
+		switch outcome {
+		case store.PollExpired:
+			metrics.expired.Inc()
+		case store.PollUnauthorized:
+			metrics.refused.WithLabelValues("poller ip differs").Inc()
 			h.logger.Info("poll refused", zap.String("reason", "client ip differs from the challenge's"),
 				zap.String("remote_ip", ip), zap.String("challenge", shortToken(tok)))
 		}
@@ -119,6 +126,7 @@ func (h *Handler) servePoller(w http.ResponseWriter, r *http.Request, tok string
 		h.logger.Error("minting token", zap.Error(err))
 		return writeError(w, http.StatusInternalServerError, "internal_error", "the token could not be minted")
 	}
+	metrics.collected.Inc()
 	h.logger.Info("challenge collected",
 		zap.String("user", c.Approver), zap.String("remote_ip", ip), zap.String("challenge", shortToken(tok)),
 		zap.Time("expires", exp))
@@ -135,6 +143,7 @@ func (h *Handler) servePoller(w http.ResponseWriter, r *http.Request, tok string
 // storeFailure answers a store error: a full store or an unreachable backend
 // is a 503 with Retry-After; anything else is a 500.
 func (h *Handler) storeFailure(w http.ResponseWriter, r *http.Request, err error) error {
+	metrics.storeErrors.Inc()
 	switch {
 	case errors.Is(err, store.ErrFull):
 		h.logger.Warn("challenge store full", zap.Int("max_pending", h.MaxPending), zap.String("remote_ip", clientIP(r)))

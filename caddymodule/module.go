@@ -183,6 +183,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.now = time.Now
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	repl := caddy.NewReplacer()
 	h.JWTSecret = repl.ReplaceAll(h.JWTSecret, "")
 	h.PublicURL = repl.ReplaceAll(h.PublicURL, "")

@@ -396,6 +396,7 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request) error {
 		return h.page(w, r, http.StatusBadRequest, "Sign-in failed", "The SAML response is not valid base64.")
 	}
 	if relay == "" || len(relay) > 128 {
+		metrics.logins.WithLabelValues("refused").Inc()
 		h.logger.Info("SAML login refused", zap.String("reason", "no login in progress (IdP-initiated or missing RelayState)"),
 			zap.String("remote_ip", clientIP(r)))
 		return h.page(w, r, http.StatusBadRequest, "Sign-in failed",
@@ -405,6 +406,7 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request) error {
 	state, err := h.store.TakeLogin(r.Context(), relay, now)
 	if err != nil {
 		if isNotFound(err) {
+			metrics.logins.WithLabelValues("refused").Inc()
 			h.logger.Info("SAML login refused", zap.String("reason", "unknown, expired or already used RelayState"),
 				zap.String("remote_ip", clientIP(r)))
 			return h.page(w, r, http.StatusBadRequest, "Sign-in failed",
@@ -425,6 +427,7 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request) error {
 		if errors.As(err, &ire) && ire.PrivateErr != nil {
 			reason = ire.PrivateErr.Error()
 		}
+		metrics.logins.WithLabelValues("refused").Inc()
 		h.logger.Info("SAML login refused", zap.String("reason", reason), zap.String("remote_ip", clientIP(r)))
 		return h.page(w, r, http.StatusForbidden, "Sign-in failed",
 			"The identity provider's answer was not accepted. Ask your administrator to check the server log.")
@@ -436,12 +439,14 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request) error {
 	if fresh, err := h.store.MarkOnce(r.Context(), "assertion:"+assertion.ID, until); err != nil {
 		return h.storePage(w, r, err)
 	} else if !fresh {
+		metrics.logins.WithLabelValues("refused").Inc()
 		h.logger.Info("SAML login refused", zap.String("reason", "replayed assertion"), zap.String("remote_ip", clientIP(r)))
 		return h.page(w, r, http.StatusForbidden, "Sign-in failed", "This SAML response was already used.")
 	}
 	email, groups := h.sp.identity(assertion)
 	groups = h.policy.filterGroups(groups)
 	if email == "" {
+		metrics.logins.WithLabelValues("refused").Inc()
 		h.logger.Info("SAML login refused", zap.String("reason", "no email in the assertion"),
 			zap.String("email_attribute", h.SAML.EmailAttribute))
 		return h.page(w, r, http.StatusForbidden, "Sign-in failed",
@@ -453,11 +458,13 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request) error {
 		return h.page(w, r, http.StatusInternalServerError, "Sign-in failed", "The session could not be created.")
 	}
 	if len(h.CookieName)+1+len(jwt) > maxCookieSize {
+		metrics.logins.WithLabelValues("refused").Inc()
 		h.logger.Info("SAML login refused", zap.String("reason", "token too large for a cookie"),
 			zap.String("user", email), zap.Int("groups", len(groups)))
 		return h.page(w, r, http.StatusForbidden, "Too many groups", refuseTooLarge.text)
 	}
 	h.setSessionCookie(w, r, jwt, exp)
+	metrics.logins.WithLabelValues("success").Inc()
 	h.logger.Info("SAML login", zap.String("user", email), zap.Int("groups", len(groups)),
 		zap.String("idp", assertion.Issuer.Value), zap.String("remote_ip", clientIP(r)))
 	http.Redirect(w, r, safeReturnPath(state.ReturnPath), http.StatusSeeOther)

@@ -107,6 +107,7 @@ func (h *Handler) check(r *http.Request, tok string, id *token.Identity, viewing
 
 // logRefusal writes the audit line of a refused validator request.
 func (h *Handler) logRefusal(ck *checked, tok string) {
+	metrics.refused.WithLabelValues(ck.refused.reason).Inc()
 	fields := []zap.Field{zap.String("reason", ck.refused.reason), zap.String("remote_ip", ck.ip),
 		zap.String("challenge", shortToken(tok))}
 	if ck.id != nil {
@@ -250,12 +251,14 @@ func (h *Handler) viewFailure(w http.ResponseWriter, r *http.Request, ck *checke
 }
 
 func (h *Handler) logApproval(ck *checked, tok string) {
+	metrics.approved.Inc()
 	h.logger.Info("challenge approved", zap.String("user", ck.id.Email), zap.Int("groups", len(ck.id.Groups)),
 		zap.String("remote_ip", ck.ip), zap.String("challenge_ip", ck.c.IP), zap.String("challenge", shortToken(tok)))
 }
 
 // storePage answers a store failure with a page.
 func (h *Handler) storePage(w http.ResponseWriter, r *http.Request, err error) error {
+	metrics.storeErrors.Inc()
 	if errors.Is(err, store.ErrFull) || errors.Is(err, store.ErrUnavailable) {
 		h.logger.Warn("challenge store", zap.Error(err))
 		w.Header().Set("Retry-After", "5")

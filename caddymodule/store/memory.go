@@ -327,6 +327,14 @@ func (m *Memory) Close() error {
 }
 
 // challenges is the number of stored challenges, expired ones included.
+// Len is the number of challenges held, expired ones not yet dropped
+// included: what counts against the bound.
+func (m *Memory) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.challenges()
+}
+
 func (m *Memory) challenges() int { return len(m.uuids.m) + len(m.others.m) }
 
 // sweepChallenges drops at most limit challenges (all if limit < 0) whose
