@@ -25,7 +25,7 @@ import (
 const testSecret = "unit-test-secret"
 
 // newTestHandler provisions a handler with the memory store and no SAML.
-func newTestHandler(t *testing.T, mutate func(*Handler)) *Handler {
+func newTestHandler(t testing.TB, mutate func(*Handler)) *Handler {
 	t.Helper()
 	h := &Handler{JWTSecret: testSecret, PublicURL: "https://consoleme.example.com", MaxPending: 1000 + len(t.Name())}
 	if mutate != nil {

@@ -20,7 +20,7 @@ import (
 )
 
 // keyPair writes a fresh RSA key (PKCS#8) and self-signed certificate.
-func keyPair(t *testing.T, dir, name string) (certPath, keyPath string, key *rsa.PrivateKey, cert *x509.Certificate) {
+func keyPair(t testing.TB, dir, name string) (certPath, keyPath string, key *rsa.PrivateKey, cert *x509.Certificate) {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -47,7 +47,7 @@ func keyPair(t *testing.T, dir, name string) (certPath, keyPath string, key *rsa
 }
 
 // idpMetadataFile writes the metadata of an IdP that only exists on paper.
-func idpMetadataFile(t *testing.T, dir string) string {
+func idpMetadataFile(t testing.TB, dir string) string {
 	t.Helper()
 	_, _, key, cert := keyPair(t, dir, "idp")
 	md, _ := url.Parse("https://idp.example.com/metadata")
@@ -64,7 +64,7 @@ func idpMetadataFile(t *testing.T, dir string) string {
 	return p
 }
 
-func newSAMLHandler(t *testing.T) *Handler {
+func newSAMLHandler(t testing.TB) *Handler {
 	t.Helper()
 	dir := t.TempDir()
 	certPath, keyPath, _, _ := keyPair(t, dir, "sp")
