@@ -118,45 +118,19 @@ func (c *SAMLConfig) provision(ctx caddy.Context, repl *caddy.Replacer, logger *
 	if c.IDPMetadataRefresh == 0 {
 		c.IDPMetadataRefresh = caddy.Duration(24 * time.Hour)
 	}
-	sp := &serviceProvider{cfg: c, logger: logger}
-
-	switch c.NameIDFormat {
-	case "", "unspecified":
-		sp.format = saml.UnspecifiedNameIDFormat
-	case "email":
-		sp.format = saml.EmailAddressNameIDFormat
-	case "persistent":
-		sp.format = saml.PersistentNameIDFormat
-	case "transient":
-		sp.format = saml.TransientNameIDFormat
-	default:
-		return nil, fmt.Errorf("name_id_format: unknown format %q (want unspecified, email, persistent or transient)", c.NameIDFormat)
-	}
 	if c.IDPMetadataRefresh < 0 {
 		return nil, errors.New("idp_metadata_refresh: must be positive")
 	}
 	if c.ClockSkew < 0 {
 		return nil, errors.New("clock_skew: must not be negative")
 	}
+	sp, err := newServiceProviderKeys(c)
+	if err != nil {
+		return nil, err
+	}
+	sp.logger = logger
 	if c.ClockSkew > 0 {
 		widenClockSkew(time.Duration(c.ClockSkew))
-	}
-
-	var err error
-	if c.SPCert == "" {
-		return nil, errors.New("sp_cert: required")
-	}
-	if c.SPKey == "" {
-		return nil, errors.New("sp_key: required")
-	}
-	if sp.cert, err = loadCert(c.SPCert); err != nil {
-		return nil, fmt.Errorf("sp_cert: %w", err)
-	}
-	if sp.key, err = loadKey(c.SPKey); err != nil {
-		return nil, fmt.Errorf("sp_key: %w", err)
-	}
-	if !publicKeysEqual(sp.key.Public(), sp.cert.PublicKey) {
-		return nil, errors.New("sp_key: does not match the public key of sp_cert")
 	}
 
 	switch {
@@ -180,6 +154,40 @@ func (c *SAMLConfig) provision(ctx caddy.Context, repl *caddy.Replacer, logger *
 		go sp.keepMetadata(ctx, time.Duration(c.IDPMetadataRefresh))
 	default:
 		return nil, errors.New("idp_metadata_url or idp_metadata_file: one is required")
+	}
+	return sp, nil
+}
+
+// newServiceProviderKeys checks the NameID format and loads the SP key pair.
+func newServiceProviderKeys(c *SAMLConfig) (*serviceProvider, error) {
+	sp := &serviceProvider{cfg: c, logger: zap.NewNop()}
+	switch c.NameIDFormat {
+	case "", "unspecified":
+		sp.format = saml.UnspecifiedNameIDFormat
+	case "email":
+		sp.format = saml.EmailAddressNameIDFormat
+	case "persistent":
+		sp.format = saml.PersistentNameIDFormat
+	case "transient":
+		sp.format = saml.TransientNameIDFormat
+	default:
+		return nil, fmt.Errorf("name_id_format: unknown format %q (want unspecified, email, persistent or transient)", c.NameIDFormat)
+	}
+	var err error
+	if c.SPCert == "" {
+		return nil, errors.New("sp_cert: required")
+	}
+	if c.SPKey == "" {
+		return nil, errors.New("sp_key: required")
+	}
+	if sp.cert, err = loadCert(c.SPCert); err != nil {
+		return nil, fmt.Errorf("sp_cert: %w", err)
+	}
+	if sp.key, err = loadKey(c.SPKey); err != nil {
+		return nil, fmt.Errorf("sp_key: %w", err)
+	}
+	if !publicKeysEqual(sp.key.Public(), sp.cert.PublicKey) {
+		return nil, errors.New("sp_key: does not match the public key of sp_cert")
 	}
 	return sp, nil
 }
