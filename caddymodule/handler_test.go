@@ -53,7 +53,7 @@ func request(method, target, ip string, body io.Reader) *http.Request {
 }
 
 // serve runs one request through the handler; next records pass-through.
-func serve(t *testing.T, h *Handler, r *http.Request) (*httptest.ResponseRecorder, bool) {
+func serve(t testing.TB, h *Handler, r *http.Request) (*httptest.ResponseRecorder, bool) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	passed := false
@@ -68,7 +68,7 @@ func serve(t *testing.T, h *Handler, r *http.Request) (*httptest.ResponseRecorde
 	return rec, passed
 }
 
-func decode(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
+func decode(t testing.TB, rec *httptest.ResponseRecorder) map[string]any {
 	t.Helper()
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json; charset=UTF-8" {
 		t.Fatalf("Content-Type = %q, body %s", ct, rec.Body)
@@ -85,7 +85,7 @@ func decode(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // generate makes a challenge for user from ip and returns its token.
-func generate(t *testing.T, h *Handler, user, ip string) string {
+func generate(t testing.TB, h *Handler, user, ip string) string {
 	t.Helper()
 	rec, _ := serve(t, h, request("GET", "/noauth/v1/challenge_generator/"+user, ip, nil))
 	if rec.Code != 200 {
