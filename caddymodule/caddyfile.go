@@ -115,6 +115,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalStore(d)
 		case "saml":
 			err = h.unmarshalSAML(d)
+		case "mtls":
+			h.MTLS, err = unmarshalMTLS(d)
 		default:
 			return d.Errf("unrecognized subdirective '%s'", name)
 		}

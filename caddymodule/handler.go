@@ -35,6 +35,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case routeSAMLACS:
 		return h.serveACS(w, r)
 	}
+	if h.mtls != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		if handled, err := h.applyMTLS(w, r); handled || err != nil {
+			return err
+		}
+	}
 	return next.ServeHTTP(w, r)
 }
 

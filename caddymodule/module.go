@@ -138,6 +138,12 @@ type Handler struct {
 	// Store is where challenges live. Default: the embedded memory store.
 	Store *StoreConfig `json:"store,omitempty"`
 
+	// MTLS turns a verified client certificate (Caddy's tls client_auth)
+	// into a ConsoleMe session on every proxied request that carries one,
+	// so Weep's authentication_method: mtls works against an unchanged
+	// ConsoleMe. Default: off.
+	MTLS *MTLSConfig `json:"mtls,omitempty"`
+
 	// SAML authenticates browsers at the validator. Without it, only a
 	// browser that already carries a valid consoleme_auth cookie (from
 	// ConsoleMe's own login) can approve, and /saml/* is passed through.
@@ -150,6 +156,7 @@ type Handler struct {
 	base    *url.URL // parsed PublicURL, nil when unset
 	csrfKey []byte
 	sp      *serviceProvider
+	mtls    *mtlsMapper
 	now     func() time.Time
 	genRL   *ipLimiter
 	pollRL  *ipLimiter
@@ -248,6 +255,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 
+	if h.MTLS != nil {
+		h.mtls, err = h.MTLS.provision(repl)
+		if err != nil {
+			return fmt.Errorf("mtls: %w", err)
+		}
+	}
 	if h.SAML != nil {
 		h.sp, err = h.SAML.provision(ctx, repl, h.logger)
 		if err != nil {
