@@ -40,9 +40,33 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		groups_filter   <regexp...>
 //		generator_rate_limit <events> <window> | off
 //		poller_rate_limit    <events> <window> | off
-//		store           memory | redis <url>
+//		store           memory | redis [<url>] [{
+//			url           <url>
+//			username      <name>
+//			password      <password>
+//			key_prefix    <prefix>
+//			dial_timeout  <duration>
+//			read_timeout  <duration>
+//			write_timeout <duration>
+//			pool_size     <n>
+//			tls
+//			insecure_skip_verify
+//		}]
 //		disable_validator_ip_check
 //		disable_poller_ip_check
+//		mtls {
+//			user           san_email | san_uri | cn
+//			uri_prefix     <prefix>
+//			domain         <domain>
+//			groups         ou | static | none
+//			static_groups  <user> <group...>
+//			token_lifetime <duration>
+//		}
+//		web_login {
+//			public_paths    <path...>
+//			max_session_age <duration>
+//			renew_before    <duration>
+//		}
 //		saml {
 //			idp_metadata_url     <url>
 //			idp_metadata_file    <path>
@@ -115,6 +139,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalStore(d)
 		case "saml":
 			err = h.unmarshalSAML(d)
+		case "web_login":
+			h.WebLogin, err = unmarshalWebLogin(d)
 		case "mtls":
 			h.MTLS, err = unmarshalMTLS(d)
 		default:
@@ -127,18 +153,68 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// unmarshalStore parses `store memory` or `store redis <url>`.
+// unmarshalStore parses `store memory`, `store redis [<url>]` and the redis
+// block form.
 func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
-	h.Store = &StoreConfig{Type: d.Val()}
-	switch h.Store.Type {
+	sc := &StoreConfig{Type: d.Val()}
+	h.Store = sc
+	switch sc.Type {
 	case "memory":
 		return noArgs(d)
+	case "redis":
 	default:
-		return d.Errf("store: unknown type '%s' (want memory or redis)", h.Store.Type)
+		return d.Errf("store: unknown type '%s' (want memory or redis)", sc.Type)
 	}
+	if d.NextArg() {
+		sc.URL = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		var err error
+		switch name {
+		case "url":
+			err = oneString(d, &sc.URL)
+		case "username":
+			err = oneString(d, &sc.Username)
+		case "password":
+			err = oneString(d, &sc.Password)
+		case "key_prefix":
+			err = oneString(d, &sc.KeyPrefix)
+		case "dial_timeout":
+			err = oneDuration(d, &sc.DialTimeout)
+		case "read_timeout":
+			err = oneDuration(d, &sc.ReadTimeout)
+		case "write_timeout":
+			err = oneDuration(d, &sc.WriteTimeout)
+		case "pool_size":
+			var s string
+			if err = oneString(d, &s); err == nil {
+				n, convErr := strconv.Atoi(s)
+				if convErr != nil || n <= 0 {
+					return d.Errf("pool_size: %q is not a positive integer", s)
+				}
+				sc.PoolSize = n
+			}
+		case "tls":
+			err = noArgs(d)
+			sc.TLS = true
+		case "insecure_skip_verify":
+			err = noArgs(d)
+			sc.InsecureSkipVerify = true
+		default:
+			return d.Errf("store redis: unrecognized subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unmarshalSAML parses the saml block.
@@ -206,6 +282,33 @@ func unmarshalRateLimit(d *caddyfile.Dispenser) (*RateLimit, error) {
 		return nil, d.Errf("%s: %q is not a positive duration", name, args[1])
 	}
 	return &RateLimit{Events: n, Window: caddy.Duration(win)}, nil
+}
+
+// unmarshalWebLogin parses `web_login` or its block.
+func unmarshalWebLogin(d *caddyfile.Dispenser) (*WebLoginConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	c := &WebLoginConfig{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "public_paths":
+			var paths []string
+			paths, err = someArgs(d)
+			c.PublicPaths = append(c.PublicPaths, paths...)
+		case "max_session_age":
+			err = oneDuration(d, &c.MaxSessionAge)
+		case "renew_before":
+			err = oneDuration(d, &c.RenewBefore)
+		default:
+			return nil, d.Errf("web_login: unrecognized subdirective '%s'", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // oneString reads exactly one argument of the current subdirective.

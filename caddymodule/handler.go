@@ -34,9 +34,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveMetadata(w, r)
 	case routeSAMLACS:
 		return h.serveACS(w, r)
+	case routeSAMLLogin:
+		return h.serveLogin(w, r)
 	}
 	if h.mtls != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		if handled, err := h.applyMTLS(w, r); handled || err != nil {
+			return err
+		}
+		return next.ServeHTTP(w, r) // the certificate is the session; web_login must not bounce or renew it
+	}
+	if h.WebLogin != nil {
+		if r.URL.Path == "/logout" {
+			return h.serveLogout(w, r)
+		}
+		if handled, err := h.guardWebLogin(w, r); handled || err != nil {
 			return err
 		}
 	}
@@ -156,7 +167,8 @@ func (h *Handler) storeFailure(w http.ResponseWriter, r *http.Request, err error
 		return writeError(w, http.StatusServiceUnavailable, "too_many_pending",
 			"too many challenges are pending; try again later")
 	case errors.Is(err, store.ErrUnavailable):
-		h.logger.Warn("challenge store unavailable", zap.Error(err))
+		// Logged once per outage by watchedStore.
+		h.debug(r, "challenge store unavailable", zap.Error(err))
 		w.Header().Set("Retry-After", "5")
 		return writeError(w, http.StatusServiceUnavailable, "store_unavailable",
 			"the challenge store is unavailable; try again later")

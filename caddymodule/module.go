@@ -7,19 +7,24 @@
 package consolemeauth
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store/redisstore"
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
 )
 
@@ -138,6 +143,10 @@ type Handler struct {
 	// Store is where challenges live. Default: the embedded memory store.
 	Store *StoreConfig `json:"store,omitempty"`
 
+	// WebLogin puts all of ConsoleMe behind the SAML login (opt-in), so
+	// ConsoleMe needs no login configuration of its own. Needs SAML.
+	WebLogin *WebLoginConfig `json:"web_login,omitempty"`
+
 	// MTLS turns a verified client certificate (Caddy's tls client_auth)
 	// into a ConsoleMe session on every proxied request that carries one,
 	// so Weep's authentication_method: mtls works against an unchanged
@@ -172,8 +181,39 @@ var (
 // StoreConfig selects the challenge store.
 type StoreConfig struct {
 	// Type is "memory" (default; one Caddy instance) or "redis" (several
-	// instances behind one load balancer share one Redis).
+	// instances behind one load balancer share one Redis or Valkey).
 	Type string `json:"type,omitempty"`
+
+	// URL of the Redis server (redis only): redis://[[user]:password@]host[:port][/db],
+	// rediss://... for TLS, or unix:///path/to/socket. Placeholders are
+	// expanded. Default: redis://127.0.0.1:6379/0.
+	URL string `json:"url,omitempty"`
+
+	// Username and Password replace those in the URL (redis only), so the
+	// password can come from a placeholder such as {env.REDIS_PASSWORD}.
+	// Never logged.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+
+	// KeyPrefix starts every Redis key; instances that share challenges
+	// must use the same one. Default: consoleme_auth:
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	// DialTimeout, ReadTimeout and WriteTimeout bound each Redis call, so
+	// the challenge routes answer 503 quickly when Redis is down or slow.
+	// Defaults: 2s, 1s, 1s.
+	DialTimeout  caddy.Duration `json:"dial_timeout,omitempty"`
+	ReadTimeout  caddy.Duration `json:"read_timeout,omitempty"`
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+
+	// PoolSize is the number of Redis connections. Default: 10 per CPU.
+	PoolSize int `json:"pool_size,omitempty"`
+
+	// TLS uses TLS for a redis:// URL too (rediss:// always does).
+	TLS bool `json:"tls,omitempty"`
+
+	// InsecureSkipVerify accepts any Redis server certificate (tests only).
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -250,10 +290,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
-	h.store, h.release, err = h.Store.open(h.MaxPending)
+	h.store, h.release, err = h.Store.open(ctx, repl, h.MaxPending, h.logger)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	h.store = watchStore(h.store, h.logger)
 
 	if h.MTLS != nil {
 		h.mtls, err = h.MTLS.provision(repl)
@@ -265,6 +306,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.sp, err = h.SAML.provision(ctx, repl, h.logger)
 		if err != nil {
 			return fmt.Errorf("saml: %w", err)
+		}
+	}
+	if h.WebLogin != nil {
+		if err := h.WebLogin.provision(h); err != nil {
+			return fmt.Errorf("web_login: %w", err)
 		}
 	}
 	return nil
@@ -294,7 +340,14 @@ func (h *Handler) Validate() error {
 	}
 	if h.Store != nil {
 		switch h.Store.Type {
-		case "", "memory", "redis":
+		case "", "memory":
+			if h.Store.URL != "" || h.Store.Password != "" || h.Store.KeyPrefix != "" {
+				return errors.New("store: url, password and key_prefix are for the redis store")
+			}
+		case "redis":
+			if h.Store.DialTimeout < 0 || h.Store.ReadTimeout < 0 || h.Store.WriteTimeout < 0 || h.Store.PoolSize < 0 {
+				return errors.New("store: redis timeouts and pool_size must be positive")
+			}
 		default:
 			return fmt.Errorf("store: unknown type %q (want memory or redis)", h.Store.Type)
 		}
@@ -311,8 +364,35 @@ func (h *Handler) Cleanup() error {
 }
 
 // open returns the configured store and the function that releases it.
-func (sc *StoreConfig) open(maxPending int) (store.Store, func() error, error) {
+func (sc *StoreConfig) open(ctx caddy.Context, repl *caddy.Replacer, maxPending int, logger *zap.Logger) (store.Store, func() error, error) {
 	switch sc.Type {
+	case "redis":
+		quietRedisClient(logger)
+		rs, err := redisstore.New(redisstore.Options{
+			URL:                repl.ReplaceAll(sc.URL, ""),
+			Username:           repl.ReplaceAll(sc.Username, ""),
+			Password:           repl.ReplaceAll(sc.Password, ""),
+			KeyPrefix:          sc.KeyPrefix,
+			DialTimeout:        time.Duration(sc.DialTimeout),
+			ReadTimeout:        time.Duration(sc.ReadTimeout),
+			WriteTimeout:       time.Duration(sc.WriteTimeout),
+			PoolSize:           sc.PoolSize,
+			TLS:                sc.TLS,
+			InsecureSkipVerify: sc.InsecureSkipVerify,
+			ExpiredGrace:       expiredGrace,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		// Start-up never waits for Redis, but says when it is not there.
+		go func() {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := rs.Ping(pctx); err != nil && ctx.Err() == nil {
+				logger.Warn("redis store not reachable at start-up; challenge routes answer 503 until it is", zap.Error(err))
+			}
+		}()
+		return rs, rs.Close, nil
 	case "", "memory":
 		// One memory store per bound, shared across config reloads so that
 		// a reload does not forget the challenges in flight.
@@ -333,6 +413,23 @@ func (sc *StoreConfig) open(maxPending int) (store.Store, func() error, error) {
 }
 
 var memoryStores = caddy.NewUsagePool()
+
+var redisLoggerOnce sync.Once
+
+// quietRedisClient sends the Redis client's own log lines (one per failed
+// dial during an outage) to debug level: the outage itself is logged once
+// by watchedStore. The client's logger is process-wide, hence once.
+func quietRedisClient(logger *zap.Logger) {
+	redisLoggerOnce.Do(func() { redis.SetLogger(redisLogger{logger.Named("redis")}) })
+}
+
+type redisLogger struct{ l *zap.Logger }
+
+func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if ce := r.l.Check(zapcore.DebugLevel, "redis client"); ce != nil {
+		ce.Write(zap.String("detail", fmt.Sprintf(format, v...)))
+	}
+}
 
 // memoryStore adapts the memory store to caddy.Destructor for the pool.
 type memoryStore struct{ *store.Memory }

@@ -1,30 +1,406 @@
 package consolemeauth
 
 import (
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/textproto"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
 )
 
-// MTLSConfig maps verified client certificates to ConsoleMe identities.
-type MTLSConfig struct{}
+// Sources of the user name and of the groups of a client certificate.
+const (
+	MTLSUserSANEmail = "san_email"
+	MTLSUserSANURI   = "san_uri"
+	MTLSUserCN       = "cn"
 
-// mtlsMapper is the provisioned MTLSConfig.
-type mtlsMapper struct{}
+	MTLSGroupsOU     = "ou"
+	MTLSGroupsStatic = "static"
+	MTLSGroupsNone   = "none"
 
-func (c *MTLSConfig) provision(_ *caddy.Replacer) (*mtlsMapper, error) {
-	return nil, errors.New("not implemented yet")
+	// DefaultMTLSTokenLifetime is the lifetime of a token minted from a
+	// client certificate. It only has to outlive one proxied request.
+	DefaultMTLSTokenLifetime = 5 * time.Minute
+)
+
+// MTLSConfig turns a client certificate that Caddy has verified into a
+// ConsoleMe session, so that Weep's `authentication_method: mtls` works
+// against an unchanged open-source ConsoleMe, which cannot read client
+// certificates itself.
+//
+// Caddy terminates TLS and verifies the certificate against the site's
+// `tls { client_auth { mode require_and_verify (or verify_if_given);
+// trust_pool ... } }`; only a certificate with a verified chain (so a CA trust
+// pool, not a bare trusted leaf) is used. For every request that carries one
+// and is not one of the handler's own routes, the handler maps the leaf
+// certificate to a user and groups, mints a short-lived ConsoleMe JWT and
+// puts it on the proxied request as the consoleme_auth cookie (cookie_name),
+// replacing any such cookie the client sent; other cookies are kept. The
+// token's iat is the certificate's NotBefore, so ConsoleMe's "certificate too
+// old" rule (now − iat against the role's maximum certificate age; Weep's
+// error 905) measures the certificate's age. Nothing is cached: Caddy
+// verifies the certificate on every connection, so an expired or no longer
+// trusted certificate stops working at once.
+//
+// The groups pass through groups_filter, and the handler's allowed_groups and
+// denied_groups apply as they do to challenge approvals. A certificate that
+// cannot be mapped to a user, or whose groups the policy refuses, gets a 403
+// JSON error `{"status": "error", "code": ..., "message": ...}`, the shape
+// Weep reports, and the request never reaches ConsoleMe. Requests without a
+// verified client certificate are not touched.
+//
+// The handler sets the placeholder {http.auth.user.id} to the mapped user,
+// so access logs can name who made each request.
+type MTLSConfig struct {
+	// User is where the ConsoleMe user (the JWT's email claim) comes from:
+	//
+	//   - san_email: the first email address among the certificate's
+	//     subject alternative names;
+	//   - san_uri: the first URI subject alternative name (the first that
+	//     starts with URIPrefix, when set). The user is the rest of the URI
+	//     after URIPrefix; without URIPrefix it is the address of a mailto:
+	//     URI, or else the last segment of the URI's path, so
+	//     spiffe://example.org/user/alice gives alice;
+	//   - cn: the subject's common name.
+	//
+	// Default: san_email.
+	User string `json:"user,omitempty"`
+
+	// URIPrefix restricts the san_uri source to URIs that start with this
+	// prefix, e.g. spiffe://example.org/user/, and takes the user from what
+	// follows it. Only valid with user san_uri. Default: none.
+	URIPrefix string `json:"uri_prefix,omitempty"`
+
+	// Domain is appended as "@<domain>" to a user that has no "@" (from a
+	// CN or a URI), so ConsoleMe sees an email address: alice becomes
+	// alice@example.com. Users that already hold an "@" are kept as they
+	// are. Default: none, the user is used as found.
+	Domain string `json:"domain,omitempty"`
+
+	// Groups is where the user's groups (the JWT's groups claim) come from:
+	//
+	//   - ou: the subject's organizational unit (OU) values, in order;
+	//   - static: StaticGroups, looked up by the mapped user (after
+	//     Domain); a user not listed has no groups;
+	//   - none: no groups.
+	//
+	// Default: static when StaticGroups is set, ou otherwise.
+	Groups string `json:"groups,omitempty"`
+
+	// StaticGroups maps users (as ConsoleMe sees them, after Domain) to
+	// their groups, for groups static.
+	StaticGroups map[string][]string `json:"static_groups,omitempty"`
+
+	// TokenLifetime is the lifetime (exp − now) of each token minted from a
+	// certificate. A token is minted for every request and ConsoleMe never
+	// hands it back, so it only has to outlive one request. Default: 5m.
+	TokenLifetime caddy.Duration `json:"token_lifetime,omitempty"`
+}
+
+// mtlsMapper is the provisioned MTLSConfig. It is read-only after
+// provisioning and safe for concurrent use.
+type mtlsMapper struct {
+	user      string
+	uriPrefix string
+	domain    string
+	groups    string
+	static    map[string][]string
+	lifetime  time.Duration
+
+	// The minter needs the handler's secret and claim names, which are
+	// not known to provision; it is made on first use.
+	minterOnce sync.Once
+	minter     *token.Minter
+	minterErr  error
+}
+
+// provision checks the configuration, applies the defaults and expands
+// placeholders in Domain and URIPrefix.
+func (c *MTLSConfig) provision(repl *caddy.Replacer) (*mtlsMapper, error) {
+	m := &mtlsMapper{
+		user:      c.User,
+		uriPrefix: repl.ReplaceAll(c.URIPrefix, ""),
+		domain:    strings.TrimPrefix(repl.ReplaceAll(c.Domain, ""), "@"),
+		groups:    c.Groups,
+		static:    c.StaticGroups,
+		lifetime:  time.Duration(c.TokenLifetime),
+	}
+	switch m.user {
+	case "":
+		m.user = MTLSUserSANEmail
+	case MTLSUserSANEmail, MTLSUserSANURI, MTLSUserCN:
+	default:
+		return nil, fmt.Errorf("user: unknown source %q (want san_email, san_uri or cn)", m.user)
+	}
+	if m.uriPrefix != "" && m.user != MTLSUserSANURI {
+		return nil, fmt.Errorf("uri_prefix: only applies to user san_uri, not %s", m.user)
+	}
+	if c.Domain != "" && (m.domain == "" || strings.ContainsAny(m.domain, "@ \t\r\n/")) {
+		return nil, fmt.Errorf("domain: %q is not a domain name", c.Domain)
+	}
+	switch m.groups {
+	case "":
+		m.groups = MTLSGroupsOU
+		if len(m.static) > 0 {
+			m.groups = MTLSGroupsStatic
+		}
+	case MTLSGroupsOU, MTLSGroupsNone:
+		if len(m.static) > 0 {
+			return nil, fmt.Errorf("static_groups: only used with groups static, not %s", m.groups)
+		}
+	case MTLSGroupsStatic:
+		if len(m.static) == 0 {
+			return nil, errors.New("static_groups: maps no user, but groups is static")
+		}
+	default:
+		return nil, fmt.Errorf("groups: unknown source %q (want ou, static or none)", m.groups)
+	}
+	for u, groups := range m.static {
+		if why := checkUser(u); why != "" {
+			return nil, fmt.Errorf("static_groups: %q: %s", u, why)
+		}
+		if slices.Contains(groups, "") {
+			return nil, fmt.Errorf("static_groups: %q: empty group name", u)
+		}
+	}
+	switch {
+	case m.lifetime < 0:
+		return nil, errors.New("token_lifetime: must be positive")
+	case m.lifetime == 0:
+		m.lifetime = DefaultMTLSTokenLifetime
+	}
+	return m, nil
+}
+
+// errUnmappable says why a certificate names no usable user; its text is
+// shown to the client.
+type errUnmappable struct{ reason string }
+
+func (e errUnmappable) Error() string { return e.reason }
+
+// identity maps a verified leaf certificate to a ConsoleMe user and groups
+// (before the handler's group policy).
+func (m *mtlsMapper) identity(cert *x509.Certificate) (string, []string, error) {
+	var user string
+	switch m.user {
+	case MTLSUserSANEmail:
+		if len(cert.EmailAddresses) == 0 {
+			return "", nil, errUnmappable{"the certificate has no email address among its subject alternative names"}
+		}
+		user = cert.EmailAddresses[0]
+	case MTLSUserSANURI:
+		u, err := m.userFromURIs(cert.URIs)
+		if err != nil {
+			return "", nil, err
+		}
+		user = u
+	case MTLSUserCN:
+		user = cert.Subject.CommonName
+		if user == "" {
+			return "", nil, errUnmappable{"the certificate's subject has no common name"}
+		}
+	}
+	if user == "" {
+		return "", nil, errUnmappable{"the certificate names an empty user"}
+	}
+	if m.domain != "" && !strings.Contains(user, "@") {
+		user += "@" + m.domain
+	}
+	if why := checkUser(user); why != "" {
+		return "", nil, errUnmappable{"the certificate names no usable user: " + strings.TrimPrefix(why, "the ")}
+	}
+
+	groups := []string{}
+	switch m.groups {
+	case MTLSGroupsOU:
+		for _, ou := range cert.Subject.OrganizationalUnit {
+			if ou != "" {
+				groups = append(groups, ou)
+			}
+		}
+	case MTLSGroupsStatic:
+		groups = append(groups, m.static[user]...)
+	}
+	return user, groups, nil
+}
+
+// userFromURIs picks the user from the certificate's URI SANs.
+func (m *mtlsMapper) userFromURIs(uris []*url.URL) (string, error) {
+	if m.uriPrefix != "" {
+		for _, u := range uris {
+			if s := u.String(); strings.HasPrefix(s, m.uriPrefix) {
+				if rest := strings.TrimPrefix(s, m.uriPrefix); rest != "" {
+					return rest, nil
+				}
+			}
+		}
+		return "", errUnmappable{"the certificate has no URI subject alternative name under " + m.uriPrefix}
+	}
+	if len(uris) == 0 {
+		return "", errUnmappable{"the certificate has no URI subject alternative name"}
+	}
+	u := uris[0]
+	if u.Scheme == "mailto" {
+		addr, err := url.PathUnescape(u.Opaque)
+		if err != nil || addr == "" {
+			return "", errUnmappable{"the certificate's mailto URI holds no address"}
+		}
+		return addr, nil
+	}
+	p := strings.TrimRight(u.Path, "/")
+	if last := p[strings.LastIndexByte(p, '/')+1:]; last != "" {
+		return last, nil
+	}
+	return "", errUnmappable{"the certificate's URI subject alternative name has no path to take a user from"}
+}
+
+// tokenMinter returns the minter for certificate tokens: the handler's
+// secret and claim names with the mtls token lifetime.
+func (m *mtlsMapper) tokenMinter(h *Handler) (*token.Minter, error) {
+	m.minterOnce.Do(func() {
+		m.minter, m.minterErr = token.NewMinter(h.JWTSecret, h.EmailClaim, h.GroupsClaim, m.lifetime)
+	})
+	return m.minter, m.minterErr
 }
 
 // applyMTLS authenticates a proxied request by its verified client
-// certificate. It reports handled when it has answered the request itself.
+// certificate: it replaces the request's consoleme_auth cookie with a token
+// minted for the certificate's user. It reports handled when it has answered
+// the request itself (a certificate it refuses).
 func (h *Handler) applyMTLS(w http.ResponseWriter, r *http.Request) (handled bool, err error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return false, nil
+	}
+	cert := r.TLS.VerifiedChains[0][0]
+	user, groups, err := h.mtls.identity(cert)
+	if err != nil {
+		h.logger.Info("mtls certificate refused", zap.String("reason", err.Error()),
+			zap.String("subject", cert.Subject.String()), zap.String("serial", cert.SerialNumber.String()),
+			zap.String("remote_ip", clientIP(r)))
+		return true, writeError(w, http.StatusForbidden, "invalid_certificate",
+			"client certificate not accepted: "+err.Error())
+	}
+	groups = h.policy.filterGroups(groups)
+	if why := h.policy.groupsRefusal(groups); why != "" {
+		h.logger.Info("mtls certificate refused", zap.String("reason", why), zap.String("user", user),
+			zap.String("serial", cert.SerialNumber.String()), zap.String("remote_ip", clientIP(r)))
+		return true, writeError(w, http.StatusForbidden, "group_policy",
+			"client certificate not accepted: "+user+" is "+why)
+	}
+
+	now := h.now()
+	// Caddy refuses certificates that are not yet valid, so NotBefore is in
+	// the past unless the clocks disagree; ConsoleMe needs iat ≤ now.
+	issued := cert.NotBefore
+	if issued.After(now) {
+		issued = now
+	}
+	minter, err := h.mtls.tokenMinter(h)
+	if err != nil {
+		h.logger.Error("mtls token minter", zap.Error(err))
+		return true, writeError(w, http.StatusInternalServerError, "internal_error", "the token could not be minted")
+	}
+	jwt, _, err := minter.MintAt(user, groups, issued, now)
+	if err != nil {
+		h.logger.Error("minting mtls token", zap.Error(err))
+		return true, writeError(w, http.StatusInternalServerError, "internal_error", "the token could not be minted")
+	}
+	replaceCookie(r.Header, h.CookieName, jwt)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.user.id", user)
+	}
+	h.debug(r, "mtls session", zap.String("user", user), zap.Int("groups", len(groups)),
+		zap.String("serial", cert.SerialNumber.String()), zap.Time("issued_at", issued))
 	return false, nil
 }
 
-// unmarshalMTLS parses the mtls block.
+// replaceCookie removes every cookie called name from the Cookie header
+// lines of hdr, keeps the other cookies byte for byte, and adds name=value.
+// The result is a single Cookie line.
+func replaceCookie(hdr http.Header, name, value string) {
+	var kept []string
+	for _, line := range hdr.Values("Cookie") {
+		for part := range strings.SplitSeq(line, ";") {
+			part = textproto.TrimString(part)
+			if part == "" {
+				continue
+			}
+			if n, _, _ := strings.Cut(part, "="); textproto.TrimString(n) == name {
+				continue
+			}
+			kept = append(kept, part)
+		}
+	}
+	hdr.Set("Cookie", strings.Join(append(kept, name+"="+value), "; "))
+}
+
+// unmarshalMTLS parses the mtls block:
+//
+//	mtls {
+//		user           san_email | san_uri | cn
+//		uri_prefix     <prefix>
+//		domain         <domain>
+//		groups         ou | static | none
+//		static_groups  <user> <group...>
+//		token_lifetime <duration>
+//	}
+//
+// static_groups may be repeated, once per user; the block may be empty
+// (`mtls`), which takes the user from the SAN email and the groups from the
+// OU values.
 func unmarshalMTLS(d *caddyfile.Dispenser) (*MTLSConfig, error) {
-	return nil, d.Err("mtls: not implemented yet")
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	c := &MTLSConfig{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] && name != "static_groups" {
+			return nil, d.Errf("mtls: %s already specified", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "user":
+			err = oneString(d, &c.User)
+		case "uri_prefix":
+			err = oneString(d, &c.URIPrefix)
+		case "domain":
+			err = oneString(d, &c.Domain)
+		case "groups":
+			err = oneString(d, &c.Groups)
+		case "static_groups":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return nil, d.Errf("mtls: static_groups: want <user> <group...>")
+			}
+			if args[0] == "" {
+				return nil, d.Errf("mtls: static_groups: empty user")
+			}
+			if c.StaticGroups == nil {
+				c.StaticGroups = map[string][]string{}
+			}
+			c.StaticGroups[args[0]] = append(c.StaticGroups[args[0]], args[1:]...)
+		case "token_lifetime":
+			err = oneDuration(d, &c.TokenLifetime)
+		default:
+			return nil, d.Errf("mtls: unrecognized subdirective '%s'", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }

@@ -16,6 +16,7 @@ const (
 	routeValidatorAPI
 	routeSAMLMetadata
 	routeSAMLACS
+	routeSAMLLogin
 )
 
 // prefixes maps each spelling of a parameterised route to the route. The
@@ -52,6 +53,8 @@ func matchRoute(path string, saml bool) (route, string) {
 				return routeSAMLMetadata, ""
 			case "/saml/acs":
 				return routeSAMLACS, ""
+			case "/saml/login":
+				return routeSAMLLogin, ""
 			}
 		}
 		return routeNone, ""

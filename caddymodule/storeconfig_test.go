@@ -1,0 +1,127 @@
+package consolemeauth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
+)
+
+func TestStoreRedisCaddyfile(t *testing.T) {
+	var h Handler
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`consoleme_auth {
+		store redis redis://10.0.0.9:6379/2 {
+			username cm
+			password {env.REDIS_PASSWORD}
+			key_prefix cm:
+			dial_timeout 500ms
+			read_timeout 250ms
+			write_timeout 250ms
+			pool_size 20
+			tls
+			insecure_skip_verify
+		}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := StoreConfig{Type: "redis", URL: "redis://10.0.0.9:6379/2", Username: "cm", Password: "{env.REDIS_PASSWORD}",
+		KeyPrefix: "cm:", DialTimeout: caddy.Duration(500 * time.Millisecond), ReadTimeout: caddy.Duration(250 * time.Millisecond),
+		WriteTimeout: caddy.Duration(250 * time.Millisecond), PoolSize: 20, TLS: true, InsecureSkipVerify: true}
+	if *h.Store != want {
+		t.Errorf("got %+v\nwant %+v", *h.Store, want)
+	}
+	for _, src := range []string{"store redis\n", "store redis redis://x:1\n", "store redis {\nurl redis://x:1\n}\n"} {
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("consoleme_auth {\n" + src + "}")); err != nil || h.Store.Type != "redis" {
+			t.Errorf("%q: %v", src, err)
+		}
+	}
+	for _, tc := range []struct{ src, want string }{
+		{"store redis a b\n", "wrong argument count"},
+		{"store redis {\nbogus\n}\n", "store redis: unrecognized subdirective 'bogus'"},
+		{"store redis {\npool_size -1\n}\n", "pool_size"},
+		{"store redis {\ntls yes\n}\n", "wrong argument count"},
+	} {
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("consoleme_auth {\n" + tc.src + "}"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}
+
+// TestRedisStoreStartsWithoutRedis: provisioning never waits for Redis; the
+// challenge routes answer 503 JSON while it is unreachable, pass-through is
+// untouched, and a malformed URL fails validation without echoing a password.
+func TestRedisStoreStartsWithoutRedis(t *testing.T) {
+	start := time.Now()
+	h := newTestHandler(t, func(h *Handler) {
+		h.Store = &StoreConfig{Type: "redis", URL: "redis://127.0.0.1:1/0", DialTimeout: caddy.Duration(200 * time.Millisecond)}
+	})
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("provision took %v", d)
+	}
+	rec, _ := serve(t, h, request("GET", "/noauth/v1/challenge_generator/alice", "192.0.2.1", nil))
+	if rec.Code != 503 || decode(t, rec)["code"] != "store_unavailable" {
+		t.Errorf("generator without redis: %d", rec.Code)
+	}
+	if _, passed := serve(t, h, request("GET", "/api/v2/get_roles", "192.0.2.1", nil)); !passed {
+		t.Error("pass-through broken")
+	}
+	bad := &Handler{JWTSecret: "s", Store: &StoreConfig{Type: "redis", URL: "redis://user:hunter2-secret@[bad"}}
+	ctx, cancel := newCtx()
+	defer cancel()
+	err := bad.Provision(ctx)
+	if err == nil || strings.Contains(err.Error(), "hunter2-secret") {
+		t.Errorf("bad URL: %v", err)
+	}
+	_ = bad.Cleanup()
+}
+
+// TestStoreOutageLoggedOnce: an outage is logged when it starts and when it
+// ends, not for every failing request.
+func TestStoreOutageLoggedOnce(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	flaky := &flakyStore{Store: store.NewMemory(100, time.Minute)}
+	s := watchStore(flaky, zap.New(core))
+	ctx := context.Background()
+	flaky.down = true
+	for i := 0; i < 5; i++ {
+		if _, err := s.Get(ctx, "x"); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatal(err)
+		}
+	}
+	flaky.down = false
+	for i := 0; i < 3; i++ {
+		_, _ = s.Get(ctx, "x")
+	}
+	var msgs []string
+	for _, e := range logs.All() {
+		msgs = append(msgs, e.Message)
+	}
+	if len(msgs) != 2 || !strings.Contains(msgs[0], "unavailable") || !strings.Contains(msgs[1], "recovered") {
+		t.Errorf("logged %q", msgs)
+	}
+}
+
+type flakyStore struct {
+	store.Store
+	down bool
+}
+
+func (f *flakyStore) Get(ctx context.Context, token string) (*store.Challenge, error) {
+	if f.down {
+		return nil, errDown
+	}
+	return f.Store.Get(ctx, token)
+}

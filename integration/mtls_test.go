@@ -1,0 +1,448 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
+)
+
+// clientCA is a certificate authority that issues client certificates.
+type clientCA struct {
+	key  *ecdsa.PrivateKey
+	cert *x509.Certificate
+}
+
+// newClientCA makes a self-signed CA valid from a day ago for ten years.
+func newClientCA(t *testing.T, name string) clientCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-24 * time.Hour),
+		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clientCA{key: key, cert: cert}
+}
+
+// writePEM writes the CA certificate as a PEM file and returns its path.
+func (ca clientCA) writePEM(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "client-ca.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// issue makes a client certificate valid from notBefore to notAfter with the
+// names edit sets. NotBefore is whole seconds, as in the certificate.
+func (ca clientCA) issue(t *testing.T, notBefore, notAfter time.Time, edit func(*x509.Certificate)) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	edit(tmpl)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// mtlsClient is an HTTPS client that presents cert (none when nil) and
+// reaches every host name at 127.0.0.1, where the test's Caddy listens. It
+// does not check Caddy's certificate, which comes from Caddy's internal CA.
+func mtlsClient(t *testing.T, cert *tls.Certificate) *http.Client {
+	t.Helper()
+	cfg := &tls.Config{
+		InsecureSkipVerify: true,
+		// Present the certificate whatever CAs Caddy names as acceptable,
+		// as a misconfigured or malicious client would; crypto/tls would
+		// otherwise send none for a certificate from another CA.
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if cert == nil {
+				return &tls.Certificate{}, nil
+			}
+			return cert, nil
+		},
+	}
+	var d net.Dialer
+	tr := &http.Transport{
+		TLSClientConfig: cfg,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			_, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			return d.DialContext(ctx, "tcp4", net.JoinHostPort("127.0.0.1", port))
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// weepCall sends a request as Weep's API client does (PROTOCOL.md section
+// 8) and returns the status and body, or the transport error.
+func weepCall(c *http.Client, method, rawURL, body string, cookies ...string) (int, []byte, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, rawURL, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("User-Agent", "weep/test Go-http-client/1.1")
+	req.Header.Set("Content-Type", "application/json")
+	for _, ck := range cookies {
+		req.Header.Add("Cookie", ck)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// mtlsCaddyfile is two sites in front of upstream: "strict" requires a
+// client certificate from caPath and maps its SAN email and OU values;
+// "mixed" verifies one if given and maps its CN plus a domain to a user
+// with static groups. The sites are named localhost so that their TLS
+// connection policies (matched by SNI) apply; clients dial 127.0.0.1.
+func mtlsCaddyfile(httpPort, strictPort, mixedPort int, caPath, secret, upstream string) string {
+	return fmt.Sprintf(`{
+	admin off
+	default_bind 127.0.0.1
+	skip_install_trust
+	http_port %[1]d
+	https_port %[2]d
+}
+
+https://localhost:%[2]d {
+	tls internal {
+		client_auth {
+			mode require_and_verify
+			trust_pool file %[4]s
+		}
+	}
+	consoleme_auth {
+		jwt_secret %[5]s
+		mtls {
+			user san_email
+			groups ou
+		}
+	}
+	reverse_proxy %[6]s
+}
+
+https://localhost:%[3]d {
+	tls internal {
+		client_auth {
+			mode verify_if_given
+			trust_pool file %[4]s
+		}
+	}
+	consoleme_auth {
+		jwt_secret %[5]s
+		mtls {
+			user cn
+			domain example.com
+			static_groups carol@example.com aws-dev
+			token_lifetime 1m
+		}
+	}
+	reverse_proxy %[6]s
+}
+`, httpPort, strictPort, mixedPort, caPath, secret, upstream)
+}
+
+// TestMTLSWeep runs Weep's mTLS calls (authentication_method: mtls) through
+// Caddy with client_auth to the stand-in ConsoleMe, which only understands
+// its consoleme_auth cookie.
+func TestMTLSWeep(t *testing.T) {
+	const secret = "mtls-integration-secret"
+	cm := newConsoleMe(t, secret)
+	dir := t.TempDir()
+	ca := newClientCA(t, "consoleme-auth test client CA")
+	// Same name as the trusted CA, different key: only a real signature
+	// check tells them apart.
+	unknownCA := newClientCA(t, "consoleme-auth test client CA")
+
+	now := time.Now()
+	day := 24 * time.Hour
+	aliceNotBefore := now.Add(-10 * day).Truncate(time.Second)
+	alice := ca.issue(t, aliceNotBefore, now.Add(30*day), func(c *x509.Certificate) {
+		c.Subject = pkix.Name{CommonName: "Alice", OrganizationalUnit: []string{"aws-dev", "aws-admins"}}
+		c.EmailAddresses = []string{"alice@example.com"}
+	})
+	carol := ca.issue(t, now.Add(-time.Hour), now.Add(day), func(c *x509.Certificate) {
+		c.Subject = pkix.Name{CommonName: "carol", OrganizationalUnit: []string{"ignored"}}
+	})
+	veteran := ca.issue(t, now.Add(-400*day), now.Add(day), func(c *x509.Certificate) {
+		c.EmailAddresses = []string{"veteran@example.com"}
+		c.Subject.OrganizationalUnit = []string{"aws-dev"}
+	})
+	expired := ca.issue(t, now.Add(-30*day), now.Add(-time.Hour), func(c *x509.Certificate) {
+		c.EmailAddresses = []string{"expired@example.com"}
+	})
+	stranger := unknownCA.issue(t, now.Add(-time.Hour), now.Add(day), func(c *x509.Certificate) {
+		c.EmailAddresses = []string{"alice@example.com"}
+		c.Subject.OrganizationalUnit = []string{"aws-admins"}
+	})
+
+	httpPort, strictPort, mixedPort := freePort(t), freePort(t), freePort(t)
+	startCaddy(t, mtlsCaddyfile(httpPort, strictPort, mixedPort, ca.writePEM(t, dir), secret, cm.Addr()))
+	strict := fmt.Sprintf("https://localhost:%d", strictPort)
+	mixed := fmt.Sprintf("https://localhost:%d", mixedPort)
+
+	// Caddy issues its own certificate in the background; wait until both
+	// sites complete a handshake.
+	for _, base := range []string{strict, mixed} {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			_, _, err := weepCall(mtlsClient(t, &alice), http.MethodGet, base+"/echo/ready", "")
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not serving TLS within 20s: %v", base, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// lastAuth is what the stand-in ConsoleMe read from the latest API call.
+	lastAuth := func(t *testing.T) *authOutcome {
+		t.Helper()
+		reqs := cm.Requests()
+		if len(reqs) == 0 || reqs[len(reqs)-1].Auth == nil {
+			t.Fatalf("the stand-in ConsoleMe saw no authenticated API call: %+v", reqs)
+		}
+		return reqs[len(reqs)-1].Auth
+	}
+
+	t.Run("san email and OU groups reach ConsoleMe, iat is NotBefore", func(t *testing.T) {
+		c := mtlsClient(t, &alice)
+		code, body, err := weepCall(c, http.MethodGet, strict+"/api/v2/get_roles?all=true", "")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("get_roles: %d %s %v", code, body, err)
+		}
+		a := lastAuth(t)
+		if a.Verdict != tokenValid || a.Email != "alice@example.com" ||
+			!slices.Equal(a.Groups, []string{"aws-dev", "aws-admins"}) {
+			t.Errorf("ConsoleMe saw %+v", a)
+		}
+		if a.IssuedAt != aliceNotBefore.Unix() {
+			t.Errorf("iat %d, want the certificate's NotBefore %d", a.IssuedAt, aliceNotBefore.Unix())
+		}
+		var roles struct {
+			Data struct {
+				Roles []struct {
+					Arn string `json:"arn"`
+				} `json:"roles"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(body, &roles); err != nil || len(roles.Data.Roles) != 2 {
+			t.Errorf("roles %s (%v)", body, err)
+		}
+
+		code, body, err = weepCall(c, http.MethodPost, strict+"/api/v1/get_credentials",
+			`{"requested_role":"aws-admins","no_ip_restrictions":false}`)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("get_credentials: %d %s %v", code, body, err)
+		}
+		var creds struct {
+			Credentials struct{ SessionToken string }
+		}
+		_ = json.Unmarshal(body, &creds)
+		raw, _ := base64.RawURLEncoding.DecodeString(creds.Credentials.SessionToken)
+		var sess standInSession
+		if err := json.Unmarshal(raw, &sess); err != nil || sess.Email != "alice@example.com" {
+			t.Errorf("credentials were issued to %+v (%v)", sess, err)
+		}
+	})
+
+	t.Run("a client supplied consoleme_auth cookie is replaced", func(t *testing.T) {
+		m, err := token.NewMinter(secret, "email", "groups", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged, _, err := m.Mint("mallory@example.com", []string{"aws-root"}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := mtlsClient(t, &alice)
+		code, body, err := weepCall(c, http.MethodGet, strict+"/echo/cookies", "",
+			"theme=dark; consoleme_auth="+forged, "consoleme_auth=second; lang=en")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("echo: %d %s %v", code, body, err)
+		}
+		var echo echoReply
+		if err := json.Unmarshal(body, &echo); err != nil {
+			t.Fatal(err)
+		}
+		var others, auth []string
+		for _, ck := range echo.Cookies {
+			if ck.Name == "consoleme_auth" {
+				auth = append(auth, ck.Value)
+			} else {
+				others = append(others, ck.Name+"="+ck.Value)
+			}
+		}
+		if !slices.Equal(others, []string{"theme=dark", "lang=en"}) {
+			t.Errorf("other cookies %q, want them kept", others)
+		}
+		if len(auth) != 1 {
+			t.Fatalf("ConsoleMe got %d consoleme_auth cookies, want 1: %q", len(auth), auth)
+		}
+		if a := cm.checkToken(auth[0]); a.Verdict != tokenValid || a.Email != "alice@example.com" ||
+			a.IssuedAt != aliceNotBefore.Unix() {
+			t.Errorf("forwarded cookie: %+v", a)
+		}
+
+		code, body, err = weepCall(c, http.MethodGet, strict+"/api/v2/get_roles?all=true", "",
+			"consoleme_auth="+forged)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("get_roles: %d %s %v", code, body, err)
+		}
+		if a := lastAuth(t); a.Email != "alice@example.com" || slices.Contains(a.Groups, "aws-root") {
+			t.Errorf("ConsoleMe saw %+v, want alice and her own groups", a)
+		}
+	})
+
+	t.Run("an old certificate meets ConsoleMe's maximum certificate age", func(t *testing.T) {
+		code, body, err := weepCall(mtlsClient(t, &veteran), http.MethodPost, strict+"/api/v1/get_credentials",
+			`{"requested_role":"aws-dev"}`)
+		if err != nil || code != http.StatusForbidden || !bytes.Contains(body, []byte(`"code":"905"`)) {
+			t.Errorf("got %d %s %v, want ConsoleMe's 403 code 905", code, body, err)
+		}
+	})
+
+	t.Run("a certificate without a mappable user gets 403 JSON", func(t *testing.T) {
+		before := len(cm.Requests())
+		code, body, err := weepCall(mtlsClient(t, &carol), http.MethodGet, strict+"/api/v2/get_roles?all=true", "")
+		if err != nil || code != http.StatusForbidden {
+			t.Fatalf("got %d %s %v, want 403", code, body, err)
+		}
+		var reply struct{ Code, Message string }
+		if err := json.Unmarshal(body, &reply); err != nil || reply.Code != "invalid_certificate" ||
+			!strings.Contains(reply.Message, "email address") {
+			t.Errorf("reply %s (%v), want Weep's {code, message} naming the missing email", body, err)
+		}
+		if n := len(cm.Requests()); n != before {
+			t.Errorf("the request reached ConsoleMe")
+		}
+	})
+
+	t.Run("Caddy refuses expired, unknown-CA and missing certificates", func(t *testing.T) {
+		before := len(cm.Requests())
+		for _, tc := range []struct {
+			site, name string
+			cert       *tls.Certificate
+			alert      string // the TLS alert Caddy answers with
+		}{
+			{strict, "expired", &expired, "expired certificate"},
+			{strict, "unknown CA", &stranger, "unknown certificate authority"},
+			{strict, "none", nil, "certificate required"},
+			{mixed, "expired", &expired, "expired certificate"},
+			{mixed, "unknown CA", &stranger, "unknown certificate authority"},
+		} {
+			code, body, err := weepCall(mtlsClient(t, tc.cert), http.MethodGet, tc.site+"/api/v2/get_roles?all=true", "")
+			if err == nil || !strings.Contains(err.Error(), "tls: "+tc.alert) {
+				t.Errorf("%s, %s: got %d %s (%v), want the TLS alert %q", tc.site, tc.name, code, body, err, tc.alert)
+			}
+		}
+		if n := len(cm.Requests()); n != before {
+			t.Errorf("ConsoleMe got %d requests", n-before)
+		}
+	})
+
+	t.Run("CN with domain and static groups", func(t *testing.T) {
+		code, body, err := weepCall(mtlsClient(t, &carol), http.MethodGet, mixed+"/api/v2/get_roles?all=true", "")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("get_roles: %d %s %v", code, body, err)
+		}
+		if a := lastAuth(t); a.Email != "carol@example.com" || !slices.Equal(a.Groups, []string{"aws-dev"}) ||
+			a.IssuedAt != carol.Leaf.NotBefore.Unix() || a.Expires > time.Now().Add(time.Minute).Unix()+1 {
+			t.Errorf("ConsoleMe saw %+v", a)
+		}
+	})
+
+	t.Run("requests without a certificate are untouched", func(t *testing.T) {
+		c := mtlsClient(t, nil)
+		code, body, err := weepCall(c, http.MethodGet, mixed+"/echo/plain", "", "consoleme_auth=from-the-client; a=1")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("echo: %d %s %v", code, body, err)
+		}
+		var echo echoReply
+		_ = json.Unmarshal(body, &echo)
+		if got := strings.Join(echo.Header["Cookie"], "|"); got != "consoleme_auth=from-the-client; a=1" {
+			t.Errorf("Cookie reached ConsoleMe as %q", got)
+		}
+		code, body, err = weepCall(c, http.MethodGet, mixed+"/api/v2/get_roles?all=true", "")
+		var problem struct{ Title string }
+		if err != nil || code != http.StatusForbidden || json.Unmarshal(body, &problem) != nil || problem.Title != "Forbidden" {
+			t.Errorf("get_roles without cookie: %d %s %v, want ConsoleMe's own 403", code, body, err)
+		}
+		// The challenge flow works side by side.
+		code, body, err = weepCall(c, http.MethodGet, mixed+"/noauth/v1/challenge_generator/alice@example.com", "")
+		var ch weepChallenge
+		if err != nil || code != http.StatusOK || json.Unmarshal(body, &ch) != nil || ch.PollingUrl == "" {
+			t.Errorf("generator: %d %s %v", code, body, err)
+		}
+	})
+}

@@ -1,0 +1,280 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// redisServer is a redis-server process on a loopback port.
+type redisServer struct {
+	Port int
+	URL  string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startRedis starts a real redis-server on a free loopback port. Without the
+// binary the test is skipped, but under CI a missing Redis is a failure.
+func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("redis-server is not installed (apt-get install redis-server); CI must run the Redis tests")
+		}
+		t.Skip("redis-server is not installed; skipping the Redis tests (apt-get install redis-server)")
+	}
+	s := &redisServer{Port: freePort(t), dir: t.TempDir()}
+	s.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port)
+	s.start(t)
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *redisServer) start(t testing.TB) {
+	t.Helper()
+	s.cmd = exec.Command("redis-server", "--port", fmt.Sprint(s.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("starting redis-server: %v", err)
+	}
+	s.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port), 200*time.Millisecond)
+		if err == nil {
+			_, _ = c.Write([]byte("PING\r\n"))
+			buf := make([]byte, 16)
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			n, _ := c.Read(buf)
+			c.Close()
+			if strings.HasPrefix(string(buf[:n]), "+PONG") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+			t.Fatalf("redis-server did not answer PING:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *redisServer) stop() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// cluster is several Caddy instances sharing one Redis behind a Caddy load
+// balancer, with one stand-in ConsoleMe and one IdP.
+type cluster struct {
+	*env
+	Redis     *redisServer
+	Instances []string // base URLs of the instances, reached directly
+	LB        string   // the load balancer: the public_url of every instance
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	caddyBinary(t)
+	rs := startRedis(t)
+	secret := "integration-" + uuid.NewString()
+	cm := newConsoleMe(t, secret)
+	idp := startIdP(t, userAlice, userDave)
+	// Every instance shares the SP key pair, the secret and the Redis URL.
+	certPath, keyPath := sharedKeyPair(t, "module-sp").writeFiles(t, t.TempDir())
+	lbPort := freePort(t)
+	lb := fmt.Sprintf("http://127.0.0.1:%d", lbPort)
+	cfg := moduleConfig{
+		JWTSecret:       secret,
+		PublicURL:       lb,
+		Store:           "redis " + rs.URL,
+		IdPMetadataURL:  idp.MetadataURL,
+		SPCert:          certPath,
+		SPKey:           keyPath,
+		EmailAttribute:  samlAttrMail,
+		GroupsAttribute: samlAttrAffiliation,
+	}
+	c := &cluster{Redis: rs, LB: lb}
+	var first *caddyProc
+	var upstreams []string
+	for i := 0; i < n; i++ {
+		port := freePort(t)
+		p := startCaddy(t, siteCaddyfile(port, cfg.block(), cm.Addr()))
+		if first == nil {
+			first = p
+		}
+		c.Instances = append(c.Instances, fmt.Sprintf("http://127.0.0.1:%d", port))
+		upstreams = append(upstreams, fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	// The balancer spreads requests round-robin; the instances trust it
+	// (127.0.0.1) for X-Forwarded-For, so they all see the real client IP.
+	startCaddy(t, globalOptions(lbPort)+fmt.Sprintf(`
+http://127.0.0.1:%d {
+	reverse_proxy %s {
+		lb_policy round_robin
+	}
+}
+`, lbPort, strings.Join(upstreams, " ")))
+	idp.registerSPFromURL(t, "consoleme", lb+"/saml/metadata")
+	c.env = &env{Secret: secret, Base: lb, Config: cfg, ConsoleMe: cm, IdP: idp, Caddy: first}
+	return c
+}
+
+// on rewrites a URL the module handed out (based on the balancer) to reach
+// instance i directly.
+func (c *cluster) on(i int, u string) string {
+	return strings.Replace(u, c.LB, c.Instances[i], 1)
+}
+
+// TestRedisChallengeAcrossInstances: a challenge made on instance A is
+// logged in for on B (the SAML login started on B completes on whichever
+// instance the balancer gives the IdP's POST), approved on B, and collected
+// on C, exactly once.
+func TestRedisChallengeAcrossInstances(t *testing.T) {
+	c := newCluster(t, 3)
+	ch := c.generate(t, userAlice.Email, nil)
+	c.expectPoll(t, c.on(2, ch.PollingURL), nil, "pending")
+
+	b := newBrowser(t)
+	hops := samlLogin(t, b, c.IdP, userAlice, c.on(1, ch.ChallengeURL))
+	if !isRedirect(hops.ACS.Status) || hops.ACS.Cookie(c.cookieName()) == nil {
+		t.Fatalf("ACS behind the balancer: want a redirect with the session cookie, got\n%s", hops.ACS)
+	}
+	if loc := hops.ACS.Location(); loc == nil || loc.Path != "/challenge_validator/"+ch.Token {
+		t.Fatalf("ACS redirects to %v", loc)
+	}
+
+	p, f := c.openApproval(t, b, c.on(1, ch.ChallengeURL), userAlice.Email, "127.0.0.1")
+	// The browser believes it is on the public origin (the balancer).
+	action, _ := p.URL.Parse(f.Action)
+	res := b.PostForm(action.String(), c.LB, f.Values("approve"))
+	if res.Status != http.StatusOK || !strings.Contains(res.Text(), approvedText) {
+		t.Fatalf("approving on B: %s", res)
+	}
+	s := c.pollSuccess(t, c.on(2, ch.PollingURL), nil, userAlice)
+	c.upstreamIdentity(t, s.EncodedJWT, userAlice)
+	for i := range c.Instances {
+		c.expectPoll(t, c.on(i, ch.PollingURL), nil, "unknown")
+	}
+}
+
+// TestRedisConcurrentPollersAcrossInstances: 50 pollers spread over three
+// instances poll an approved challenge at once; exactly one gets the token.
+func TestRedisConcurrentPollersAcrossInstances(t *testing.T) {
+	c := newCluster(t, 3)
+	b := c.loggedInBrowser(t, userAlice)
+	for round := 0; round < 2; round++ {
+		ch := c.generate(t, userAlice.Email, nil)
+		p, f := c.openApproval(t, b, ch.ChallengeURL, userAlice.Email, "127.0.0.1")
+		c.approve(t, b, p, f)
+
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		counts := map[string]int{}
+		start := make(chan struct{})
+		for i := 0; i < 50; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				<-start
+				r, err := http.Get(c.on(i%3, ch.PollingURL))
+				status := "error"
+				if err == nil {
+					var m map[string]any
+					if decodeJSON(r, &m) == nil {
+						status, _ = m["status"].(string)
+					}
+				}
+				mu.Lock()
+				counts[status]++
+				mu.Unlock()
+			}(i)
+		}
+		close(start)
+		wg.Wait()
+		if counts["success"] != 1 || counts["unknown"] != 49 {
+			t.Errorf("round %d: outcomes %v, want one success and 49 unknown", round, counts)
+		}
+	}
+}
+
+// TestRedisOutageAndRecovery: with Redis stopped the challenge routes answer
+// 503 JSON promptly, ConsoleMe traffic is untouched, and service comes back
+// by itself when Redis returns.
+func TestRedisOutageAndRecovery(t *testing.T) {
+	c := newCluster(t, 1)
+	a := c.Instances[0]
+	c.generate(t, userAlice.Email, nil)
+
+	c.Redis.stop()
+	for _, path := range []string{"/noauth/v1/challenge_generator/alice@example.com",
+		"/noauth/v1/challenge_poller/" + uuid.NewString()} {
+		start := time.Now()
+		r := call(t, http.MethodGet, a+path, nil, "")
+		took := time.Since(start)
+		if r.Status != http.StatusServiceUnavailable || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s with Redis down: %s", path, r)
+		}
+		if m := r.object(t); m["code"] != "store_unavailable" {
+			t.Errorf("%s: body %v", path, m)
+		}
+		if r.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: no Retry-After", path)
+		}
+		if took > 10*time.Second {
+			t.Errorf("%s took %v with Redis down: the timeouts do not bound it", path, took)
+		}
+	}
+	// Pass-through does not touch the store.
+	if r := call(t, http.MethodGet, a+"/echo/during-outage", nil, ""); r.Status != http.StatusOK {
+		t.Errorf("pass-through during the outage: %s", r)
+	}
+
+	c.Redis.start(t)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := call(t, http.MethodGet, a+"/noauth/v1/challenge_generator/alice@example.com", nil, "")
+		if r.Status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after Redis came back: %s", r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ch := c.generate(t, userAlice.Email, nil)
+	c.expectPoll(t, c.on(0, ch.PollingURL), nil, "pending")
+	out := c.Caddy.Output()
+	if n := strings.Count(out, `"msg":"challenge store unavailable`); n != 1 {
+		t.Errorf("the outage was logged %d times, want once:\n%s", n, out)
+	}
+	if strings.Contains(out, "failed to dial") {
+		t.Error("the Redis client logs every failed call itself")
+	}
+	if !strings.Contains(out, "challenge store recovered") {
+		t.Error("the recovery was not logged")
+	}
+}
+
+// decodeJSON decodes a response body and closes it.
+func decodeJSON(r *http.Response, v any) error {
+	defer r.Body.Close()
+	return json.NewDecoder(r.Body).Decode(v)
+}
