@@ -260,7 +260,7 @@ func (h *Handler) logApproval(ck *checked, tok string) {
 func (h *Handler) storePage(w http.ResponseWriter, r *http.Request, err error) error {
 	metrics.storeErrors.Inc()
 	if errors.Is(err, store.ErrFull) || errors.Is(err, store.ErrUnavailable) {
-		h.logger.Warn("challenge store", zap.Error(err))
+		h.debug(r, "challenge store", zap.Error(err))
 		w.Header().Set("Retry-After", "5")
 		return h.page(w, r, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again in a minute.")
 	}
