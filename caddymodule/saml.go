@@ -1,6 +1,7 @@
 package consolemeauth
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -428,7 +429,7 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request) error {
 		return h.page(w, r, http.StatusServiceUnavailable, "Sign-in unavailable",
 			"The identity provider's metadata is not loaded. Please try again in a minute.")
 	}
-	assertion, err := sp.ParseXMLResponse(raw, []string{state.RequestID}, sp.AcsURL)
+	assertion, err := parseResponse(sp, raw, state.RequestID)
 	if err != nil {
 		reason := err.Error()
 		var ire *saml.InvalidResponseError
@@ -477,6 +478,108 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request) error {
 		zap.String("idp", assertion.Issuer.Value), zap.String("remote_ip", clientIP(r)))
 	http.Redirect(w, r, safeReturnPath(state.ReturnPath), http.StatusSeeOther)
 	return nil
+}
+
+// Limits of the SAML response's shape, checked before the SAML library
+// parses it: real responses are a few levels deep and a few hundred
+// elements long.
+const (
+	maxResponseDepth    = 48
+	maxResponseElements = 20000
+)
+
+// checkResponseShape refuses what no honest IdP sends and what attacks
+// need: a DTD (entity tricks), absurd nesting or size (parser time grows
+// with depth), a root that is not a Response, and anything but exactly one
+// assertion (signature-wrapping places a forged assertion beside the signed
+// one). It is one linear pass of the standard XML tokenizer.
+func checkResponseShape(raw []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	d.Strict = true
+	depth, elements, assertions := 0, 0, 0
+	for {
+		tok, err := d.RawToken()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("invalid xml: %w", err)
+		}
+		switch t := tok.(type) {
+		case xml.Directive:
+			return errors.New("the response has a DOCTYPE or other directive")
+		case xml.StartElement:
+			depth++
+			elements++
+			if depth > maxResponseDepth || elements > maxResponseElements {
+				return errors.New("the response is nested too deeply or has too many elements")
+			}
+			if depth == 1 && t.Name.Local != "Response" {
+				return fmt.Errorf("the root element is %s, not a Response", t.Name.Local)
+			}
+			if t.Name.Local == "Assertion" || t.Name.Local == "EncryptedAssertion" {
+				assertions++
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	if elements == 0 {
+		return errors.New("the response is empty")
+	}
+	if assertions != 1 {
+		return fmt.Errorf("the response has %d assertions, want exactly one", assertions)
+	}
+	return nil
+}
+
+// parseResponse validates a decoded SAMLResponse for the login requestID:
+// shape first, then crewjam/saml's checks (signatures, InResponseTo,
+// Destination, Recipient, Audience, validity window), then what the Web
+// SSO profile requires and the library lets pass: an audience naming us and
+// a bearer subject confirmation. A panic in the library is a refusal.
+func parseResponse(sp *saml.ServiceProvider, raw []byte, requestID string) (a *saml.Assertion, err error) {
+	if err := checkResponseShape(raw); err != nil {
+		return nil, fmt.Errorf("assertion refused: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			a, err = nil, fmt.Errorf("assertion refused: the SAML library failed on it: %v", p)
+		}
+	}()
+	a, err = sp.ParseXMLResponse(raw, []string{requestID}, sp.AcsURL)
+	if err != nil {
+		return nil, err
+	}
+	audience := sp.EntityID
+	if audience == "" {
+		audience = sp.MetadataURL.String()
+	}
+	if a.Conditions == nil || !hasAudience(a.Conditions, audience) {
+		return nil, fmt.Errorf("assertion refused: no AudienceRestriction names %q", audience)
+	}
+	if a.Subject == nil || !hasBearerConfirmation(a.Subject) {
+		return nil, errors.New("assertion refused: no bearer SubjectConfirmation with data")
+	}
+	return a, nil
+}
+
+func hasAudience(c *saml.Conditions, audience string) bool {
+	for _, ar := range c.AudienceRestrictions {
+		if ar.Audience.Value == audience {
+			return true
+		}
+	}
+	return false
+}
+
+func hasBearerConfirmation(s *saml.Subject) bool {
+	for _, sc := range s.SubjectConfirmations {
+		if sc.Method == "urn:oasis:names:tc:SAML:2.0:cm:bearer" && sc.SubjectConfirmationData != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // identity takes the email and groups out of an assertion.
