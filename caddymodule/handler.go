@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -206,7 +207,7 @@ func (h *Handler) baseURL(r *http.Request) string {
 // debug logs an ordinary bad request at debug level.
 func (h *Handler) debug(r *http.Request, msg string, fields ...zap.Field) {
 	if ce := h.logger.Check(zapcore.DebugLevel, msg); ce != nil {
-		ce.Write(append(fields, zap.String("remote_ip", clientIP(r)), zap.String("uri", r.RequestURI))...)
+		ce.Write(append(fields, zap.String("remote_ip", clientIP(r)), zap.String("uri", redactURI(r.URL.Path)))...)
 	}
 }
 
@@ -221,6 +222,16 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// redactURI is a request path fit for the log: a challenge token in it is
+// cut to its first characters, and the query is left out.
+func redactURI(path string) string {
+	rt, arg := matchRoute(path, false)
+	if rt == routePoller || rt == routeValidator || rt == routeValidatorAPI {
+		return strings.TrimSuffix(path, arg) + shortToken(arg) + "…"
+	}
+	return path
 }
 
 // shortToken is the part of a challenge token that is safe to log: enough to

@@ -709,3 +709,44 @@ func TestProvisionExpandsPlaceholders(t *testing.T) {
 		t.Error("provisioned handler does not validate")
 	}
 }
+
+// TestApproveWithNullOrigin: under Referrer-Policy: no-referrer browsers
+// post the approval form with Origin: null; Sec-Fetch-Site still tells a
+// cross-site post.
+func TestApproveWithNullOrigin(t *testing.T) {
+	h := newTestHandler(t, nil)
+	alice := session(t, h, "alice@example.com")
+	for _, tc := range []struct {
+		site string
+		want int
+	}{{"cross-site", 403}, {"same-site", 403}, {"same-origin", 200}} {
+		tok := generate(t, h, "alice@example.com", "192.0.2.1")
+		r := request("GET", "/challenge_validator/"+tok, "192.0.2.1", nil)
+		r.AddCookie(alice)
+		rec, _ := serve(t, h, r)
+		form := url.Values{}
+		for _, m := range hiddenRE.FindAllStringSubmatch(rec.Body.String(), -1) {
+			form.Set(m[1], m[2])
+		}
+		r = request("POST", "/challenge_validator/"+tok, "192.0.2.1", strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Origin", "null")
+		r.Header.Set("Sec-Fetch-Site", tc.site)
+		r.AddCookie(alice)
+		if rec, _ := serve(t, h, r); rec.Code != tc.want {
+			t.Errorf("Origin null, Sec-Fetch-Site %s: %d, want %d", tc.site, rec.Code, tc.want)
+		}
+	}
+}
+
+func TestRedactURI(t *testing.T) {
+	tok := "f82e6492-36a3-477d-9dab-98df1a0753a3"
+	for _, p := range []string{"/noauth/v1/challenge_poller/", "/challenge_validator/", "/api/v2/challenge_validator/"} {
+		if got := redactURI(p + tok); strings.Contains(got, tok) || !strings.HasPrefix(got, p+"f82e6492") {
+			t.Errorf("redactURI(%s…) = %q", p, got)
+		}
+	}
+	if got := redactURI("/api/v2/get_roles"); got != "/api/v2/get_roles" {
+		t.Errorf("other path changed: %q", got)
+	}
+}

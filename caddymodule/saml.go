@@ -72,10 +72,10 @@ type SAMLConfig struct {
 	NameIDFormat string `json:"name_id_format,omitempty"`
 
 	// ClockSkew is how far the IdP's clock may be off from this host's when
-	// checking an assertion's validity window; an assertion may also be
-	// that much older than the usual 90 seconds. The SAML library keeps
-	// this setting process-wide, so the largest value configured in any
-	// site applies to all. Default: 3m.
+	// checking an assertion's validity window. Setting it also lets an
+	// assertion be up to 90 s + ClockSkew old (90 s when unset). The SAML
+	// library keeps these settings process-wide, so the largest value
+	// configured in any site applies to all. Default: 3m.
 	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
 }
 

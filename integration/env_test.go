@@ -70,7 +70,11 @@ func newEnv(t testing.TB, opts ...func(*moduleConfig)) *env {
 		cm.GroupsClaim = cfg.GroupsClaim
 	}
 
-	caddy := startCaddy(t, siteCaddyfile(port, cfg.block(), cm.Addr()))
+	caddyfile := siteCaddyfile(port, cfg.block(), cm.Addr())
+	if cfg.GlobalExtra != "" {
+		caddyfile = strings.Replace(caddyfile, "\tadmin off\n", "\tadmin off\n"+cfg.GlobalExtra+"\n", 1)
+	}
+	caddy := startCaddy(t, caddyfile)
 	idp.registerSPFromURL(t, "consoleme", base+"/saml/metadata")
 	return &env{Secret: secret, Base: base, Config: cfg, ConsoleMe: cm, IdP: idp, Caddy: caddy}
 }

@@ -272,6 +272,7 @@ type moduleConfig struct {
 	DisableValidatorIPCheck bool
 	DisablePollerIPCheck    bool
 	Extra                   []string // further subdirective lines, verbatim
+	GlobalExtra             string   // further global option lines (not part of the block)
 
 	IdPMetadataURL  string
 	IdPMetadataFile string

@@ -1,0 +1,396 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	// Caddy's standard modules (reverse_proxy, the Caddyfile adapter, …)
+	// and ours: what `xcaddy build --with` would compile in.
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	_ "github.com/consoleme-auth/caddy-consoleme-auth/caddymodule"
+)
+
+// demo is one running demo: three servers and the temporary directory that
+// holds their keys and configuration.
+type demo struct {
+	cfg config
+	dir string
+
+	CaddyURL    string // ConsoleMe as users see it: Caddy with consoleme_auth
+	IdPURL      string // the demo SAML IdP
+	UpstreamURL string // the stand-in ConsoleMe, reached through Caddy
+	Caddyfile   string // path of the generated Caddyfile
+
+	// closers undo start, newest first.
+	closers []func() error
+}
+
+// start brings up the stand-in ConsoleMe, the IdP and Caddy, in that order
+// (each needs the one before), and registers Caddy's SAML service provider
+// at the IdP. On error everything already started is stopped again.
+func start(ctx context.Context, cfg config) (_ *demo, err error) {
+	if cfg.User == "" || cfg.Password == "" {
+		return nil, errors.New("the demo user needs a name and a password")
+	}
+	d := &demo{cfg: cfg}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, d.close())
+		}
+	}()
+
+	// Everything the servers need on disk (the module reads its keys and the
+	// IdP metadata from files, as in production) goes into one private
+	// directory (mode 0700) that close removes.
+	if d.dir, err = os.MkdirTemp("", "consoleme-demo-"); err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, func() error { return os.RemoveAll(d.dir) })
+
+	// ConsoleMe and the module must share the jwt_secret; a fresh random one
+	// per run means no token outlives the demo.
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	jwtSecret := hex.EncodeToString(secret)
+
+	upstream, err := startConsoleMe(jwtSecret, cfg.UpstreamPort)
+	if err != nil {
+		return nil, fmt.Errorf("starting the stand-in ConsoleMe: %w", err)
+	}
+	d.closers = append(d.closers, upstream.close)
+	d.UpstreamURL = upstream.URL
+
+	idp, err := startIdP(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("starting the demo IdP: %w", err)
+	}
+	d.closers = append(d.closers, idp.close)
+	d.IdPURL = idp.URL
+
+	// Caddy reads the IdP's metadata from a file rather than its URL: a URL
+	// is fetched in the background, and a browser that is quicker than that
+	// fetch would get "sign-in unavailable".
+	idpMetadata := filepath.Join(d.dir, "idp-metadata.xml")
+	if err := os.WriteFile(idpMetadata, idp.Metadata, 0o600); err != nil {
+		return nil, err
+	}
+	spCert, spKey := filepath.Join(d.dir, "saml-sp.crt"), filepath.Join(d.dir, "saml-sp.key")
+	if err := writeKeyPair(spCert, spKey, "consoleme-demo-sp"); err != nil {
+		return nil, fmt.Errorf("making the SAML SP key pair: %w", err)
+	}
+
+	caddyPort := cfg.CaddyPort
+	if caddyPort == 0 {
+		// Caddy must know its port before it starts, because the port is
+		// part of public_url (and so of the SAML entity ID and ACS URL).
+		if caddyPort, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	d.CaddyURL = "http://127.0.0.1:" + strconv.Itoa(caddyPort)
+
+	caddyfile, err := renderCaddyfile(caddyfileData{
+		Port:            caddyPort,
+		PublicURL:       d.CaddyURL,
+		JWTSecret:       jwtSecret,
+		IdPMetadataFile: idpMetadata,
+		SPCert:          spCert,
+		SPKey:           spKey,
+		Upstream:        strings.TrimPrefix(upstream.URL, "http://"),
+		StorageDir:      filepath.Join(d.dir, "caddy-data"),
+		LogLevel:        cfg.LogLevel,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Written out only so that you can read it while the demo runs.
+	d.Caddyfile = filepath.Join(d.dir, "Caddyfile")
+	if err := os.WriteFile(d.Caddyfile, caddyfile, 0o600); err != nil {
+		return nil, err
+	}
+	if err := loadCaddy(caddyfile); err != nil {
+		return nil, fmt.Errorf("%w (if port %d is taken, choose another with -caddy-port, or 0 for any free port)", err, caddyPort)
+	}
+	d.closers = append(d.closers, caddy.Stop)
+
+	// The IdP only answers service providers it knows. Register ours with
+	// the metadata the module itself serves, as an IdP administrator would.
+	spMetadata, err := fetch(ctx, d.CaddyURL+"/saml/metadata")
+	if err != nil {
+		return nil, fmt.Errorf("fetching the SP metadata from Caddy: %w", err)
+	}
+	if err := idp.RegisterSP("consoleme", spMetadata); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// close stops everything start started and removes the temporary directory.
+func (d *demo) close() error {
+	var errs []error
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		errs = append(errs, d.closers[i]())
+	}
+	d.closers = nil
+	return errors.Join(errs...)
+}
+
+// caddyfileTemplate is the configuration a real deployment would have, minus
+// TLS: see Caddyfile.example and README.md for every option.
+var caddyfileTemplate = template.Must(template.New("Caddyfile").Funcs(template.FuncMap{"q": caddyfileQuote}).Parse(`{
+	# Nothing outside this process may change the config, and the config
+	# must not be saved to ~/.config/caddy/autosave.json.
+	admin off
+	persist_config off
+	# Loopback only, plain http. Caddy's data goes to the demo's temp dir
+	# instead of ~/.local/share/caddy, and the storage cleaner, which would
+	# write an instance ID there regardless, stays off.
+	default_bind 127.0.0.1
+	auto_https off
+	storage file_system {{q .StorageDir}}
+	storage_clean_interval off
+	grace_period 2s
+	log {
+		level {{.LogLevel}}
+	}
+}
+
+http://:{{.Port}} {
+	consoleme_auth {
+		jwt_secret {{.JWTSecret}}
+		public_url {{.PublicURL}}
+		store memory
+		saml {
+			idp_metadata_file {{q .IdPMetadataFile}}
+			sp_cert {{q .SPCert}}
+			sp_key {{q .SPKey}}
+			# What crewjam/saml's IdP sends: the email as "mail", the
+			# groups as the multi-valued "eduPersonAffiliation".
+			email_attribute mail
+			groups_attribute eduPersonAffiliation
+		}
+	}
+	# Everything that is not a challenge or SAML route goes to ConsoleMe.
+	reverse_proxy {{.Upstream}}
+}
+`))
+
+type caddyfileData struct {
+	Port            int
+	PublicURL       string
+	JWTSecret       string
+	IdPMetadataFile string
+	SPCert, SPKey   string
+	Upstream        string
+	StorageDir      string
+	LogLevel        string
+}
+
+func renderCaddyfile(data caddyfileData) ([]byte, error) {
+	var b strings.Builder
+	if err := caddyfileTemplate.Execute(&b, data); err != nil {
+		return nil, err
+	}
+	return []byte(b.String()), nil
+}
+
+// caddyfileQuote quotes a path for the Caddyfile when it needs it (a temp
+// dir may contain spaces, e.g. on Windows). Inside backquotes everything is
+// literal, backslashes included.
+func caddyfileQuote(s string) string {
+	if strings.ContainsAny(s, " \t\"'{}#`\\") {
+		return "`" + s + "`"
+	}
+	return s
+}
+
+// loadCaddy adapts the Caddyfile to Caddy's JSON and runs it in this process.
+func loadCaddy(caddyfile []byte) error {
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	if adapter == nil {
+		return errors.New("the caddyfile adapter is not compiled in")
+	}
+	cfgJSON, warnings, err := adapter.Adapt(caddyfile, map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		return fmt.Errorf("adapting the Caddyfile: %w", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(os.Stderr, "Caddyfile warning:", w.String())
+	}
+	if err := caddy.Load(cfgJSON, true); err != nil {
+		return fmt.Errorf("starting Caddy: %w", err)
+	}
+	return nil
+}
+
+// printInstructions tells a newcomer what runs where and how to walk the
+// flow by hand.
+func (d *demo) printInstructions(out io.Writer) {
+	user, cookie := d.cfg.User, "consoleme_auth"
+	loginCmd := "go run ./cmd/demo login " + shellQuote(user)
+	if d.CaddyURL != fmt.Sprintf("http://127.0.0.1:%d", defaultCaddyPort) {
+		loginCmd = "go run ./cmd/demo login -url " + d.CaddyURL + " " + shellQuote(user)
+	}
+	fmt.Fprintf(out, `
+ConsoleMe challenge login demo: everything runs in this process, on loopback only.
+
+  ConsoleMe (Caddy + consoleme_auth)  %[1]s
+  demo SAML IdP (crewjam/saml)        %[2]s
+  stand-in ConsoleMe upstream         %[3]s  (reached through Caddy)
+  Caddyfile in use                    %[4]s  (deleted on exit)
+
+  demo user  %[5]s   password: %[6]s   groups: %[7]s
+
+Walk the flow by hand, as Weep does:
+
+  1. Ask for a challenge:
+
+       curl -s %[10]s
+
+  2. Open the "challenge_url" it returns in your browser, sign in at the IdP as
+     %[5]s / %[6]s, and click Approve.
+
+  3. Poll the "polling_url" it returned until "status" is "success"
+     (Weep polls every 3 s for up to 2 minutes):
+
+       curl -s %[1]s/noauth/v1/challenge_poller/<token from step 1>
+
+  4. Call ConsoleMe with the "encoded_jwt" of that answer as its cookie:
+
+       curl -s -H 'Cookie: %[8]s=<encoded_jwt>' '%[1]s/api/v2/get_roles?all=true'
+
+Or let the built-in Weep-like client do steps 1, 3 and 4 (you still approve in
+the browser):
+
+       %[9]s
+
+Open %[1]s/ in the browser to see whom ConsoleMe takes you for.
+Press Ctrl-C to stop.
+`, d.CaddyURL, d.IdPURL, d.UpstreamURL, d.Caddyfile,
+		user, d.cfg.Password, strings.Join(d.cfg.Groups, ", "), cookie, loginCmd,
+		shellQuote(d.CaddyURL+"/noauth/v1/challenge_generator/"+user))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@._+-:/") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// freePort asks the kernel for a free loopback port. Another process could
+// take it before Caddy binds it; for a demo that risk is acceptable.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// listen binds a loopback port (0: any free one); an error names the flag
+// that chooses another port.
+func listen(port int, flagName string) (net.Listener, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("%w (choose another port with %s, or 0 for any free port)", err, flagName)
+	}
+	return l, nil
+}
+
+// fetch GETs url and returns the body of a 200 answer.
+func fetch(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return body, nil
+}
+
+// newKeyPair makes an RSA key and a self-signed certificate, as SAML
+// metadata carries them. RSA rather than ECDSA because crewjam/saml's IdP
+// encrypts assertions to the SP's certificate, which only works with RSA.
+func newKeyPair(commonName string) (*rsa.PrivateKey, *x509.Certificate, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: commonName},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(7 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, cert, nil
+}
+
+// writeKeyPair makes a key pair and writes it as the PEM files sp_cert and
+// sp_key expect.
+func writeKeyPair(certPath, keyPath, commonName string) error {
+	key, cert, err := newKeyPair(commonName)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	if err := os.WriteFile(certPath, certPEM, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(keyPath, keyPEM, 0o600)
+}

@@ -1,0 +1,185 @@
+// Command demo runs the whole ConsoleMe CLI challenge login on this machine,
+// with nothing to configure:
+//
+//	go run ./cmd/demo
+//
+// It starts, in this one process and on loopback only:
+//
+//   - Caddy with the consoleme_auth module (memory store), configured from a
+//     generated Caddyfile;
+//   - a demo SAML identity provider (github.com/crewjam/saml/samlidp) that
+//     knows one demo user;
+//   - a stand-in for ConsoleMe behind Caddy's reverse_proxy, which checks the
+//     consoleme_auth cookie with ConsoleMe's rules and shows who is signed in.
+//
+// It then prints the curl commands that walk the flow by hand. The same
+// binary is also a tiny Weep-like client:
+//
+//	go run ./cmd/demo login alice@example.com
+//
+// asks for a challenge, prints the link to open in a browser, polls until the
+// browser approves it and calls ConsoleMe with the token it got.
+//
+// Keys, the JWT secret and the Caddyfile are made at start in a temporary
+// directory that is removed on exit (Ctrl-C).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Fixed default ports, so the printed commands stay the same from run to run.
+// They are unusual enough not to clash with a ConsoleMe (8081) or a dev server
+// (8080); 0 picks a free port.
+const (
+	defaultCaddyPort    = 8480
+	defaultIdPPort      = 8481
+	defaultUpstreamPort = 8482
+)
+
+// config is everything the demo can be told; the zero value of a port means
+// "any free port".
+type config struct {
+	CaddyPort    int
+	IdPPort      int
+	UpstreamPort int
+
+	// User is the demo user's email: the ConsoleMe user name the CLI asks
+	// for, and the login name at the demo IdP.
+	User     string
+	Password string
+	Groups   []string
+
+	// LogLevel is Caddy's log level (DEBUG, INFO, WARN, ERROR). At INFO the
+	// module's audit lines (challenge created, SAML login, approved,
+	// collected) show each step as it happens.
+	LogLevel string
+}
+
+func defaultConfig() config {
+	return config{
+		CaddyPort:    defaultCaddyPort,
+		IdPPort:      defaultIdPPort,
+		UpstreamPort: defaultUpstreamPort,
+		User:         "alice@example.com",
+		Password:     "demo",
+		Groups:       []string{"engineering", "consoleme-users"},
+		LogLevel:     "INFO",
+	}
+}
+
+func main() {
+	// Ctrl-C (or SIGTERM) cancels ctx and everything shuts down cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		// A second Ctrl-C kills the process at once, in case the clean
+		// shutdown hangs.
+		stop()
+	}()
+
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "login" {
+		err = loginMain(ctx, os.Args[2:], os.Stdout)
+	} else {
+		err = demoMain(ctx, os.Args[1:], os.Stdout)
+	}
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h: the usage is printed
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+// demoMain parses the demo's flags and runs it until ctx is cancelled.
+func demoMain(ctx context.Context, args []string, out io.Writer) error {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/demo [flags]\n"+
+			"       go run ./cmd/demo login [-url URL] [user]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&cfg.CaddyPort, "caddy-port", cfg.CaddyPort, "port of Caddy, where the CLI and the browser talk to ConsoleMe (0: any free port)")
+	fs.IntVar(&cfg.IdPPort, "idp-port", cfg.IdPPort, "port of the demo SAML IdP (0: any free port)")
+	fs.IntVar(&cfg.UpstreamPort, "upstream-port", cfg.UpstreamPort, "port of the stand-in ConsoleMe behind Caddy (0: any free port)")
+	fs.StringVar(&cfg.User, "user", cfg.User, "the demo user's email, also its login name at the IdP")
+	fs.StringVar(&cfg.Password, "password", cfg.Password, "the demo user's password at the IdP")
+	groups := fs.String("groups", strings.Join(cfg.Groups, ","), "the demo user's groups, comma-separated")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "Caddy's log level: DEBUG, INFO, WARN or ERROR")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
+	}
+	cfg.Groups = splitList(*groups)
+	return run(ctx, cfg, out)
+}
+
+// run starts the demo, prints how to use it to out and keeps it running
+// until ctx is cancelled; then it stops everything and removes its files.
+func run(ctx context.Context, cfg config, out io.Writer) error {
+	d, err := start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	d.printInstructions(out)
+	<-ctx.Done()
+	fmt.Fprintln(out, "\nStopping…")
+	return d.close()
+}
+
+// loginMain is the Weep-like client: `demo login [-url URL] [user]`.
+func loginMain(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("login", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/demo login [-url URL] [user]\n\n"+
+			"Logs in as Weep does: asks for a challenge, waits for you to approve it\n"+
+			"in the browser and calls ConsoleMe with the token.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	base := fs.String("url", fmt.Sprintf("http://127.0.0.1:%d", defaultCaddyPort), "ConsoleMe's URL (Weep's consoleme_url): the demo's Caddy")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	user := defaultConfig().User
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		user = fs.Arg(0)
+	default:
+		return errors.New("give at most one user (see -h)")
+	}
+	c := weepClient{
+		BaseURL:   strings.TrimSuffix(*base, "/"),
+		PollEvery: 3 * time.Second,
+		Timeout:   2 * time.Minute,
+		Out:       out,
+	}
+	_, err := c.Login(ctx, user)
+	return err
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Load comparison of consoleme_auth against plain Caddy, side by side in one
+# Caddy process and one run, on loopback only, bounded in time.
+#
+#   integration/bench/run.sh            # 5 rounds of 5 s per case
+#   ROUNDS=3 DURATION=3s integration/bench/run.sh
+#
+# Needs wrk (apt-get install wrk); redis-server is optional (the Redis row
+# is skipped without it). Prints medians over the rounds and the ratios the
+# performance targets are stated in. A/B cases alternate within each round
+# so that drift on a shared machine hits both sides alike.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5s}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-32}
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()' 2>/dev/null ||
+	echo $((20000 + RANDOM % 20000)); }
+
+echo "building cmd/caddy..." >&2
+go build -o "$work/caddy" ./cmd/caddy
+"$work/caddy" consoleme-auth sp-keypair --cert "$work/sp.crt" --key "$work/sp.key" >/dev/null
+
+P_UP=$(freeport); P_PLAIN=$(freeport); P_MOD=$(freeport); P_OK=$(freeport); P_REDIS=$(freeport); P_RS=$(freeport)
+
+redis_site=""
+if command -v redis-server >/dev/null; then
+	redis-server --port "$P_RS" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" >/dev/null &
+	pids+=($!)
+	redis_site="http://127.0.0.1:$P_REDIS {
+	consoleme_auth {
+		jwt_secret bench-secret
+		store redis redis://127.0.0.1:$P_RS/0
+		generator_rate_limit off
+		poller_rate_limit off
+	}
+	reverse_proxy 127.0.0.1:$P_UP
+}"
+fi
+
+cat >"$work/Caddyfile" <<CADDY
+{
+	admin off
+	default_bind 127.0.0.1
+	auto_https off
+	log {
+		level ERROR
+	}
+}
+# The stand-in upstream: a tiny static answer.
+http://127.0.0.1:$P_UP {
+	respond "upstream ok"
+}
+# A: plain reverse_proxy.
+http://127.0.0.1:$P_PLAIN {
+	reverse_proxy 127.0.0.1:$P_UP
+}
+# B: the same with consoleme_auth in front (memory store).
+http://127.0.0.1:$P_MOD {
+	consoleme_auth {
+		jwt_secret bench-secret
+		max_pending 10000000
+		generator_rate_limit off
+		poller_rate_limit off
+	}
+	reverse_proxy 127.0.0.1:$P_UP
+}
+# C: Caddy answering by itself, the yardstick for the module's own routes.
+http://127.0.0.1:$P_OK {
+	respond "ok"
+}
+$redis_site
+CADDY
+
+"$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$P_OK/" >/dev/null 2>&1 && break; sleep 0.1; done
+pending=$(curl -fs "http://127.0.0.1:$P_MOD/noauth/v1/challenge_generator/alice@example.com" | sed 's/.*challenge_poller\///; s/".*//')
+[ -n "$pending" ] || { echo "generator did not answer" >&2; cat "$work/caddy.log" >&2; exit 1; }
+
+# run NAME URL: one wrk run; appends "NAME rps p99_ms" to results.
+run() {
+	local out rps p99
+	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$2")
+	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+	p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000} print v}' <<<"$out")
+	echo "$1 $rps $p99" >>"$work/results"
+}
+
+cases=(
+	"plain_proxy http://127.0.0.1:$P_PLAIN/api/v2/get_roles"
+	"module_proxy http://127.0.0.1:$P_MOD/api/v2/get_roles"
+	"respond_ok http://127.0.0.1:$P_OK/"
+	"generator http://127.0.0.1:$P_MOD/noauth/v1/challenge_generator/alice@example.com"
+	"poll_pending http://127.0.0.1:$P_MOD/noauth/v1/challenge_poller/$pending"
+)
+if [ -n "$redis_site" ]; then
+	cases+=("generator_redis http://127.0.0.1:$P_REDIS/noauth/v1/challenge_generator/alice@example.com")
+fi
+for r in $(seq "$ROUNDS"); do
+	echo "round $r/$ROUNDS" >&2
+	for c in "${cases[@]}"; do run $c; done
+done
+
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+col() { awk -v n="$1" -v k="$2" '$1 == n {print $k}' "$work/results" | median; }
+
+echo
+echo "machine: $(nproc) cores, $(uname -m), wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS rounds (medians)"
+printf "%-16s %12s %10s\n" case "req/s" "p99 ms"
+for c in "${cases[@]}"; do
+	n=${c%% *}
+	printf "%-16s %12.0f %10.2f\n" "$n" "$(col "$n" 2)" "$(col "$n" 3)"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a/b}'; }
+echo
+echo "target                                     ratio   goal"
+echo "pass-through req/s module/plain            $(ratio "$(col module_proxy 2)" "$(col plain_proxy 2)")  >= 0.98"
+echo "pass-through p99 module/plain              $(ratio "$(col module_proxy 3)" "$(col plain_proxy 3)")  <= 1.05"
+echo "generator req/s / respond ok               $(ratio "$(col generator 2)" "$(col respond_ok 2)")  >= 0.85"
+echo "pending poll req/s / respond ok            $(ratio "$(col poll_pending 2)" "$(col respond_ok 2)")  >= 0.85"
+if [ -n "$redis_site" ]; then
+	echo "generator req/s redis/memory               $(ratio "$(col generator_redis 2)" "$(col generator 2)")  >= 0.5"
+fi
