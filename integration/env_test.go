@@ -71,6 +71,9 @@ func newEnv(t testing.TB, opts ...func(*moduleConfig)) *env {
 	}
 
 	caddyfile := siteCaddyfile(port, cfg.block(), cm.Addr())
+	if cfg.AdminAddr != "" {
+		caddyfile = strings.Replace(caddyfile, "\tadmin off\n", "\tadmin "+cfg.AdminAddr+"\n", 1)
+	}
 	if cfg.GlobalExtra != "" {
 		caddyfile = strings.Replace(caddyfile, "\tadmin off\n", "\tadmin off\n"+cfg.GlobalExtra+"\n", 1)
 	}

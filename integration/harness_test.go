@@ -273,6 +273,7 @@ type moduleConfig struct {
 	DisablePollerIPCheck    bool
 	Extra                   []string // further subdirective lines, verbatim
 	GlobalExtra             string   // further global option lines (not part of the block)
+	AdminAddr               string   // admin endpoint address instead of "admin off"
 
 	IdPMetadataURL  string
 	IdPMetadataFile string
