@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -298,6 +299,9 @@ func (sp *serviceProvider) forBase(base string) (*saml.ServiceProvider, error) {
 		AcsURL:            *acs,
 		IDPMetadata:       md,
 		AuthnNameIDFormat: sp.format,
+		// parseResponse checks the audience itself, seeing every Audience
+		// of a restriction where the library keeps only the last.
+		ValidateAudienceRestriction: func(*saml.Assertion) error { return nil },
 	}, nil
 }
 
@@ -309,7 +313,19 @@ func (sp *serviceProvider) spMetadata(base string) ([]byte, error) {
 		EntityID: sp.cfg.EntityID, Key: sp.key, Certificate: sp.cert,
 		MetadataURL: *meta, AcsURL: *acs, AuthnNameIDFormat: sp.format,
 	}
-	return xml.MarshalIndent(s.Metadata(), "", "  ")
+	md := s.Metadata()
+	// Only the HTTP-POST binding is accepted at the ACS; the library also
+	// advertises HTTP-Artifact, which would make IdPs try it.
+	for i := range md.SPSSODescriptors {
+		var acs []saml.IndexedEndpoint
+		for _, e := range md.SPSSODescriptors[i].AssertionConsumerServices {
+			if e.Binding == saml.HTTPPostBinding {
+				acs = append(acs, e)
+			}
+		}
+		md.SPSSODescriptors[i].AssertionConsumerServices = acs
+	}
+	return xml.MarshalIndent(md, "", "  ")
 }
 
 // serveMetadata answers GET /saml/metadata with the SP metadata.
@@ -492,45 +508,96 @@ const (
 // need: a DTD (entity tricks), absurd nesting or size (parser time grows
 // with depth), a root that is not a Response, and anything but exactly one
 // assertion (signature-wrapping places a forged assertion beside the signed
-// one). It is one linear pass of the standard XML tokenizer.
-func checkResponseShape(raw []byte) error {
+// one). It is one linear pass of the standard XML tokenizer, which also
+// collects the audiences of a plaintext assertion: crewjam/saml keeps only
+// the last Audience of each AudienceRestriction, though SAML allows several
+// (any one of which may name us).
+func checkResponseShape(raw []byte) (*responseShape, error) {
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	d.Strict = true
+	shape := &responseShape{}
 	depth, elements, assertions := 0, 0, 0
+	inRestriction, inAudience := false, false
+	var audience strings.Builder
 	for {
 		tok, err := d.RawToken()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("invalid xml: %w", err)
+			return nil, fmt.Errorf("invalid xml: %w", err)
 		}
 		switch t := tok.(type) {
 		case xml.Directive:
-			return errors.New("the response has a DOCTYPE or other directive")
+			return nil, errors.New("the response has a DOCTYPE or other directive")
 		case xml.StartElement:
 			depth++
 			elements++
 			if depth > maxResponseDepth || elements > maxResponseElements {
-				return errors.New("the response is nested too deeply or has too many elements")
+				return nil, errors.New("the response is nested too deeply or has too many elements")
+			}
+			switch t.Name.Local {
+			case "Response":
+			case "Assertion":
+				assertions++
+			case "EncryptedAssertion":
+				assertions++
+				shape.encrypted = true
+			case "AudienceRestriction":
+				inRestriction = true
+				shape.restrictions = append(shape.restrictions, nil)
+			case "Audience":
+				inAudience = inRestriction
+				audience.Reset()
 			}
 			if depth == 1 && t.Name.Local != "Response" {
-				return fmt.Errorf("the root element is %s, not a Response", t.Name.Local)
+				return nil, fmt.Errorf("the root element is %s, not a Response", t.Name.Local)
 			}
-			if t.Name.Local == "Assertion" || t.Name.Local == "EncryptedAssertion" {
-				assertions++
+		case xml.CharData:
+			if inAudience {
+				audience.Write(t)
 			}
 		case xml.EndElement:
 			depth--
+			switch t.Name.Local {
+			case "AudienceRestriction":
+				inRestriction = false
+			case "Audience":
+				if inAudience {
+					last := len(shape.restrictions) - 1
+					shape.restrictions[last] = append(shape.restrictions[last], strings.TrimSpace(audience.String()))
+					inAudience = false
+				}
+			}
 		}
 	}
 	if elements == 0 {
-		return errors.New("the response is empty")
+		return nil, errors.New("the response is empty")
 	}
 	if assertions != 1 {
-		return fmt.Errorf("the response has %d assertions, want exactly one", assertions)
+		return nil, fmt.Errorf("the response has %d assertions, want exactly one", assertions)
 	}
-	return nil
+	return shape, nil
+}
+
+// responseShape is what checkResponseShape learnt of a response.
+type responseShape struct {
+	encrypted    bool       // the assertion is encrypted: its audiences were not seen
+	restrictions [][]string // the audiences of each AudienceRestriction
+}
+
+// namesAudience reports whether every AudienceRestriction (there must be at
+// least one) names audience among its Audience elements.
+func namesAudience(restrictions [][]string, audience string) bool {
+	if len(restrictions) == 0 {
+		return false
+	}
+	for _, r := range restrictions {
+		if !slices.Contains(r, audience) {
+			return false
+		}
+	}
+	return true
 }
 
 // parseResponse validates a decoded SAMLResponse for the login requestID:
@@ -539,7 +606,8 @@ func checkResponseShape(raw []byte) error {
 // SSO profile requires and the library lets pass: an audience naming us and
 // a bearer subject confirmation. A panic in the library is a refusal.
 func parseResponse(sp *saml.ServiceProvider, raw []byte, requestID string) (a *saml.Assertion, err error) {
-	if err := checkResponseShape(raw); err != nil {
+	shape, err := checkResponseShape(raw)
+	if err != nil {
 		return nil, fmt.Errorf("assertion refused: %w", err)
 	}
 	defer func() {
@@ -555,22 +623,21 @@ func parseResponse(sp *saml.ServiceProvider, raw []byte, requestID string) (a *s
 	if audience == "" {
 		audience = sp.MetadataURL.String()
 	}
-	if a.Conditions == nil || !hasAudience(a.Conditions, audience) {
-		return nil, fmt.Errorf("assertion refused: no AudienceRestriction names %q", audience)
+	restrictions := shape.restrictions
+	if shape.encrypted && a.Conditions != nil {
+		// Only the library saw inside: one Audience per restriction.
+		restrictions = nil
+		for _, ar := range a.Conditions.AudienceRestrictions {
+			restrictions = append(restrictions, []string{ar.Audience.Value})
+		}
+	}
+	if a.Conditions == nil || !namesAudience(restrictions, audience) {
+		return nil, fmt.Errorf("assertion refused: AudienceRestriction does not name %q", audience)
 	}
 	if a.Subject == nil || !hasBearerConfirmation(a.Subject) {
 		return nil, errors.New("assertion refused: no bearer SubjectConfirmation with data")
 	}
 	return a, nil
-}
-
-func hasAudience(c *saml.Conditions, audience string) bool {
-	for _, ar := range c.AudienceRestrictions {
-		if ar.Audience.Value == audience {
-			return true
-		}
-	}
-	return false
 }
 
 func hasBearerConfirmation(s *saml.Subject) bool {
