@@ -37,6 +37,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveACS(w, r)
 	case routeSAMLLogin:
 		return h.serveLogin(w, r)
+	case routeSAMLSLO:
+		return h.serveSLO(w, r)
 	}
 	if h.mtls != nil && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 		if handled, err := h.applyMTLS(w, r); handled || err != nil {

@@ -17,6 +17,7 @@ const (
 	routeSAMLMetadata
 	routeSAMLACS
 	routeSAMLLogin
+	routeSAMLSLO
 )
 
 // prefixes maps each spelling of a parameterised route to the route. The
@@ -55,6 +56,8 @@ func matchRoute(path string, saml bool) (route, string) {
 				return routeSAMLACS, ""
 			case "/saml/login":
 				return routeSAMLLogin, ""
+			case "/saml/slo":
+				return routeSAMLSLO, ""
 			}
 		}
 		return routeNone, ""

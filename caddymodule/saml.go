@@ -291,7 +291,13 @@ func (sp *serviceProvider) forBase(base string) (*saml.ServiceProvider, error) {
 	if err != nil {
 		return nil, err
 	}
+	slo, err := url.Parse(base + "/saml/slo")
+	if err != nil {
+		return nil, err
+	}
 	return &saml.ServiceProvider{
+		SloURL:            *slo,
+		LogoutBindings:    sloBindings,
 		EntityID:          sp.cfg.EntityID,
 		Key:               sp.key,
 		Certificate:       sp.cert,
@@ -305,13 +311,18 @@ func (sp *serviceProvider) forBase(base string) (*saml.ServiceProvider, error) {
 	}, nil
 }
 
+// sloBindings are how the IdP may reach /saml/slo after a logout.
+var sloBindings = []string{saml.HTTPRedirectBinding, saml.HTTPPostBinding}
+
 // spMetadata is the SP's own metadata; it needs no IdP metadata.
 func (sp *serviceProvider) spMetadata(base string) ([]byte, error) {
 	acs, _ := url.Parse(base + "/saml/acs")
 	meta, _ := url.Parse(base + "/saml/metadata")
+	slo, _ := url.Parse(base + "/saml/slo")
 	s := saml.ServiceProvider{
 		EntityID: sp.cfg.EntityID, Key: sp.key, Certificate: sp.cert,
 		MetadataURL: *meta, AcsURL: *acs, AuthnNameIDFormat: sp.format,
+		SloURL: *slo, LogoutBindings: sloBindings,
 	}
 	md := s.Metadata()
 	// Only the HTTP-POST binding is accepted at the ACS; the library also

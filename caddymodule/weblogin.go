@@ -164,6 +164,25 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	return h.startLogin(w, r, safeReturnPath(r.URL.Query().Get("return_to")))
 }
 
+// serveSLO is where the IdP sends the browser back after a single logout
+// (its LogoutResponse), or starts one itself (a LogoutRequest): either way
+// the session cookie is cleared and the user is told they are signed out.
+func (h *Handler) serveSLO(w http.ResponseWriter, r *http.Request) error {
+	if !allowMethods(w, r, http.MethodGet, http.MethodPost) {
+		return nil
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
+	_ = r.ParseForm()
+	http.SetCookie(w, &http.Cookie{Name: h.CookieName, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: h.secure(r), SameSite: http.SameSiteLaxMode})
+	if sp, err := h.sp.forBase(h.baseURL(r)); err == nil && r.Form.Get("SAMLResponse") != "" {
+		if err := sp.ValidateLogoutResponseRequest(r); err != nil {
+			h.debug(r, "IdP logout response not validated", zap.Error(err))
+		}
+	}
+	return h.page(w, r, http.StatusOK, "Signed out", "You are signed out of ConsoleMe.")
+}
+
 // serveLogout clears the session and, when the IdP has a single-logout
 // endpoint, sends the browser there too (GET /logout).
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {

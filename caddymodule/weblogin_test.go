@@ -205,3 +205,24 @@ func TestWebLoginConfig(t *testing.T) {
 	}
 	_ = x.Cleanup()
 }
+
+// TestSingleLogoutEndpoint: the SP metadata names /saml/slo, where the IdP
+// returns the browser after a logout; it clears the session either way.
+func TestSingleLogoutEndpoint(t *testing.T) {
+	h := newWebLoginHandler(t, nil)
+	rec, _ := serve(t, h, request("GET", "/saml/metadata", "192.0.2.1", nil))
+	if !strings.Contains(rec.Body.String(), `SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://consoleme.example.com/saml/slo"`) {
+		t.Errorf("metadata lacks the SLO endpoint:\n%s", rec.Body)
+	}
+	for _, method := range []string{"GET", "POST"} {
+		r := request(method, "/saml/slo?SAMLResponse=garbage", "192.0.2.1", nil)
+		r.AddCookie(session(t, h, "alice@example.com"))
+		rec, passed := serve(t, h, r)
+		if passed || rec.Code != 200 || !strings.Contains(rec.Body.String(), "signed out") {
+			t.Errorf("%s /saml/slo: %d %s", method, rec.Code, rec.Body)
+		}
+		if c := rec.Result().Cookies(); len(c) != 1 || c[0].MaxAge >= 0 {
+			t.Errorf("%s /saml/slo: cookie not cleared: %v", method, rec.Header()["Set-Cookie"])
+		}
+	}
+}

@@ -86,6 +86,8 @@ type sspSP struct {
 	// ACS are the AssertionConsumerService endpoints, in order; the first
 	// is the default.
 	ACS []string
+	// SLO are the SingleLogoutService endpoints as binding → location.
+	SLO [][2]string
 	// SigningCert and EncryptionCert are base64 DER certificates.
 	SigningCert    string
 	EncryptionCert string
@@ -331,6 +333,13 @@ func (p *simpleSAMLphp) trustSPs(t testing.TB, sps ...sspSP) {
 			keys = append(keys, phpArray{{"type", "X509Certificate"}, {"signing", false}, {"encryption", true}, {"X509Certificate", sp.EncryptionCert}})
 		}
 		entry := phpArray{{"AssertionConsumerService", acs}}
+		if len(sp.SLO) > 0 {
+			var slo []any
+			for _, e := range sp.SLO {
+				slo = append(slo, phpArray{{"Binding", e[0]}, {"Location", e[1]}})
+			}
+			entry = append(entry, phpKV{"SingleLogoutService", slo})
+		}
 		if len(keys) > 0 {
 			entry = append(entry, phpKV{"keys", keys})
 		}
@@ -361,6 +370,9 @@ func spFromMetadata(t testing.TB, data []byte) sspSP {
 	}
 	if len(sp.ACS) == 0 {
 		t.Fatalf("SP metadata has no HTTP-POST AssertionConsumerService:\n%s", data)
+	}
+	for _, slo := range d.SingleLogoutServices {
+		sp.SLO = append(sp.SLO, [2]string{slo.Binding, slo.Location})
 	}
 	for _, kd := range d.KeyDescriptors {
 		if len(kd.KeyInfo.X509Data.X509Certificates) == 0 {
