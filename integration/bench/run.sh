@@ -5,6 +5,8 @@
 #   integration/bench/run.sh            # 5 rounds of 5 s per case
 #   ROUNDS=3 DURATION=3s integration/bench/run.sh
 #
+# REDIS_POOL sets the Redis store's pool_size (default 64, more than wrk's
+# connections, so requests do not queue for a connection).
 # Needs wrk (apt-get install wrk); redis-server is optional (the Redis row
 # is skipped without it). Prints medians over the rounds and the ratios the
 # performance targets are stated in. A/B cases alternate within each round
@@ -43,7 +45,9 @@ if command -v redis-server >/dev/null; then
 	redis_site="http://127.0.0.1:$P_REDIS {
 	consoleme_auth {
 		jwt_secret bench-secret
-		store redis redis://127.0.0.1:$P_RS/0
+		store redis redis://127.0.0.1:$P_RS/0 {
+			pool_size ${REDIS_POOL:-64}
+		}
 		generator_rate_limit off
 		poller_rate_limit off
 	}
