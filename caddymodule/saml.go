@@ -712,6 +712,12 @@ func (h *Handler) setSessionCookie(w http.ResponseWriter, r *http.Request, jwt s
 	})
 }
 
+// clearSessionCookie tells the browser to drop the ConsoleMe cookie.
+func (h *Handler) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: h.CookieName, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: h.secure(r), SameSite: http.SameSiteLaxMode})
+}
+
 // secure reports whether cookies should be Secure: the site is https.
 func (h *Handler) secure(r *http.Request) bool {
 	if h.base != nil {

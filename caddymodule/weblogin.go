@@ -173,8 +173,7 @@ func (h *Handler) serveSLO(w http.ResponseWriter, r *http.Request) error {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
 	_ = r.ParseForm()
-	http.SetCookie(w, &http.Cookie{Name: h.CookieName, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: h.secure(r), SameSite: http.SameSiteLaxMode})
+	h.clearSessionCookie(w, r)
 	if sp, err := h.sp.forBase(h.baseURL(r)); err == nil && r.Form.Get("SAMLResponse") != "" {
 		if err := sp.ValidateLogoutResponseRequest(r); err != nil {
 			h.debug(r, "IdP logout response not validated", zap.Error(err))
@@ -190,8 +189,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	id := h.identity(r)
-	http.SetCookie(w, &http.Cookie{Name: h.CookieName, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: h.secure(r), SameSite: http.SameSiteLaxMode})
+	h.clearSessionCookie(w, r)
 	if id != nil {
 		h.logger.Info("logout", zap.String("user", id.Email), zap.String("remote_ip", clientIP(r)))
 	}
