@@ -1,11 +1,13 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // caddyCmd runs the built Caddy with args and env, returning its output.
@@ -46,6 +48,27 @@ func TestCaddyfileExample(t *testing.T) {
 	}
 	if out, err := caddyCmd(t, nil, "list-modules"); err != nil || !strings.Contains(out, "http.handlers.consoleme_auth") {
 		t.Errorf("list-modules: %v\n%s", err, out)
+	}
+}
+
+// TestValidateWithoutRedis: validating (and starting) a Redis-backed config
+// never waits for Redis.
+func TestValidateWithoutRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Caddy")
+	}
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	src := fmt.Sprintf("{\n\tadmin off\n}\n:0 {\n\tconsoleme_auth {\n\t\tjwt_secret s\n\t\tstore redis redis://127.0.0.1:%d/0\n\t}\n\trespond ok\n}\n", freePort(t))
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, err := caddyCmd(t, nil, "validate", "--config", path)
+	if err != nil || !strings.Contains(out, "Valid configuration") {
+		t.Fatalf("validate with Redis down: %v\n%s", err, out)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("validate took %v", d)
 	}
 }
 
