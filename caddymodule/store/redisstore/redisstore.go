@@ -104,9 +104,10 @@ type Options struct {
 // number of Stores (in one or several processes) may share one server and
 // key prefix.
 type Store struct {
-	rdb    *redis.Client
-	prefix string
-	grace  time.Duration
+	rdb     *redis.Client
+	prefix  string
+	grace   time.Duration
+	creates *batcher
 
 	closeOnce sync.Once
 	closeErr  error
@@ -191,7 +192,14 @@ func New(opts Options) (*Store, error) {
 	case grace < 0:
 		grace = 0
 	}
-	return &Store{rdb: redis.NewClient(ro), prefix: prefix, grace: grace}, nil
+	rdb := redis.NewClient(ro)
+	// Creates come in bursts (every CLI login) and need no reply but a
+	// number: they share pipelines. A worker per few connections keeps
+	// several pipelines in flight.
+	workers := max(2, rdb.Options().PoolSize/8)
+	timeout := ro.DialTimeout + ro.WriteTimeout + ro.ReadTimeout
+	return &Store{rdb: rdb, prefix: prefix, grace: grace,
+		creates: newBatcher(rdb, createScript, workers, timeout)}, nil
 }
 
 // choose returns the configured duration if set, else the one from the URL
@@ -266,6 +274,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Closing twice is harmless.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.creates.close()
 		if err := s.rdb.Close(); err != nil {
 			s.closeErr = fmt.Errorf("redis store: close: %w", err)
 		}
@@ -302,7 +311,7 @@ func (s *Store) Create(ctx context.Context, c *store.Challenge) error {
 		}
 		args = append(args, "g", string(g))
 	}
-	n, err := createScript.Run(ctx, s.rdb, []string{s.challengeKey(c.Token)}, args...).Int64()
+	n, err := s.creates.run(ctx, s.challengeKey(c.Token), args)
 	switch {
 	case err != nil && redis.HasErrorPrefix(err, "OOM"):
 		return fmt.Errorf("redis store: create: %w: redis is out of memory", store.ErrFull)
