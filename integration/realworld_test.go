@@ -167,7 +167,13 @@ func (rw *realWorld) waitReady(t testing.TB, httpsPort int) {
 // cli makes one request as the CLI does: no cookies, no redirects.
 func (rw *realWorld) cli(t testing.TB, method, rawURL string, header http.Header) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, rawURL, nil)
+	return rw.cliBody(t, method, rawURL, header, "")
+}
+
+// cliBody is cli with a request body.
+func (rw *realWorld) cliBody(t testing.TB, method, rawURL string, header http.Header, body string) reply {
+	t.Helper()
+	req, err := http.NewRequest(method, rawURL, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,11 +185,11 @@ func (rw *realWorld) cli(t testing.TB, method, rawURL string, header http.Header
 		t.Fatalf("%s %s: %v", method, rawURL, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	got, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return reply{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	return reply{Status: resp.StatusCode, Header: resp.Header, Body: got}
 }
 
 // generate asks for a challenge as Weep does.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -51,23 +50,7 @@ func newWebLoginWorld(t *testing.T) *webLoginWorld {
 // header names one, no redirects followed.
 func (w *webLoginWorld) send(t testing.TB, method, path string, header http.Header, body string) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, w.Base+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := w.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return w.cliBody(t, method, w.Base+path, header, body)
 }
 
 // upstreamSaw counts the requests the stand-in received for exactly this
