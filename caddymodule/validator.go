@@ -69,6 +69,7 @@ var (
 type checked struct {
 	c       *store.Challenge
 	id      *token.Identity
+	groups  []string // id's groups after groups_filter: what gets minted
 	ip      string
 	refused *refusal
 }
@@ -78,6 +79,9 @@ type checked struct {
 // IP. id may be nil: then only existence and expiry are checked.
 func (h *Handler) check(r *http.Request, tok string, id *token.Identity, viewing bool) (*checked, error) {
 	ck := &checked{id: id, ip: clientIP(r)}
+	if id != nil {
+		ck.groups = h.policy.filterGroups(id.Groups)
+	}
 	c, err := h.store.Get(r.Context(), tok)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -93,9 +97,9 @@ func (h *Handler) check(r *http.Request, tok string, id *token.Identity, viewing
 	case id == nil:
 	case !h.policy.sameUser(id.Email, c.User):
 		ck.refused = &refuseOtherUser
-	case h.policy.groupsRefusal(h.policy.filterGroups(id.Groups)) != "":
+	case h.policy.groupsRefusal(ck.groups) != "":
 		ck.refused = &refuseGroups
-	case !h.tokenFits(id.Email, h.policy.filterGroups(id.Groups)):
+	case !h.tokenFits(id.Email, ck.groups):
 		ck.refused = &refuseTooLarge
 	case viewing && c.Viewed:
 		ck.refused = &refuseViewed
@@ -217,7 +221,7 @@ func (h *Handler) approveForm(w http.ResponseWriter, r *http.Request, tok string
 		h.logRefusal(ck, tok)
 		return h.page(w, r, ck.refused.status, ck.refused.title, ck.refused.text)
 	}
-	if err := h.store.Approve(r.Context(), tok, nonce, id.Email, h.policy.filterGroups(id.Groups), h.now()); err != nil {
+	if err := h.store.Approve(r.Context(), tok, nonce, id.Email, ck.groups, h.now()); err != nil {
 		return h.viewFailure(w, r, ck, tok, err, false)
 	}
 	h.logApproval(ck, tok)
@@ -373,7 +377,7 @@ func (h *Handler) serveValidatorAPI(w http.ResponseWriter, r *http.Request, tok 
 		return writeJSON(w, http.StatusOK, apiMessage{Message: msg})
 	}
 	if r.Method == http.MethodPost {
-		if err := h.store.Approve(r.Context(), tok, nonce, id.Email, h.policy.filterGroups(id.Groups), h.now()); err != nil {
+		if err := h.store.Approve(r.Context(), tok, nonce, id.Email, ck.groups, h.now()); err != nil {
 			return h.viewFailure(w, r, ck, tok, err, true)
 		}
 		h.logApproval(ck, tok)
