@@ -124,6 +124,19 @@ var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="
 // approve views the approval page as the cookie's user and posts its form.
 func approve(t *testing.T, h *Handler, tok, ip string, cookie *http.Cookie) *httptest.ResponseRecorder {
 	t.Helper()
+	form := approvalForm(t, h, tok, ip, cookie)
+	r := request("POST", "/challenge_validator/"+tok, ip, strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Origin", "https://consoleme.example.com")
+	r.AddCookie(cookie)
+	rec, _ := serve(t, h, r)
+	return rec
+}
+
+// approvalForm views the approval page as the cookie's user and returns the
+// hidden fields of its form.
+func approvalForm(t *testing.T, h *Handler, tok, ip string, cookie *http.Cookie) url.Values {
+	t.Helper()
 	r := request("GET", "/challenge_validator/"+tok, ip, nil)
 	r.AddCookie(cookie)
 	rec, _ := serve(t, h, r)
@@ -134,12 +147,7 @@ func approve(t *testing.T, h *Handler, tok, ip string, cookie *http.Cookie) *htt
 	for _, m := range hiddenRE.FindAllStringSubmatch(rec.Body.String(), -1) {
 		form.Set(m[1], m[2])
 	}
-	r = request("POST", "/challenge_validator/"+tok, ip, strings.NewReader(form.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.Header.Set("Origin", "https://consoleme.example.com")
-	r.AddCookie(cookie)
-	rec, _ = serve(t, h, r)
-	return rec
+	return form
 }
 
 func TestGenerator(t *testing.T) {
@@ -491,13 +499,7 @@ func TestApproveFormCSRF(t *testing.T) {
 	h := newTestHandler(t, nil)
 	alice := session(t, h, "alice@example.com")
 	tok := generate(t, h, "alice@example.com", "192.0.2.1")
-	r := request("GET", "/challenge_validator/"+tok, "192.0.2.1", nil)
-	r.AddCookie(alice)
-	rec, _ := serve(t, h, r)
-	form := url.Values{}
-	for _, m := range hiddenRE.FindAllStringSubmatch(rec.Body.String(), -1) {
-		form.Set(m[1], m[2])
-	}
+	form := approvalForm(t, h, tok, "192.0.2.1", alice)
 	if form.Get("nonce") == "" || form.Get("csrf_token") == "" {
 		t.Fatalf("form fields %v", form)
 	}
@@ -721,14 +723,8 @@ func TestApproveWithNullOrigin(t *testing.T) {
 		want int
 	}{{"cross-site", 403}, {"same-site", 403}, {"same-origin", 200}} {
 		tok := generate(t, h, "alice@example.com", "192.0.2.1")
-		r := request("GET", "/challenge_validator/"+tok, "192.0.2.1", nil)
-		r.AddCookie(alice)
-		rec, _ := serve(t, h, r)
-		form := url.Values{}
-		for _, m := range hiddenRE.FindAllStringSubmatch(rec.Body.String(), -1) {
-			form.Set(m[1], m[2])
-		}
-		r = request("POST", "/challenge_validator/"+tok, "192.0.2.1", strings.NewReader(form.Encode()))
+		form := approvalForm(t, h, tok, "192.0.2.1", alice)
+		r := request("POST", "/challenge_validator/"+tok, "192.0.2.1", strings.NewReader(form.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		r.Header.Set("Origin", "null")
 		r.Header.Set("Sec-Fetch-Site", tc.site)

@@ -451,26 +451,8 @@ func TestRedisDown(t *testing.T) {
 	approve(t, s, c, now)
 
 	srv.stop()
-	calls := storeCalls(s, c, now)
-	var wg sync.WaitGroup
-	for name, call := range calls {
-		// Each call twice at once, to see that concurrent callers are bounded too.
-		for range 2 {
-			wg.Go(func() {
-				start := time.Now()
-				err := call(ctx)
-				took := time.Since(start)
-				if !errors.Is(err, store.ErrUnavailable) {
-					t.Errorf("%s with Redis down = %v, want ErrUnavailable", name, err)
-				}
-				if took > 10*time.Second {
-					t.Errorf("%s with Redis down took %s", name, took)
-				}
-				t.Logf("%s with Redis down: %s after %s", name, err, took.Round(time.Millisecond))
-			})
-		}
-	}
-	wg.Wait()
+	// Each call twice at once, to see that concurrent callers are bounded too.
+	expectAllUnavailable(t, "Redis down", storeCalls(s, c, now), 2)
 
 	srv.start()
 	recovered := waitFor(t, 10*time.Second, func() error { return s.Ping(ctx) })
@@ -487,6 +469,30 @@ func TestRedisDown(t *testing.T) {
 	if out, _, err := s.Poll(ctx, c.Token, c.IP, true, now); err != nil || out != store.PollSuccess {
 		t.Fatalf("Poll after the restart = %v, %v, want success", out, err)
 	}
+}
+
+// expectAllUnavailable runs every call copies times at once and checks that
+// each fails with ErrUnavailable within a bound (no hang).
+func expectAllUnavailable(t *testing.T, state string, calls map[string]func(context.Context) error, copies int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for name, call := range calls {
+		for range copies {
+			wg.Go(func() {
+				start := time.Now()
+				err := call(t.Context())
+				took := time.Since(start)
+				if !errors.Is(err, store.ErrUnavailable) {
+					t.Errorf("%s with %s = %v, want ErrUnavailable", name, state, err)
+				}
+				if took > 10*time.Second {
+					t.Errorf("%s with %s took %s", name, state, took)
+				}
+				t.Logf("%s with %s: %s after %s", name, state, err, took.Round(time.Millisecond))
+			})
+		}
+	}
+	wg.Wait()
 }
 
 // storeCalls returns one call of each method of s.
