@@ -46,6 +46,8 @@ type Challenge struct {
 	Approver string `json:"approver,omitempty"`
 	// Groups are the approver's groups, minted into the JWT.
 	Groups []string `json:"groups,omitempty"`
+	// AuthTime is when the approver last signed in at the identity provider.
+	AuthTime time.Time `json:"auth_time,omitempty"`
 }
 
 // Expired reports whether the challenge is past its expiry at now.
@@ -60,6 +62,10 @@ type LoginState struct {
 	ReturnPath string `json:"return_path"`
 	// Created is when the login started.
 	Created time.Time `json:"created"`
+	// Client identifies who started the login (the client's address or
+	// address prefix); a store bounds the live logins of one client. Empty
+	// means unbounded.
+	Client string `json:"client,omitempty"`
 }
 
 // PollOutcome is the answer of the poller, in ConsoleMe's terms.
@@ -98,39 +104,61 @@ func (o PollOutcome) String() string {
 // Errors the stores return. Backend failures are wrapped in ErrUnavailable so
 // that the handler can answer 503 without knowing the backend.
 var (
-	ErrNotFound      = errors.New("challenge not found")
-	ErrExpired       = errors.New("challenge expired")
-	ErrAlreadyViewed = errors.New("challenge already viewed")
-	ErrBadNonce      = errors.New("nonce does not match")
-	ErrFull          = errors.New("too many pending challenges")
-	ErrExists        = errors.New("token already exists")
-	ErrUnavailable   = errors.New("challenge store unavailable")
+	ErrNotFound        = errors.New("challenge not found")
+	ErrExpired         = errors.New("challenge expired")
+	ErrAlreadyViewed   = errors.New("challenge already viewed")
+	ErrBadNonce        = errors.New("nonce does not match")
+	ErrAlreadyApproved = errors.New("challenge already approved")
+	ErrFull            = errors.New("too many pending challenges")
+	ErrClientBusy      = errors.New("too many logins in progress for this client")
+	ErrExists          = errors.New("token already exists")
+	ErrUnavailable     = errors.New("challenge store unavailable")
 )
+
+// Approval is who approved a challenge: what the poller mints into the
+// CLI token.
+type Approval struct {
+	// Approver is the web identity (email) that approved the challenge.
+	Approver string
+	// Groups are the approver's groups (after groups_filter).
+	Groups []string
+	// AuthTime is when the approver last signed in at the identity
+	// provider; the CLI token carries it on, so that no chain of tokens
+	// outlives the session age limit.
+	AuthTime time.Time
+}
 
 // Store is the contract both the memory and the Redis store implement; the
 // conformance suite in package storetest checks it. Every method is safe for
-// concurrent use, and every state change is atomic on the backend. Times are
-// passed in so that tests and several instances agree on "now".
+// concurrent use, and every state change is atomic on the backend. Every
+// method takes "now", so that tests and several instances agree on it and no
+// test has to wait for a real clock.
 type Store interface {
 	// Create stores a new pending challenge under c.Token. It returns ErrFull
 	// when the store is at its bound of pending challenges, ErrExists when
 	// the token is taken.
-	Create(ctx context.Context, c *Challenge) error
+	Create(ctx context.Context, c *Challenge, now time.Time) error
 
 	// Get returns a copy of the challenge, or ErrNotFound. A challenge that
 	// expired but is still remembered is returned as is (check Expired).
-	Get(ctx context.Context, token string) (*Challenge, error)
+	Get(ctx context.Context, token string, now time.Time) (*Challenge, error)
 
 	// View atomically marks an unexpired, not yet viewed challenge as viewed
 	// and records nonce, returning the updated challenge. It fails with
 	// ErrNotFound, ErrExpired or ErrAlreadyViewed and then changes nothing.
 	View(ctx context.Context, token, nonce string, now time.Time) (*Challenge, error)
 
-	// Approve atomically marks a viewed, unexpired challenge as a success for
-	// approver with groups, if nonce equals the nonce recorded by View. It
-	// fails with ErrNotFound, ErrExpired or ErrBadNonce (also when the
-	// challenge was never viewed) and then changes nothing.
-	Approve(ctx context.Context, token, nonce, approver string, groups []string, now time.Time) error
+	// Approve atomically marks a viewed, unexpired, still pending challenge
+	// as a success for a, if nonce equals the nonce recorded by View. It
+	// fails with ErrNotFound, ErrExpired, ErrAlreadyApproved (a challenge is
+	// approved once) or ErrBadNonce (also when the challenge was never
+	// viewed) and then changes nothing.
+	Approve(ctx context.Context, token, nonce string, a Approval, now time.Time) error
+
+	// Cancel deletes a challenge that has not been collected ("this wasn't
+	// me"): its poller then answers PollUnknown. It returns ErrNotFound when
+	// there is no such challenge.
+	Cancel(ctx context.Context, token string, now time.Time) error
 
 	// Poll is the poller's single atomic step, checked in ConsoleMe's order:
 	// missing → PollUnknown; expired → delete, PollExpired; checkIP and ip
@@ -139,8 +167,11 @@ type Store interface {
 	// for concurrent callers on several instances); else PollPending.
 	Poll(ctx context.Context, token, ip string, checkIP bool, now time.Time) (PollOutcome, *Challenge, error)
 
-	// SaveLogin stores the state of a SAML login under id until expires.
-	SaveLogin(ctx context.Context, id string, l *LoginState, expires time.Time) error
+	// SaveLogin stores the state of a SAML login under id until expires. It
+	// returns ErrClientBusy when l.Client already holds the store's bound of
+	// live logins (expired ones do not count), and ErrFull when the store
+	// is full.
+	SaveLogin(ctx context.Context, id string, l *LoginState, expires, now time.Time) error
 
 	// TakeLogin atomically returns and deletes a login state: a second call
 	// with the same id gets ErrNotFound, as does an expired one.
@@ -148,7 +179,7 @@ type Store interface {
 
 	// MarkOnce records key until expires and reports whether it was new.
 	// Used to refuse a replayed SAML assertion ID.
-	MarkOnce(ctx context.Context, key string, expires time.Time) (bool, error)
+	MarkOnce(ctx context.Context, key string, expires, now time.Time) (bool, error)
 
 	// Close releases the store's resources.
 	Close() error
