@@ -1,0 +1,125 @@
+package samlauth
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/crewjam/saml"
+)
+
+// DefaultMetadataRefresh is how often the IdP metadata URL is fetched again
+// when Config.IDPMetadataRefresh is zero.
+const DefaultMetadataRefresh = 24 * time.Hour
+
+// Config is what an operator sets up for the SP. Its fields mirror the
+// handler's saml block (idp_metadata_url, idp_metadata_file,
+// idp_metadata_refresh, sp_cert, sp_key, entity_id, email_attribute,
+// groups_attribute, name_id_format, clock_skew); placeholders must already
+// be resolved. The zero value of every optional field means its default.
+type Config struct {
+	// IDPMetadataURL is where the IdP publishes its metadata. Provider.Run
+	// fetches it in the background and again every IDPMetadataRefresh; a
+	// failed fetch keeps the last good copy. Exactly one of IDPMetadataURL
+	// and IDPMetadataFile is required.
+	IDPMetadataURL string
+
+	// IDPMetadataFile is a file holding the IdP metadata, read once by New.
+	IDPMetadataFile string
+
+	// IDPMetadataRefresh is how often IDPMetadataURL is fetched again, so
+	// that an IdP certificate rotation needs no reload. Zero means
+	// DefaultMetadataRefresh; it must not be negative.
+	IDPMetadataRefresh time.Duration
+
+	// SPCert is the PEM file of the SP certificate, published in the SP
+	// metadata. Required.
+	SPCert string
+
+	// SPKey is the PEM file of the SP private key (RSA or ECDSA; PKCS#1,
+	// PKCS#8 or SEC 1), used to decrypt encrypted assertions. It must match
+	// SPCert. Required. Its contents are never logged nor quoted in errors.
+	SPKey string
+
+	// EntityID is the SP's entity ID, the audience assertions must name.
+	// Empty means <base>/saml/metadata.
+	EntityID string
+
+	// EmailAttribute is the assertion attribute (Name or FriendlyName)
+	// holding the user's email. Empty means the assertion's NameID.
+	EmailAttribute string
+
+	// GroupsAttribute is the multi-valued attribute (Name or FriendlyName)
+	// holding the user's groups. Empty means no groups.
+	GroupsAttribute string
+
+	// NameIDFormat is the NameID format asked of the IdP: "unspecified" (or
+	// empty: the IdP chooses), "email", "persistent" or "transient".
+	NameIDFormat string
+
+	// ClockSkew is how far the IdP's clock may be off from this host's when
+	// checking an assertion's validity window; it also lets an assertion be
+	// up to 90 s + ClockSkew old. Zero keeps the library's defaults (3 min
+	// and 90 s). The library keeps these tolerances process-wide, so the
+	// largest ClockSkew of any Provider in the process applies to all of
+	// them: New only ever widens them (see Tolerances). It must not be
+	// negative.
+	ClockSkew time.Duration
+}
+
+// Validate checks the settings that need no file or network access. Each
+// message starts with the name of the setting at fault, as the operator
+// wrote it (e.g. "sp_cert: required"). New calls it first.
+func (c *Config) Validate() error {
+	if c.IDPMetadataRefresh < 0 {
+		return errors.New("idp_metadata_refresh: must be positive")
+	}
+	if c.ClockSkew < 0 {
+		return errors.New("clock_skew: must not be negative")
+	}
+	if _, err := c.nameIDFormat(); err != nil {
+		return err
+	}
+	if c.SPCert == "" {
+		return errors.New("sp_cert: required")
+	}
+	if c.SPKey == "" {
+		return errors.New("sp_key: required")
+	}
+	switch {
+	case c.IDPMetadataURL != "" && c.IDPMetadataFile != "":
+		return errors.New("idp_metadata_url and idp_metadata_file: give only one")
+	case c.IDPMetadataURL != "":
+		u, err := url.Parse(c.IDPMetadataURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("idp_metadata_url: %q is not an absolute http or https URL", c.IDPMetadataURL)
+		}
+	case c.IDPMetadataFile == "":
+		return errors.New("idp_metadata_url or idp_metadata_file: one is required")
+	}
+	return nil
+}
+
+// nameIDFormat maps the NameIDFormat setting to the SAML URN.
+func (c *Config) nameIDFormat() (saml.NameIDFormat, error) {
+	switch c.NameIDFormat {
+	case "", "unspecified":
+		return saml.UnspecifiedNameIDFormat, nil
+	case "email":
+		return saml.EmailAddressNameIDFormat, nil
+	case "persistent":
+		return saml.PersistentNameIDFormat, nil
+	case "transient":
+		return saml.TransientNameIDFormat, nil
+	}
+	return "", fmt.Errorf("name_id_format: unknown format %q (want unspecified, email, persistent or transient)", c.NameIDFormat)
+}
+
+// refresh is IDPMetadataRefresh with its default applied.
+func (c *Config) refresh() time.Duration {
+	if c.IDPMetadataRefresh == 0 {
+		return DefaultMetadataRefresh
+	}
+	return c.IDPMetadataRefresh
+}

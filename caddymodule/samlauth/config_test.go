@@ -1,0 +1,169 @@
+package samlauth
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crewjam/saml"
+)
+
+// TestConfigValidate: each faulty setting is refused with a message that
+// names it, in the wording the handler has always used.
+func TestConfigValidate(t *testing.T) {
+	ok := Config{SPCert: "sp.crt", SPKey: "sp.key", IDPMetadataFile: "idp.xml"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.IDPMetadataRefresh = -time.Second }, "idp_metadata_refresh: must be positive"},
+		{func(c *Config) { c.ClockSkew = -time.Second }, "clock_skew: must not be negative"},
+		{func(c *Config) { c.NameIDFormat = "x509" }, `name_id_format: unknown format "x509" (want unspecified, email, persistent or transient)`},
+		{func(c *Config) { c.SPCert = "" }, "sp_cert: required"},
+		{func(c *Config) { c.SPKey = "" }, "sp_key: required"},
+		{func(c *Config) { c.IDPMetadataURL = "https://idp.example.com/md" }, "idp_metadata_url and idp_metadata_file: give only one"},
+		{func(c *Config) { c.IDPMetadataFile, c.IDPMetadataURL = "", "not a url" }, `idp_metadata_url: "not a url" is not an absolute http or https URL`},
+		{func(c *Config) { c.IDPMetadataFile, c.IDPMetadataURL = "", "ftp://idp.example.com/md" }, "idp_metadata_url: "},
+		{func(c *Config) { c.IDPMetadataFile, c.IDPMetadataURL = "", "https:///md" }, "idp_metadata_url: "},
+		{func(c *Config) { c.IDPMetadataFile = "" }, "idp_metadata_url or idp_metadata_file: one is required"},
+	} {
+		c := ok
+		tc.edit(&c)
+		if err := c.Validate(); err == nil || err.Error() != tc.want && !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", c, err, tc.want)
+		}
+	}
+	for _, f := range []struct {
+		setting string
+		want    saml.NameIDFormat
+	}{
+		{"", saml.UnspecifiedNameIDFormat}, {"unspecified", saml.UnspecifiedNameIDFormat},
+		{"email", saml.EmailAddressNameIDFormat}, {"persistent", saml.PersistentNameIDFormat},
+		{"transient", saml.TransientNameIDFormat},
+	} {
+		c := ok
+		c.NameIDFormat = f.setting
+		if got, err := c.nameIDFormat(); err != nil || got != f.want || c.Validate() != nil {
+			t.Errorf("name_id_format %q: %q, %v", f.setting, got, err)
+		}
+	}
+	if c := ok; c.refresh() != DefaultMetadataRefresh {
+		t.Errorf("default refresh %v", c.refresh())
+	}
+}
+
+// TestNew: New loads the key pair and the metadata file, refuses what
+// Validate refuses and key pairs that are unreadable or do not match, and
+// widens (never narrows) the library's tolerances.
+func TestNew(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath, _, _ := keyPair(t, dir, "sp")
+	otherCert, _, _, _ := keyPair(t, dir, "other")
+	md := idpMetadataFileFor(t, dir)
+	garbage := writeFile(t, dir, "garbage", []byte("not pem"))
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{SPCert: certPath, SPKey: keyPath}, "idp_metadata_url or idp_metadata_file"},
+		{Config{SPCert: garbage, SPKey: keyPath, IDPMetadataFile: md}, "sp_cert: " + garbage + ": no PEM CERTIFICATE block"},
+		{Config{SPCert: filepath.Join(dir, "missing"), SPKey: keyPath, IDPMetadataFile: md}, "sp_cert: open"},
+		{Config{SPCert: certPath, SPKey: garbage, IDPMetadataFile: md}, "sp_key: " + garbage + ": no PEM private key block"},
+		{Config{SPCert: otherCert, SPKey: keyPath, IDPMetadataFile: md}, "sp_key: does not match the public key of sp_cert"},
+	} {
+		if _, err := New(tc.cfg, nil); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+
+	p, err := New(Config{SPCert: certPath, SPKey: keyPath, IDPMetadataFile: md, EntityID: "urn:sp",
+		ClockSkew: 7 * time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Loaded() || p.IDPEntityID() != testIdPEntity || p.cert == nil || p.key == nil {
+		t.Errorf("provider %+v", p)
+	}
+	if p.RetryFirst != time.Second || p.RetryMax != time.Minute || p.HTTPClient == nil {
+		t.Errorf("retry %v..%v, client %v", p.RetryFirst, p.RetryMax, p.HTTPClient)
+	}
+	skew, delay := Tolerances()
+	if skew < 7*time.Minute || delay < 90*time.Second+7*time.Minute {
+		t.Errorf("tolerances %v, %v after clock_skew 7m", skew, delay)
+	}
+	if _, err := New(Config{SPCert: certPath, SPKey: keyPath, IDPMetadataFile: md, ClockSkew: time.Second}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s, d := Tolerances(); s != skew || d != delay {
+		t.Errorf("a smaller clock_skew narrowed the tolerances to %v, %v", s, d)
+	}
+}
+
+// TestLoadKeys: certificates and keys in every supported PEM form load,
+// other blocks before them are skipped, and errors name the file without
+// quoting the key.
+func TestLoadKeys(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath, key, cert := keyPair(t, dir, "sp")
+	certPEM, _ := os.ReadFile(certPath)
+	keyPEM, _ := os.ReadFile(keyPath)
+
+	bundle := writeFile(t, dir, "bundle.pem", append(append([]byte{}, keyPEM...), certPEM...))
+	if c, err := LoadCertificate(bundle); err != nil || !c.Equal(cert) {
+		t.Errorf("LoadCertificate(key then cert) = %v", err)
+	}
+	if k, err := LoadPrivateKey(bundle); err != nil || !publicKeysEqual(k.Public(), &key.PublicKey) {
+		t.Errorf("LoadPrivateKey(bundle) = %v", err)
+	}
+	for _, tc := range []struct{ name, pem string }{
+		{"pkcs1", pemKey(t, "RSA PRIVATE KEY", key)},
+		{"sec1", pemKey(t, "EC PRIVATE KEY", nil)},
+		{"pkcs8-ec", pemKey(t, "PRIVATE KEY", nil)},
+	} {
+		p := writeFile(t, dir, tc.name, []byte(tc.pem))
+		if k, err := LoadPrivateKey(p); err != nil || k == nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	for _, tc := range []struct{ name, pem, want string }{
+		{"bad-pkcs1", "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n", "invalid PKCS#1 key"},
+		{"bad-sec1", "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n", "invalid SEC 1 key"},
+		{"bad-pkcs8", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "invalid PKCS#8 key"},
+		{"ed25519", pemKey(t, "ED25519", nil), "is not supported"},
+		{"cert-only", string(certPEM), "no PEM private key block"},
+	} {
+		p := writeFile(t, dir, tc.name, []byte(tc.pem))
+		_, err := LoadPrivateKey(p)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) || strings.Contains(err.Error(), "AAAA") {
+			t.Errorf("%s: %v, want %q naming the file", tc.name, err, tc.want)
+		}
+	}
+	badCert := writeFile(t, dir, "bad.crt", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	if _, err := LoadCertificate(badCert); err == nil || !strings.Contains(err.Error(), badCert) {
+		t.Errorf("bad certificate: %v", err)
+	}
+	if _, err := LoadCertificate(filepath.Join(dir, "missing")); err == nil {
+		t.Error("missing certificate loaded")
+	}
+	if _, err := LoadPrivateKey(filepath.Join(dir, "missing")); err == nil {
+		t.Error("missing key loaded")
+	}
+}
+
+// TestDecodeBase64Loose: line breaks and spaces inside are ignored; what is
+// not base64 is an error.
+func TestDecodeBase64Loose(t *testing.T) {
+	if b, err := DecodeBase64Loose(" aGVs\r\nbG8=\t"); err != nil || string(b) != "hello" {
+		t.Errorf("DecodeBase64Loose = %q, %v", b, err)
+	}
+	for _, bad := range []string{"!!", "<samlp:Response/>", "aGVsbG8"} {
+		if _, err := DecodeBase64Loose(bad); err == nil {
+			t.Errorf("%q decoded", bad)
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package samlauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/samlsp"
+	"go.uber.org/zap"
+)
+
+// maxMetadataSize bounds the IdP metadata read from the URL.
+const maxMetadataSize = 4 << 20
+
+// Run keeps the IdP metadata of Config.IDPMetadataURL fresh until ctx
+// ends. It fetches the metadata at once; after a failure it logs a warning,
+// keeps the last good copy and tries again after RetryFirst, doubling the
+// wait after each further failure up to RetryMax; after a success it
+// fetches again every IDPMetadataRefresh. Without a metadata URL it returns
+// at once. Call it once per Provider, in its own goroutine; it returns when
+// ctx is done.
+func (p *Provider) Run(ctx context.Context) {
+	if p.cfg.IDPMetadataURL == "" {
+		return
+	}
+	refresh := p.cfg.refresh()
+	first, most := p.RetryFirst, p.RetryMax
+	if first <= 0 {
+		first = time.Second
+	}
+	if most < first {
+		most = first
+	}
+	backoff := first
+	for {
+		err := p.fetchMetadata(ctx)
+		wait := refresh
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.logger.Warn("fetching IdP metadata; keeping the last good copy",
+				zap.String("url", p.cfg.IDPMetadataURL), zap.Error(err), zap.Duration("retry_in", backoff))
+			wait = backoff
+			backoff = min(backoff*2, most)
+		} else {
+			backoff = first
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// fetchMetadata fetches and parses the metadata URL once and, when it is
+// usable, makes it the current metadata.
+func (p *Provider) fetchMetadata(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.cfg.IDPMetadataURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.HTTPClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataSize+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > maxMetadataSize {
+		return errors.New("metadata larger than 4 MiB")
+	}
+	md, err := parseIDPMetadata(data)
+	if err != nil {
+		return err
+	}
+	if old := p.idp.Swap(md); old == nil {
+		p.logger.Info("IdP metadata loaded", zap.String("entity_id", md.EntityID), zap.String("url", p.cfg.IDPMetadataURL))
+	}
+	return nil
+}
+
+// parseIDPMetadata parses an EntityDescriptor (or the first of an
+// EntitiesDescriptor) and checks that it describes an IdP a browser can
+// log in at: one with a SingleSignOnService of the HTTP-Redirect or
+// HTTP-POST binding.
+func parseIDPMetadata(data []byte) (*saml.EntityDescriptor, error) {
+	md, err := samlsp.ParseMetadata(data)
+	if err != nil {
+		return nil, fmt.Errorf("parsing IdP metadata: %w", err)
+	}
+	if len(md.IDPSSODescriptors) == 0 {
+		return nil, errors.New("parsing IdP metadata: no IDPSSODescriptor")
+	}
+	sp := saml.ServiceProvider{IDPMetadata: md}
+	if sp.GetSSOBindingLocation(saml.HTTPRedirectBinding) == "" && sp.GetSSOBindingLocation(saml.HTTPPostBinding) == "" {
+		return nil, errors.New("parsing IdP metadata: no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding")
+	}
+	return md, nil
+}

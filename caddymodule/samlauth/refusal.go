@@ -1,0 +1,35 @@
+package samlauth
+
+// Refusal is Verify's answer to a SAML response it does not accept: the
+// response is forged, tampered with, meant for someone else, stale,
+// replayed or lacks what a login needs. The browser should see a "sign-in
+// failed" page (403) with Message; the log gets Reason.
+type Refusal struct {
+	// Reason says for the log why the response was refused, and may name
+	// details of the response (IDs, URLs, the library's own diagnosis). Do
+	// not show it to the user.
+	Reason string
+
+	// Message is a sentence that is safe to show the user.
+	Message string
+}
+
+// Error returns the Reason.
+func (r *Refusal) Error() string { return r.Reason }
+
+// The Messages of the refusals.
+const (
+	// MessageNotStarted: the response answers no login started here.
+	MessageNotStarted = "This sign-in was not started here. Open the challenge link from your terminal again."
+	// MessageNotAccepted: the response failed a check.
+	MessageNotAccepted = "The identity provider's answer was not accepted. Ask your administrator to check the server log."
+	// MessageReplayed: the assertion was already used.
+	MessageReplayed = "This SAML response was already used."
+	// MessageNoEmail: the assertion names no email address.
+	MessageNoEmail = "The identity provider sent no email address for you. Ask your administrator to check email_attribute."
+)
+
+// refuse makes a Refusal.
+func refuse(reason, message string) *Refusal {
+	return &Refusal{Reason: reason, Message: message}
+}
