@@ -111,7 +111,7 @@ func demoMain(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/demo [flags]\n"+
-			"       go run ./cmd/demo login [-url URL] [user]\n\nFlags:\n")
+			"       go run ./cmd/demo login [-url URL] [-no-open] [user]\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&cfg.CaddyPort, "caddy-port", cfg.CaddyPort, "port of Caddy, where the CLI and the browser talk to ConsoleMe (0: any free port)")

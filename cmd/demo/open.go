@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 )
 
@@ -45,5 +46,5 @@ func browserOpener() (open func(url string) error, name string) {
 		}
 		go cmd.Wait()
 		return nil
-	}, path
+	}, filepath.Base(path)
 }
