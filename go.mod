@@ -1,6 +1,6 @@
 module github.com/consoleme-auth/caddy-consoleme-auth
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/beevik/etree v1.5.0

@@ -281,8 +281,8 @@ Walk the flow by hand, as Weep does:
 
        curl -s -H 'Cookie: %[8]s=<encoded_jwt>' '%[1]s/api/v2/get_roles?all=true'
 
-Or let the built-in Weep-like client do steps 1, 3 and 4 (you still approve in
-the browser):
+Or let the built-in Weep-like client do steps 1, 3 and 4 (it also opens the
+link of step 2 in your desktop's browser when it can; you still approve there):
 
        %[9]s
 

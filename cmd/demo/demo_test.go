@@ -15,6 +15,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -193,7 +194,10 @@ func TestDemo(t *testing.T) {
 			}
 		}()
 		var log strings.Builder
-		c := weepClient{BaseURL: caddyURL, PollEvery: 200 * time.Millisecond, Timeout: 30 * time.Second, Out: pw}
+		// The desktop's opener is replaced by one that only records the URL.
+		opened := make(chan string, 1)
+		c := weepClient{BaseURL: caddyURL, PollEvery: 200 * time.Millisecond, Timeout: 30 * time.Second, Out: pw,
+			Open: func(u string) error { opened <- u; return nil }, OpenWith: "test opener"}
 		type result struct {
 			creds *credentials
 			err   error
@@ -220,6 +224,14 @@ func TestDemo(t *testing.T) {
 			if s := strings.TrimSpace(line); strings.HasPrefix(s, caddyURL+"/challenge_validator/") {
 				challengeURL = s
 			}
+		}
+		select {
+		case u := <-opened:
+			if u != challengeURL {
+				t.Errorf("the client opened %s, printed %s", u, challengeURL)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("the client did not open the challenge URL")
 		}
 		p := b.get(challengeURL)
 		if p.URL.String() != challengeURL {
@@ -358,6 +370,38 @@ func TestFlags(t *testing.T) {
 	}
 	if got := caddyfileQuote(`C:\Users\A B\tmp`); got != "`C:\\Users\\A B\\tmp`" {
 		t.Errorf("caddyfileQuote: %s", got)
+	}
+}
+
+func TestOpener(t *testing.T) {
+	found := func(name string) (string, error) { return "/usr/bin/" + name, nil }
+	missing := func(name string) (string, error) { return "", exec.ErrNotFound }
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		name, goos string
+		getenv     func(string) string
+		lookPath   func(string) (string, error)
+		want       string
+	}{
+		{"X11 desktop", "linux", env("DISPLAY", ":0"), found, "/usr/bin/xdg-open"},
+		{"Wayland desktop", "freebsd", env("WAYLAND_DISPLAY", "wayland-0"), found, "/usr/bin/xdg-open"},
+		{"no desktop", "linux", env(), found, ""},
+		{"desktop without xdg-open", "linux", env("DISPLAY", ":0"), missing, ""},
+		{"macOS", "darwin", env(), found, "/usr/bin/open"},
+		{"Windows", "windows", env("DISPLAY", ":0"), found, ""},
+	} {
+		if got := opener(tc.goos, tc.getenv, tc.lookPath); got != tc.want {
+			t.Errorf("%s: opener = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }
 

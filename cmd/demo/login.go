@@ -18,6 +18,11 @@ type weepClient struct {
 	Timeout   time.Duration // Weep: 2 minutes
 	Out       io.Writer
 	HTTP      *http.Client // nil: http.DefaultClient, as Weep
+
+	// Open, when set, opens the challenge URL in the browser, as Weep
+	// does; the URL is printed either way. OpenWith names the opener.
+	Open     func(url string) error
+	OpenWith string
 }
 
 // challenge is the generator's answer.
@@ -56,7 +61,14 @@ func (c *weepClient) Login(ctx context.Context, user string) (*credentials, erro
 	if ch.ChallengeURL == "" || ch.PollingURL == "" {
 		return nil, errors.New("asking for a challenge: the answer has no challenge_url or polling_url")
 	}
-	fmt.Fprintf(c.Out, "\nOpen this URL in your browser, sign in and click Approve:\n\n    %s\n\n", ch.ChallengeURL)
+	if c.Open == nil {
+		fmt.Fprintf(c.Out, "\nOpen this URL in your browser, sign in and click Approve:\n\n    %s\n\n", ch.ChallengeURL)
+	} else {
+		fmt.Fprintf(c.Out, "\nOpening this URL in your browser (%s); sign in there and click Approve:\n\n    %s\n\n", c.OpenWith, ch.ChallengeURL)
+		if err := c.Open(ch.ChallengeURL); err != nil {
+			fmt.Fprintf(c.Out, "Could not open it (%v): open it yourself.\n\n", err)
+		}
+	}
 	fmt.Fprintf(c.Out, "Polling %s every %s for up to %s…\n", ch.PollingURL, c.PollEvery, c.Timeout)
 
 	creds, err := c.poll(ctx, ch.PollingURL)

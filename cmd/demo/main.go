@@ -17,8 +17,10 @@
 //
 //	go run ./cmd/demo login alice@example.com
 //
-// asks for a challenge, prints the link to open in a browser, polls until the
-// browser approves it and calls ConsoleMe with the token it got.
+// asks for a challenge, prints the link and opens it in the desktop's
+// browser when there is one (xdg-open, or open on macOS; -no-open turns that
+// off), polls until the browser approves it and calls ConsoleMe with the
+// token it got.
 //
 // Keys, the JWT secret and the Caddyfile are made at start in a temporary
 // directory that is removed on exit (Ctrl-C).
@@ -109,7 +111,7 @@ func demoMain(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/demo [flags]\n"+
-			"       go run ./cmd/demo login [-url URL] [user]\n\nFlags:\n")
+			"       go run ./cmd/demo login [-url URL] [-no-open] [user]\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&cfg.CaddyPort, "caddy-port", cfg.CaddyPort, "port of Caddy, where the CLI and the browser talk to ConsoleMe (0: any free port)")
@@ -142,16 +144,18 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	return d.close()
 }
 
-// loginMain is the Weep-like client: `demo login [-url URL] [user]`.
+// loginMain is the Weep-like client: `demo login [-url URL] [-no-open] [user]`.
 func loginMain(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("login", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/demo login [-url URL] [user]\n\n"+
-			"Logs in as Weep does: asks for a challenge, waits for you to approve it\n"+
-			"in the browser and calls ConsoleMe with the token.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/demo login [-url URL] [-no-open] [user]\n\n"+
+			"Logs in as Weep does: asks for a challenge, opens its link in the desktop's\n"+
+			"browser (or prints it), waits for you to approve it there and calls\n"+
+			"ConsoleMe with the token.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	base := fs.String("url", fmt.Sprintf("http://127.0.0.1:%d", defaultCaddyPort), "ConsoleMe's URL (Weep's consoleme_url): the demo's Caddy")
+	noOpen := fs.Bool("no-open", false, "only print the challenge URL; by default it is also opened in the desktop's browser (xdg-open, or open on macOS) when there is one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -168,6 +172,9 @@ func loginMain(ctx context.Context, args []string, out io.Writer) error {
 		PollEvery: 3 * time.Second,
 		Timeout:   2 * time.Minute,
 		Out:       out,
+	}
+	if !*noOpen {
+		c.Open, c.OpenWith = browserOpener()
 	}
 	_, err := c.Login(ctx, user)
 	return err

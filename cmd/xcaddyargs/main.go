@@ -1,6 +1,10 @@
 // Command xcaddyargs turns the build manifest xcaddy.json (shaped like
 // xcaddy's Builder JSON: caddy_version, plugins[].module_path/version,
-// replacements[].old/new) into the xcaddy command line that builds it:
+// replacements[].old/new) into the xcaddy command line that builds it.
+// As in xcaddy, a plugin's module_path is the import path of the package to
+// compile in (xcaddy's Dependency.PackagePath), which may lie inside a
+// module: here github.com/consoleme-auth/caddy-consoleme-auth/caddymodule.
+// A plugin without a version gets the latest release. Usage:
 //
 //	$(go run ./cmd/xcaddyargs)              # runs: xcaddy build v2.11.9 --with ...
 //	go run ./cmd/xcaddyargs -manifest path/to/xcaddy.json -output ./caddy
@@ -24,7 +28,7 @@ import (
 type manifest struct {
 	CaddyVersion string `json:"caddy_version"`
 	Plugins      []struct {
-		ModulePath string `json:"module_path"`
+		ModulePath string `json:"module_path"` // a package's import path
 		Version    string `json:"version"`
 	} `json:"plugins"`
 	Replacements []struct {

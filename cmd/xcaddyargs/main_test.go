@@ -45,7 +45,29 @@ func TestManifestMatchesGoMod(t *testing.T) {
 	if gomod := strings.TrimSpace(string(out)); args[2] != gomod {
 		t.Errorf("xcaddy.json caddy_version %s, go.mod requires %s", args[2], gomod)
 	}
-	if !strings.Contains(strings.Join(args, " "), "--with github.com/consoleme-auth/caddy-consoleme-auth") {
-		t.Errorf("manifest does not build this module: %v", args)
+	// xcaddy imports each --with path as a package (and `go get`s it), so it
+	// must name a package of this module, not merely the module: the module
+	// root holds no package.
+	mod, err := exec.Command("go", "list", "-m").Output()
+	if err != nil {
+		t.Fatalf("go list -m: %v", err)
+	}
+	ours := 0
+	for i, a := range args {
+		if a != "--with" || i+1 >= len(args) {
+			continue
+		}
+		pkg, _, _ := strings.Cut(args[i+1], "@")
+		out, err := exec.Command("go", "list", "-f", "{{.Module.Path}} {{.Name}}", pkg).CombinedOutput()
+		if err != nil {
+			t.Errorf("--with %s: not a package xcaddy can import: %v\n%s", pkg, err, out)
+			continue
+		}
+		if f := strings.Fields(string(out)); len(f) == 2 && f[0] == strings.TrimSpace(string(mod)) && f[1] != "main" {
+			ours++
+		}
+	}
+	if ours == 0 {
+		t.Errorf("manifest builds no package of this module: %v", args)
 	}
 }

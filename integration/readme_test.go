@@ -1,0 +1,98 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestREADMEJSON: README's JSON section is what `caddy adapt` prints for the
+// handler of README's Caddyfile section, so the two cannot drift apart.
+func TestREADMEJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Caddy")
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caddyfile := fencedBlock(t, string(readme), "## Caddyfile\n", "caddy")
+	want := fencedBlock(t, string(readme), "## JSON\n", "json")
+
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := caddyCmd(t, nil, "adapt", "--config", path)
+	if err != nil {
+		t.Fatalf("caddy adapt: %v\n%s", err, out)
+	}
+	// adapt prints the JSON on one line; warnings (logs) go on other lines.
+	var adapted any
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, `{"apps":`) {
+			if err := json.Unmarshal([]byte(line), &adapted); err != nil {
+				t.Fatalf("caddy adapt output: %v\n%s", err, out)
+			}
+		}
+	}
+	got := findHandler(adapted, "consoleme_auth")
+	if got == nil {
+		t.Fatalf("no consoleme_auth handler in the adapted config:\n%s", out)
+	}
+	var wantJSON any
+	if err := json.Unmarshal([]byte(want), &wantJSON); err != nil {
+		t.Fatalf("README's JSON section: %v", err)
+	}
+	if !reflect.DeepEqual(got, wantJSON) {
+		pretty, _ := json.MarshalIndent(got, "", "  ")
+		t.Errorf("README's JSON section differs from what caddy adapt prints for its Caddyfile section:\n%s", pretty)
+	}
+}
+
+// fencedBlock returns the first ```lang block after the heading.
+func fencedBlock(t *testing.T, doc, heading, lang string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(doc, "\n"+heading)
+	if !ok {
+		t.Fatalf("README has no %q section", strings.TrimSpace(heading))
+	}
+	_, rest, ok = strings.Cut(rest, "```"+lang+"\n")
+	if !ok {
+		t.Fatalf("README's %q section has no ```%s block", strings.TrimSpace(heading), lang)
+	}
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatalf("README's %q section: unterminated ```%s block", strings.TrimSpace(heading), lang)
+	}
+	return block
+}
+
+// findHandler returns the first JSON object with "handler": name in v.
+func findHandler(v any, name string) map[string]any {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["handler"] == name {
+			return v
+		}
+		for _, e := range v {
+			if h := findHandler(e, name); h != nil {
+				return h
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if h := findHandler(e, name); h != nil {
+				return h
+			}
+		}
+	}
+	return nil
+}
