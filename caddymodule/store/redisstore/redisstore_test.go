@@ -204,8 +204,17 @@ func uniquePrefix() string { return fmt.Sprintf("test%d:", prefixes.Add(1)) }
 
 func TestConformance(t *testing.T) {
 	srv := startRedis(t)
-	storetest.Run(t, func(t *testing.T) store.Store {
-		return mustNew(t, Options{URL: srv.url(), KeyPrefix: uniquePrefix()})
+	storetest.Run(t, storetest.Config{MaxLoginsPerClient: 20}, func(t *testing.T) store.Store {
+		return mustNew(t, Options{URL: srv.url(), KeyPrefix: uniquePrefix(), MaxLoginsPerClient: 20})
+	})
+}
+
+// TestConformanceSmall runs the suite with the smallest per-client bound
+// and a short grace.
+func TestConformanceSmall(t *testing.T) {
+	srv := startRedis(t)
+	storetest.Run(t, storetest.Config{MaxLoginsPerClient: 1}, func(t *testing.T) store.Store {
+		return mustNew(t, Options{URL: srv.url(), KeyPrefix: uniquePrefix(), MaxLoginsPerClient: 1, ExpiredGrace: 15 * time.Second})
 	})
 }
 
@@ -216,7 +225,7 @@ func TestConformanceUnixSocket(t *testing.T) {
 		t.Fatalf("Ping over the unix socket: %v", err)
 	}
 	c := testChallenge(time.Now())
-	if err := s.Create(t.Context(), c); err != nil {
+	if err := s.Create(t.Context(), c, c.Created); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	if n, err := srv.client(t).Exists(t.Context(), DefaultKeyPrefix+"c:"+c.Token).Result(); err != nil || n != 0 {
@@ -243,7 +252,8 @@ func approve(tb testing.TB, s store.Store, c *store.Challenge, now time.Time) {
 	if _, err := s.View(context.Background(), c.Token, "nonce-"+c.Token, now); err != nil {
 		tb.Fatalf("View: %v", err)
 	}
-	if err := s.Approve(context.Background(), c.Token, "nonce-"+c.Token, "bob@example.com", []string{"admins"}, now); err != nil {
+	a := store.Approval{Approver: "bob@example.com", Groups: []string{"admins"}, AuthTime: now.Add(-time.Minute)}
+	if err := s.Approve(context.Background(), c.Token, "nonce-"+c.Token, a, now); err != nil {
 		tb.Fatalf("Approve: %v", err)
 	}
 }
@@ -262,7 +272,7 @@ func TestPollExactlyOnceAcrossInstances(t *testing.T) {
 	for round := range 5 {
 		now := time.Now()
 		c := testChallenge(now)
-		if err := instances[0].Create(t.Context(), c); err != nil {
+		if err := instances[0].Create(t.Context(), c, now); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 		approve(t, instances[1], c, now)
@@ -296,7 +306,7 @@ func TestPollExactlyOnceAcrossInstances(t *testing.T) {
 				round, successes.Load(), unknowns.Load(), pollers, pollers-1)
 		}
 		for i, s := range instances {
-			if _, err := s.Get(t.Context(), c.Token); !errors.Is(err, store.ErrNotFound) {
+			if _, err := s.Get(t.Context(), c.Token, now); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("instance %d: Get after the success = %v, want ErrNotFound", i, err)
 			}
 		}
@@ -309,7 +319,7 @@ func TestKeys(t *testing.T) {
 	rdb := srv.client(t)
 	prefix := uniquePrefix()
 	const grace = 30 * time.Second
-	s := newStore(t, Options{URL: srv.url(), KeyPrefix: prefix, ExpiredGrace: grace})
+	s := newStore(t, Options{URL: srv.url(), KeyPrefix: prefix, ExpiredGrace: grace, MaxLoginsPerClient: 5})
 	ctx := t.Context()
 
 	pttl := func(key string) time.Duration {
@@ -326,29 +336,45 @@ func TestKeys(t *testing.T) {
 			t.Errorf("%s: PTTL %s, want about %s", what, got, want)
 		}
 	}
+	wantType := func(key, want string) {
+		t.Helper()
+		if typ := rdb.Type(ctx, key).Val(); typ != want {
+			t.Errorf("key %s has type %q, want %q", key, typ, want)
+		}
+	}
 
-	// The key's life is counted from the challenge's own times, so a
+	// The key's life is counted from the "now" the caller passes, so a
 	// challenge made "in the past" (as the conformance suite's are) lives
 	// as long as one made now.
 	for _, created := range []time.Time{time.Now(), time.Unix(1_000_000_000, 0)} {
 		c := testChallenge(created)
-		if err := s.Create(ctx, c); err != nil {
+		if err := s.Create(ctx, c, created); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
 		key := prefix + "c:" + c.Token
 		near("new challenge", pttl(key), 2*time.Minute+grace)
 		approve(t, s, c, created)
 		near("approved challenge", pttl(key), 2*time.Minute+grace)
-		if typ := rdb.Type(ctx, key).Val(); typ != "hash" {
-			t.Errorf("challenge key type %q, want hash", typ)
+		wantType(key, "hash")
+		if n := rdb.HLen(ctx, key).Val(); n != 13 {
+			t.Errorf("approved challenge has %d fields, want 13: %v", n, rdb.HGetAll(ctx, key).Val())
 		}
 	}
 
 	now := time.Now()
-	if err := s.SaveLogin(ctx, "login-1", &store.LoginState{RequestID: "id", Created: now}, now.Add(5*time.Minute)); err != nil {
+	l := &store.LoginState{RequestID: "id", Created: now, Client: "192.0.2.10"}
+	if err := s.SaveLogin(ctx, "login-1", l, now.Add(5*time.Minute), now); err != nil {
 		t.Fatalf("SaveLogin: %v", err)
 	}
-	near("login", pttl(prefix+"l:login-1"), 5*time.Minute)
+	near("login", pttl(prefix+"{l}:login-1"), 5*time.Minute)
+	wantType(prefix+"{l}:login-1", "hash")
+	near("client's logins", pttl(prefix+"{l}c:192.0.2.10"), 5*time.Minute)
+	wantType(prefix+"{l}c:192.0.2.10", "zset")
+	l.Client = ""
+	if err := s.SaveLogin(ctx, "login-2", l, now.Add(time.Minute), now); err != nil {
+		t.Fatalf("SaveLogin: %v", err)
+	}
+	near("login without a client", pttl(prefix+"{l}:login-2"), time.Minute)
 
 	for _, step := range []struct {
 		expires time.Duration
@@ -359,19 +385,22 @@ func TestKeys(t *testing.T) {
 		{2 * time.Hour, 2 * time.Hour, false}, // a later expiry extends the mark
 		{time.Minute, 2 * time.Hour, false},   // an earlier one does not shorten it
 	} {
-		fresh, err := s.MarkOnce(ctx, "assertion-1", time.Now().Add(step.expires))
+		now := time.Now()
+		fresh, err := s.MarkOnce(ctx, "assertion-1", now.Add(step.expires), now)
 		if err != nil || fresh != step.fresh {
 			t.Fatalf("MarkOnce(+%s) = %v, %v, want %v", step.expires, fresh, err, step.fresh)
 		}
 		near("mark", pttl(prefix+"o:assertion-1"), step.want)
 	}
-	if fresh, err := s.MarkOnce(ctx, "assertion-2", time.Now().Add(-time.Second)); err != nil || !fresh {
+	wantType(prefix+"o:assertion-1", "hash")
+	now = time.Now()
+	if fresh, err := s.MarkOnce(ctx, "assertion-2", now.Add(-time.Second), now); err != nil || !fresh {
 		t.Errorf("MarkOnce(past, unknown key) = %v, %v, want true", fresh, err)
 	}
 	if n := rdb.Exists(ctx, prefix+"o:assertion-2").Val(); n != 0 {
 		t.Errorf("MarkOnce with a past expiry recorded the key")
 	}
-	if fresh, err := s.MarkOnce(ctx, "assertion-1", time.Now().Add(-time.Second)); err != nil || fresh {
+	if fresh, err := s.MarkOnce(ctx, "assertion-1", now.Add(-time.Second), now); err != nil || fresh {
 		t.Errorf("MarkOnce(past, recorded key) = %v, %v, want false", fresh, err)
 	}
 
@@ -385,6 +414,74 @@ func TestKeys(t *testing.T) {
 		}
 		if d := pttl(k); d < 0 {
 			t.Errorf("key %q has no expiry", k)
+		}
+	}
+}
+
+// TestMarkLeftByEarlierVersion: a replay mark an earlier version wrote as a
+// plain string still counts as recorded.
+func TestMarkLeftByEarlierVersion(t *testing.T) {
+	srv := startRedis(t)
+	prefix := uniquePrefix()
+	s := newStore(t, Options{URL: srv.url(), KeyPrefix: prefix})
+	ctx := t.Context()
+	if err := srv.client(t).Set(ctx, prefix+"o:old", "1", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if fresh, err := s.MarkOnce(ctx, "old", now.Add(time.Hour), now); err != nil || fresh {
+		t.Errorf("MarkOnce of a mark left as a string = %v, %v, want false", fresh, err)
+	}
+}
+
+// TestPrefixesShareNothing has two stores with different key prefixes on one
+// server, as two sites would: neither sees the other's challenges, logins,
+// per-client counts or replay marks.
+func TestPrefixesShareNothing(t *testing.T) {
+	srv := startRedis(t)
+	a := newStore(t, Options{URL: srv.url(), KeyPrefix: uniquePrefix(), MaxLoginsPerClient: 1})
+	b := newStore(t, Options{URL: srv.url(), KeyPrefix: uniquePrefix(), MaxLoginsPerClient: 1})
+	ctx := t.Context()
+	now := time.Now()
+
+	c := testChallenge(now)
+	if err := a.Create(ctx, c, now); err != nil {
+		t.Fatalf("Create in a: %v", err)
+	}
+	if _, err := b.Get(ctx, c.Token, now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("b.Get of a's challenge = %v, want ErrNotFound", err)
+	}
+	if err := b.Create(ctx, c, now); err != nil {
+		t.Fatalf("Create of the same token in b: %v", err)
+	}
+	approve(t, a, c, now)
+	if out, _, err := b.Poll(ctx, c.Token, c.IP, true, now); err != nil || out != store.PollPending {
+		t.Errorf("b.Poll after a approved = %v, %v, want pending", out, err)
+	}
+	if err := b.Cancel(ctx, c.Token, now); err != nil {
+		t.Fatalf("b.Cancel: %v", err)
+	}
+	if out, _, err := a.Poll(ctx, c.Token, c.IP, true, now); err != nil || out != store.PollSuccess {
+		t.Errorf("a.Poll after b cancelled its own = %v, %v, want success", out, err)
+	}
+
+	l := &store.LoginState{RequestID: "req", Created: now, Client: "192.0.2.10"}
+	if err := a.SaveLogin(ctx, "login", l, now.Add(time.Minute), now); err != nil {
+		t.Fatalf("a.SaveLogin: %v", err)
+	}
+	if err := b.SaveLogin(ctx, "other", l, now.Add(time.Minute), now); err != nil {
+		t.Errorf("b.SaveLogin for a client busy in a: %v", err)
+	}
+	if _, err := b.TakeLogin(ctx, "login", now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("b.TakeLogin of a's login = %v, want ErrNotFound", err)
+	}
+	if _, err := a.TakeLogin(ctx, "login", now); err != nil {
+		t.Errorf("a.TakeLogin: %v", err)
+	}
+
+	for _, s := range []*Store{a, b} {
+		if fresh, err := s.MarkOnce(ctx, "assertion", now.Add(time.Hour), now); err != nil || !fresh {
+			t.Errorf("MarkOnce of a key the other store marked = %v, %v, want true", fresh, err)
 		}
 	}
 }
@@ -408,14 +505,15 @@ func TestExactTimes(t *testing.T) {
 		{grace + time.Nanosecond, store.PollUnknown},
 	} {
 		c := testChallenge(base)
-		if err := s.Create(ctx, c); err != nil {
+		if err := s.Create(ctx, c, c.Created); err != nil {
 			t.Fatal(err)
 		}
-		got, _, err := s.Poll(ctx, c.Token, c.IP, true, c.Expires.Add(tc.at))
+		at := c.Expires.Add(tc.at)
+		got, _, err := s.Poll(ctx, c.Token, c.IP, true, at)
 		if err != nil || got != tc.want {
 			t.Errorf("Poll at Expires%+v = %v, %v, want %v", tc.at, got, err, tc.want)
 		}
-		stored, err := s.Get(ctx, c.Token)
+		stored, err := s.Get(ctx, c.Token, at)
 		switch {
 		case tc.want == store.PollPending && err != nil:
 			t.Errorf("Get: %v", err)
@@ -428,10 +526,10 @@ func TestExactTimes(t *testing.T) {
 
 	zero := testChallenge(time.Time{})
 	zero.Expires = time.Time{}
-	if err := s.Create(ctx, zero); err != nil {
+	if err := s.Create(ctx, zero, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Get(ctx, zero.Token); err != nil || !got.Created.IsZero() || !got.Expires.IsZero() {
+	if got, err := s.Get(ctx, zero.Token, time.Time{}); err != nil || !got.Created.IsZero() || !got.Expires.IsZero() {
 		t.Errorf("zero times came back as %+v, %v", got, err)
 	}
 }
@@ -445,7 +543,7 @@ func TestRedisDown(t *testing.T) {
 	ctx := t.Context()
 	now := time.Now()
 	c := testChallenge(now)
-	if err := s.Create(ctx, c); err != nil {
+	if err := s.Create(ctx, c, c.Created); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	approve(t, s, c, now)
@@ -462,7 +560,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("Poll of a challenge lost with the restart = %v, %v, want unknown", out, err)
 	}
 	c = testChallenge(now)
-	if err := s.Create(ctx, c); err != nil {
+	if err := s.Create(ctx, c, c.Created); err != nil {
 		t.Fatalf("Create after the restart: %v", err)
 	}
 	approve(t, s, c, now)
@@ -499,9 +597,9 @@ func expectAllUnavailable(t *testing.T, state string, calls map[string]func(cont
 func storeCalls(s *Store, c *store.Challenge, now time.Time) map[string]func(context.Context) error {
 	return map[string]func(context.Context) error{
 		"Ping":   s.Ping,
-		"Create": func(ctx context.Context) error { return s.Create(ctx, testChallenge(now)) },
+		"Create": func(ctx context.Context) error { return s.Create(ctx, testChallenge(now), now) },
 		"Get": func(ctx context.Context) error {
-			_, err := s.Get(ctx, c.Token)
+			_, err := s.Get(ctx, c.Token, now)
 			return err
 		},
 		"View": func(ctx context.Context) error {
@@ -509,21 +607,24 @@ func storeCalls(s *Store, c *store.Challenge, now time.Time) map[string]func(con
 			return err
 		},
 		"Approve": func(ctx context.Context) error {
-			return s.Approve(ctx, c.Token, "n", "bob@example.com", nil, now)
+			return s.Approve(ctx, c.Token, "n", store.Approval{Approver: "bob@example.com"}, now)
+		},
+		"Cancel": func(ctx context.Context) error {
+			return s.Cancel(ctx, c.Token, now)
 		},
 		"Poll": func(ctx context.Context) error {
 			_, _, err := s.Poll(ctx, c.Token, c.IP, true, now)
 			return err
 		},
 		"SaveLogin": func(ctx context.Context) error {
-			return s.SaveLogin(ctx, "l", &store.LoginState{Created: now}, now.Add(time.Minute))
+			return s.SaveLogin(ctx, "l", &store.LoginState{Created: now, Client: "192.0.2.10"}, now.Add(time.Minute), now)
 		},
 		"TakeLogin": func(ctx context.Context) error {
 			_, err := s.TakeLogin(ctx, "l", now)
 			return err
 		},
 		"MarkOnce": func(ctx context.Context) error {
-			_, err := s.MarkOnce(ctx, "k", time.Now().Add(time.Minute))
+			_, err := s.MarkOnce(ctx, "k", now.Add(time.Minute), now)
 			return err
 		},
 	}
@@ -661,8 +762,8 @@ func TestNewOptions(t *testing.T) {
 		}
 	}
 	s := newStore(t, Options{})
-	if s.prefix != DefaultKeyPrefix || s.grace != DefaultExpiredGrace {
-		t.Errorf("prefix %q grace %s, want the defaults", s.prefix, s.grace)
+	if s.keys.prefix != DefaultKeyPrefix || s.grace != DefaultExpiredGrace || s.perClient != 0 {
+		t.Errorf("prefix %q grace %s logins per client %d, want the defaults", s.keys.prefix, s.grace, s.perClient)
 	}
 	if s := newStore(t, Options{ExpiredGrace: -1}); s.grace != 0 {
 		t.Errorf("negative grace gave %s, want 0", s.grace)
@@ -691,11 +792,11 @@ func TestClosed(t *testing.T) {
 func TestOutOfMemory(t *testing.T) {
 	srv := startRedis(t)
 	rdb := srv.client(t)
-	s := newStore(t, Options{URL: srv.url(), KeyPrefix: uniquePrefix()})
+	s := newStore(t, Options{URL: srv.url(), KeyPrefix: uniquePrefix(), MaxLoginsPerClient: 1})
 	ctx := t.Context()
 	now := time.Now()
 	c := testChallenge(now)
-	if err := s.Create(ctx, c); err != nil {
+	if err := s.Create(ctx, c, c.Created); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.View(ctx, c.Token, "nonce", now); err != nil {
@@ -704,25 +805,38 @@ func TestOutOfMemory(t *testing.T) {
 	if err := rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Create(ctx, testChallenge(now))
+	err := s.Create(ctx, testChallenge(now), now)
 	if !errors.Is(err, store.ErrFull) {
 		t.Errorf("Create with Redis out of memory = %v, want ErrFull", err)
 	}
 	t.Logf("Create with Redis out of memory: %v", err)
-	err = s.Approve(ctx, c.Token, "nonce", "bob@example.com", []string{"admins"}, now)
+	err = s.Approve(ctx, c.Token, "nonce", store.Approval{Approver: "bob@example.com", Groups: []string{"admins"}, AuthTime: now}, now)
 	if !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Approve with Redis out of memory = %v, want ErrUnavailable", err)
 	}
-	if got, err := s.Get(ctx, c.Token); err != nil || got.Status != store.StatusPending || got.Approver != "" || len(got.Groups) != 0 {
+	if got, err := s.Get(ctx, c.Token, now); err != nil || got.Status != store.StatusPending || got.Approver != "" || len(got.Groups) != 0 {
 		t.Errorf("a refused Approve changed the challenge: %+v, %v", got, err)
 	}
 	if out, _, err := s.Poll(ctx, c.Token, c.IP, true, now); err != nil || out != store.PollPending {
 		t.Errorf("Poll with Redis out of memory = %v, %v, want pending", out, err)
 	}
+	// A refused login leaves nothing behind: neither the login nor a count
+	// against its client.
+	l := &store.LoginState{RequestID: "req", Created: now, Client: "192.0.2.10"}
+	err = s.SaveLogin(ctx, "login", l, now.Add(time.Minute), now)
+	if !errors.Is(err, store.ErrFull) {
+		t.Errorf("SaveLogin with Redis out of memory = %v, want ErrFull", err)
+	}
+	if _, err := s.TakeLogin(ctx, "login", now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("TakeLogin of a refused login = %v, want ErrNotFound", err)
+	}
 	if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Create(ctx, testChallenge(now)); err != nil {
+	if err := s.SaveLogin(ctx, "login", l, now.Add(time.Minute), now); err != nil {
+		t.Errorf("SaveLogin once memory is back, with a bound of one per client: %v", err)
+	}
+	if err := s.Create(ctx, testChallenge(now), now); err != nil {
 		t.Errorf("Create once memory is back: %v", err)
 	}
 }
@@ -736,7 +850,7 @@ func BenchmarkCreate(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		c.Token = prefix + strconv.Itoa(i)
-		if err := s.Create(ctx, c); err != nil {
+		if err := s.Create(ctx, c, c.Created); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -748,7 +862,7 @@ func BenchmarkPollPending(b *testing.B) {
 	ctx := context.Background()
 	now := time.Now()
 	c := testChallenge(now)
-	if err := s.Create(ctx, c); err != nil {
+	if err := s.Create(ctx, c, c.Created); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
