@@ -41,7 +41,9 @@ type Options struct {
 
 	// KeyPrefix starts every key the store writes (see keys.go for the
 	// layout), so that stores with different prefixes share nothing on one
-	// server. Instances that share state must use the same prefix.
+	// server. Instances that share state must use the same prefix. No
+	// prefix in use may start with another one ("a:" and "a:c:"), as the
+	// keys of one could then be named through the other by a crafted token.
 	// Default: "consoleme_auth:".
 	KeyPrefix string
 

@@ -55,6 +55,7 @@ func TestNewBadOptions(t *testing.T) {
 		{URL: "redis://host/0", Password: secret, InsecureSkipVerify: true},
 		{URL: "redis://host/0", Password: secret, ReadTimeout: -time.Second},
 		{URL: "redis://host/0", Password: secret, PoolSize: -1},
+		{URL: "redis://host/0", Password: secret, MaxLoginsPerClient: -1},
 	} {
 		s, err := New(opts)
 		if err == nil {
