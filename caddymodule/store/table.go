@@ -27,7 +27,8 @@ func (e *entry[V]) due(now time.Time) bool { return now.After(e.dropAt) }
 // exactly what is due; an entry that outlives one stored after it (a
 // longer-lived login or replay mark) only delays the sweep of the entries
 // behind it. Such entries are still dropped when looked up, and a table that
-// is full scans all its entries before it refuses one more.
+// is full scans all its entries for due ones before it refuses one more
+// (unless none can be due yet).
 type table[V any] struct {
 	max     int
 	entries map[string]*entry[V]
