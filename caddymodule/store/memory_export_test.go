@@ -1,22 +1,24 @@
 package store
 
-// MemoryLens are the sizes of a memory store's tables and drop queues.
+// MemoryLens are the sizes of a memory store's tables and order lists.
 type MemoryLens struct {
 	Challenges, ChallengeQueue int
 	Logins, LoginQueue         int
 	Once, OnceQueue            int
+	Clients                    int
 }
 
-// Lens reports the sizes of m's tables and drop queues, for tests.
+// Lens reports the sizes of m's tables and order lists, for tests.
 func (m *Memory) Lens() MemoryLens {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return MemoryLens{
-		Challenges:     m.challenges(),
-		ChallengeQueue: len(m.uuids.q) + len(m.others.q),
-		Logins:         len(m.logins.m),
-		LoginQueue:     len(m.logins.q),
-		Once:           len(m.once.m),
-		OnceQueue:      len(m.once.q),
+		Challenges:     m.challenges.len(),
+		ChallengeQueue: len(m.challenges.order),
+		Logins:         m.logins.len(),
+		LoginQueue:     len(m.logins.order),
+		Once:           m.marks.len(),
+		OnceQueue:      len(m.marks.order),
+		Clients:        len(m.byClient),
 	}
 }

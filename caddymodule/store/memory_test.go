@@ -1,12 +1,8 @@
 package store_test
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,31 +19,35 @@ const (
 var base = time.Unix(1_800_000_000, 0)
 
 func TestMemoryConformance(t *testing.T) {
-	storetest.Run(t, func(*testing.T) store.Store { return store.NewMemory(0, grace) })
+	storetest.Run(t, storetest.Config{MaxLoginsPerClient: 20}, func(*testing.T) store.Store {
+		return store.NewMemory(store.MemoryOptions{MaxLoginsPerClient: 20, ExpiredGrace: grace})
+	})
 }
 
 // TestMemoryConformanceSmall runs the suite on a store near the smallest
 // bound and grace it documents.
 func TestMemoryConformanceSmall(t *testing.T) {
-	storetest.Run(t, func(*testing.T) store.Store { return store.NewMemory(100, 15*time.Second) })
+	storetest.Run(t, storetest.Config{MaxLoginsPerClient: 1}, func(*testing.T) store.Store {
+		return store.NewMemory(store.MemoryOptions{MaxPending: 100, MaxLoginsPerClient: 1, ExpiredGrace: 15 * time.Second})
+	})
 }
 
 func TestMemoryBound(t *testing.T) {
-	m := store.NewMemory(3, grace)
+	m := store.NewMemory(store.MemoryOptions{MaxPending: 3, ExpiredGrace: grace})
 	ctx := t.Context()
 	for i := range 3 {
 		mustCreate(t, m, challenge(uint64(i), base))
 	}
-	if err := m.Create(ctx, challenge(3, base)); !errors.Is(err, store.ErrFull) {
+	if err := m.Create(ctx, challenge(3, base), base); !errors.Is(err, store.ErrFull) {
 		t.Fatalf("Create beyond the bound = %v, want ErrFull", err)
 	}
 	// A taken token is reported as such even when the store is full.
-	if err := m.Create(ctx, challenge(0, base)); !errors.Is(err, store.ErrExists) {
+	if err := m.Create(ctx, challenge(0, base), base); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("Create of a taken token = %v, want ErrExists", err)
 	}
 	// Expired but within the grace: still remembered, still counted.
 	dropAt := base.Add(ttl + grace)
-	if err := m.Create(ctx, challenge(3, dropAt)); !errors.Is(err, store.ErrFull) {
+	if err := m.Create(ctx, challenge(3, dropAt), dropAt); !errors.Is(err, store.ErrFull) {
 		t.Fatalf("Create at the end of the grace = %v, want ErrFull", err)
 	}
 	if got := wantPoll(t, m, challenge(0, base).Token, dropAt, store.PollExpired); got != nil {
@@ -62,17 +62,17 @@ func TestMemoryBound(t *testing.T) {
 	if l := m.Lens(); l.Challenges != 3 {
 		t.Fatalf("%d challenges stored, want 3", l.Challenges)
 	}
-	if err := m.Create(ctx, challenge(6, later)); !errors.Is(err, store.ErrFull) {
+	if err := m.Create(ctx, challenge(6, later), later); !errors.Is(err, store.ErrFull) {
 		t.Fatalf("Create beyond the bound = %v, want ErrFull", err)
 	}
 }
 
 func TestMemoryDefaultBound(t *testing.T) {
-	m := store.NewMemory(0, grace)
+	m := store.NewMemory(store.MemoryOptions{ExpiredGrace: grace})
 	for i := range store.DefaultMaxPending {
 		mustCreate(t, m, challenge(uint64(i), base))
 	}
-	if err := m.Create(t.Context(), challenge(store.DefaultMaxPending, base)); !errors.Is(err, store.ErrFull) {
+	if err := m.Create(t.Context(), challenge(store.DefaultMaxPending, base), base); !errors.Is(err, store.ErrFull) {
 		t.Fatalf("Create beyond the default bound = %v, want ErrFull", err)
 	}
 }
@@ -81,7 +81,7 @@ func TestMemoryDefaultBound(t *testing.T) {
 // whose grace is over, and recognises items that no longer stand for their
 // entry.
 func TestMemorySweep(t *testing.T) {
-	m := store.NewMemory(100, grace)
+	m := store.NewMemory(store.MemoryOptions{MaxPending: 100, ExpiredGrace: grace})
 	// Ten challenges made one second apart.
 	for i := range 10 {
 		mustCreate(t, m, challenge(uint64(i), base.Add(time.Duration(i)*time.Second)))
@@ -97,7 +97,7 @@ func TestMemorySweep(t *testing.T) {
 		t.Fatalf("lens %+v, want 6 challenges and 6 queued", l)
 	}
 	for i := range 10 {
-		_, err := m.Get(t.Context(), challenge(uint64(i), base).Token)
+		_, err := m.Get(t.Context(), challenge(uint64(i), base).Token, at)
 		if gone := errors.Is(err, store.ErrNotFound); gone != (i < 4) {
 			t.Errorf("challenge %d: Get = %v", i, err)
 		}
@@ -105,7 +105,7 @@ func TestMemorySweep(t *testing.T) {
 
 	// A deleted challenge leaves a stale item behind, which a sweep pops
 	// without harm.
-	tok := challenge(4, base).Token
+	tok := challenge(6, base).Token
 	wantPoll(t, m, tok, at, store.PollExpired)
 	if l := m.Lens(); l.Challenges != 5 || l.ChallengeQueue != 6 {
 		t.Fatalf("lens %+v, want 5 challenges and 6 queued", l)
@@ -113,15 +113,16 @@ func TestMemorySweep(t *testing.T) {
 
 	// The token is made again with a later expiry: when the old item comes
 	// due it must not drop the new challenge.
-	again := challenge(4, at)
+	again := challenge(6, at)
 	mustCreate(t, m, again)
-	oldDrop := base.Add(4*time.Second + ttl + grace)
+	oldDrop := base.Add(6*time.Second + ttl + grace)
 	if l := m.Lens(); l.Challenges != 6 || l.ChallengeQueue != 7 {
 		t.Fatalf("lens %+v, want 6 challenges and 7 queued", l)
 	}
+	// Challenges 4 and 5 are due, the stale item between them and 7 goes.
 	wantPoll(t, m, again.Token, oldDrop.Add(time.Second), store.PollPending)
-	if l := m.Lens(); l.Challenges != 6 || l.ChallengeQueue != 6 {
-		t.Fatalf("lens %+v, want 6 challenges and 6 queued", l)
+	if l := m.Lens(); l.Challenges != 4 || l.ChallengeQueue != 4 {
+		t.Fatalf("lens %+v, want 4 challenges and 4 queued", l)
 	}
 
 	// Past every drop time, everything goes.
@@ -135,7 +136,7 @@ func TestMemorySweep(t *testing.T) {
 // drop time cannot make the queue grow without bound.
 func TestMemoryQueueCompaction(t *testing.T) {
 	const n = 5000
-	m := store.NewMemory(n, time.Hour)
+	m := store.NewMemory(store.MemoryOptions{MaxPending: n, ExpiredGrace: time.Hour})
 	for i := range n {
 		mustCreate(t, m, challenge(uint64(i), base))
 	}
@@ -153,25 +154,25 @@ func TestMemoryQueueCompaction(t *testing.T) {
 }
 
 func TestMemoryLoginBound(t *testing.T) {
-	m := store.NewMemory(2, grace)
+	m := store.NewMemory(store.MemoryOptions{MaxPending: 2, ExpiredGrace: grace})
 	ctx := t.Context()
 	login := func(created time.Time) *store.LoginState {
 		return &store.LoginState{RequestID: "req", ReturnPath: "/", Created: created}
 	}
 	expires := base.Add(5 * time.Minute)
 	for _, id := range []string{"a", "b"} {
-		if err := m.SaveLogin(ctx, id, login(base), expires); err != nil {
+		if err := m.SaveLogin(ctx, id, login(base), expires, base); err != nil {
 			t.Fatalf("SaveLogin(%s): %v", id, err)
 		}
 	}
-	if err := m.SaveLogin(ctx, "c", login(base), expires); !errors.Is(err, store.ErrFull) {
+	if err := m.SaveLogin(ctx, "c", login(base), expires, base); !errors.Is(err, store.ErrFull) {
 		t.Fatalf("SaveLogin beyond the bound = %v, want ErrFull", err)
 	}
-	if err := m.SaveLogin(ctx, "a", login(base), expires); err != nil {
+	if err := m.SaveLogin(ctx, "a", login(base), expires, base); err != nil {
 		t.Fatalf("SaveLogin replacing a login when full: %v", err)
 	}
 	// A login made after the others expired makes room by itself.
-	if err := m.SaveLogin(ctx, "c", login(expires.Add(time.Second)), expires.Add(time.Hour)); err != nil {
+	if err := m.SaveLogin(ctx, "c", login(expires.Add(time.Second)), expires.Add(time.Hour), expires.Add(time.Second)); err != nil {
 		t.Fatalf("SaveLogin after the others expired: %v", err)
 	}
 	if l := m.Lens(); l.Logins != 1 {
@@ -182,23 +183,107 @@ func TestMemoryLoginBound(t *testing.T) {
 	}
 }
 
-func TestMemoryMarkOnceBound(t *testing.T) {
-	m := store.NewMemory(2, grace)
+// TestMemoryLoginClients checks that the per-client lists follow the
+// logins out of the store, however they leave, and that logins are not
+// bounded per client unless asked.
+func TestMemoryLoginClients(t *testing.T) {
+	m := store.NewMemory(store.MemoryOptions{MaxPending: 10, MaxLoginsPerClient: 2})
 	ctx := t.Context()
-	expires := time.Now().Add(time.Hour)
+	save := func(id, client string, now time.Time) error {
+		l := &store.LoginState{RequestID: id, Created: now, Client: client}
+		return m.SaveLogin(ctx, id, l, now.Add(time.Minute), now)
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := save(id, "x", base); err != nil {
+			t.Fatalf("SaveLogin(%s): %v", id, err)
+		}
+	}
+	if err := save("c", "y", base); err != nil {
+		t.Fatalf("SaveLogin(c): %v", err)
+	}
+	if l := m.Lens(); l.Clients != 2 {
+		t.Fatalf("lens %+v, want 2 clients", l)
+	}
+	if _, err := m.TakeLogin(ctx, "c", base); err != nil {
+		t.Fatalf("TakeLogin(c): %v", err)
+	}
+	if err := save("a", "z", base); err != nil {
+		t.Fatalf("SaveLogin moving a: %v", err)
+	}
+	// Past their expiry the sweep drops b and a, and their clients with them.
+	if err := save("d", "", base.Add(time.Hour)); err != nil {
+		t.Fatalf("SaveLogin(d): %v", err)
+	}
+	if l := m.Lens(); l.Clients != 0 || l.Logins != 1 {
+		t.Fatalf("lens %+v, want no client and 1 login", l)
+	}
+
+	unbounded := store.NewMemory(store.MemoryOptions{MaxPending: 10})
+	for i := range 10 {
+		id := fmt.Sprint(i)
+		l := &store.LoginState{RequestID: id, Client: "x"}
+		if err := unbounded.SaveLogin(ctx, id, l, base.Add(time.Minute), base); err != nil {
+			t.Fatalf("SaveLogin(%d) without a per-client bound: %v", i, err)
+		}
+	}
+	if l := unbounded.Lens(); l.Clients != 0 {
+		t.Fatalf("lens %+v: clients tracked without a per-client bound", l)
+	}
+}
+
+// TestMemoryOutOfOrderExpiry checks that a full table finds the entries
+// that are due wherever they are, not only at the front of its order.
+func TestMemoryOutOfOrderExpiry(t *testing.T) {
+	m := store.NewMemory(store.MemoryOptions{MaxPending: 3})
+	ctx := t.Context()
+	for i, expires := range []time.Duration{time.Hour, time.Minute, time.Minute} {
+		if fresh, err := m.MarkOnce(ctx, fmt.Sprint(i), base.Add(expires), base); !fresh || err != nil {
+			t.Fatalf("MarkOnce(%d) = %v, %v", i, fresh, err)
+		}
+	}
+	later := base.Add(2 * time.Minute)
+	if fresh, err := m.MarkOnce(ctx, "3", later.Add(time.Hour), later); !fresh || err != nil {
+		t.Fatalf("MarkOnce with two marks due behind one that is not = %v, %v", fresh, err)
+	}
+	if l := m.Lens(); l.Once != 2 {
+		t.Fatalf("lens %+v, want 2 marks", l)
+	}
+	if fresh, err := m.MarkOnce(ctx, "0", later.Add(time.Hour), later); fresh || err != nil {
+		t.Fatalf("MarkOnce of the mark still held = %v, %v, want false", fresh, err)
+	}
+}
+
+// TestMemoryDefaults checks the zero options.
+func TestMemoryDefaults(t *testing.T) {
+	m := store.NewMemory(store.MemoryOptions{})
+	c := challenge(1, base)
+	mustCreate(t, m, c)
+	wantPoll(t, m, c.Token, c.Expires.Add(store.DefaultExpiredGrace), store.PollExpired)
+	mustCreate(t, m, c)
+	wantPoll(t, m, c.Token, c.Expires.Add(store.DefaultExpiredGrace+1), store.PollUnknown)
+
+	none := store.NewMemory(store.MemoryOptions{ExpiredGrace: -1})
+	mustCreate(t, none, c)
+	wantPoll(t, none, c.Token, c.Expires.Add(1), store.PollUnknown)
+}
+
+func TestMemoryMarkOnceBound(t *testing.T) {
+	m := store.NewMemory(store.MemoryOptions{MaxPending: 2, ExpiredGrace: grace})
+	ctx := t.Context()
+	expires := base.Add(time.Hour)
 	for _, key := range []string{"a", "b"} {
-		if fresh, err := m.MarkOnce(ctx, key, expires); !fresh || err != nil {
+		if fresh, err := m.MarkOnce(ctx, key, expires, base); !fresh || err != nil {
 			t.Fatalf("MarkOnce(%s) = %v, %v, want true", key, fresh, err)
 		}
 	}
-	if _, err := m.MarkOnce(ctx, "c", expires); !errors.Is(err, store.ErrFull) {
+	if _, err := m.MarkOnce(ctx, "c", expires, base); !errors.Is(err, store.ErrFull) {
 		t.Fatalf("MarkOnce beyond the bound = %v, want ErrFull", err)
 	}
-	if fresh, err := m.MarkOnce(ctx, "a", expires); fresh || err != nil {
+	if fresh, err := m.MarkOnce(ctx, "a", expires, base); fresh || err != nil {
 		t.Fatalf("MarkOnce of a known key when full = %v, %v, want false", fresh, err)
 	}
 	// A key whose expiry is already past is new, and takes no room.
-	if fresh, err := m.MarkOnce(ctx, "d", time.Now().Add(-time.Second)); !fresh || err != nil {
+	if fresh, err := m.MarkOnce(ctx, "d", base.Add(-time.Second), base); !fresh || err != nil {
 		t.Fatalf("MarkOnce with a past expiry = %v, %v, want true", fresh, err)
 	}
 	if l := m.Lens(); l.Once != 2 || l.OnceQueue != 2 {
@@ -207,7 +292,7 @@ func TestMemoryMarkOnceBound(t *testing.T) {
 }
 
 func TestMemoryClose(t *testing.T) {
-	m := store.NewMemory(0, grace)
+	m := store.NewMemory(store.MemoryOptions{ExpiredGrace: grace})
 	ctx := t.Context()
 	c := challenge(1, base)
 	mustCreate(t, m, c)
@@ -217,36 +302,36 @@ func TestMemoryClose(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := m.Get(ctx, c.Token); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := m.Get(ctx, c.Token, base); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Get after Close = %v, want ErrUnavailable", err)
 	}
-	if err := m.Create(ctx, challenge(2, base)); !errors.Is(err, store.ErrUnavailable) {
+	if err := m.Create(ctx, challenge(2, base), base); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Create after Close = %v, want ErrUnavailable", err)
 	}
 	if _, _, err := m.Poll(ctx, c.Token, c.IP, true, base); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Poll after Close = %v, want ErrUnavailable", err)
 	}
-	if _, err := m.MarkOnce(ctx, "k", time.Now().Add(time.Hour)); !errors.Is(err, store.ErrUnavailable) {
+	if _, err := m.MarkOnce(ctx, "k", base.Add(time.Hour), base); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("MarkOnce after Close = %v, want ErrUnavailable", err)
 	}
 }
 
 func TestMemoryNilArguments(t *testing.T) {
-	m := store.NewMemory(0, grace)
-	if err := m.Create(t.Context(), nil); err == nil {
+	m := store.NewMemory(store.MemoryOptions{ExpiredGrace: grace})
+	if err := m.Create(t.Context(), nil, base); err == nil {
 		t.Error("Create(nil) succeeded")
 	}
-	if err := m.SaveLogin(t.Context(), "id", nil, base); err == nil {
+	if err := m.SaveLogin(t.Context(), "id", nil, base, base); err == nil {
 		t.Error("SaveLogin(nil) succeeded")
 	}
 }
 
-// TestMemoryZeroTimes checks that zero times survive the compact encoding.
+// TestMemoryZeroTimes checks that zero times are kept as such.
 func TestMemoryZeroTimes(t *testing.T) {
-	m := store.NewMemory(0, grace)
+	m := store.NewMemory(store.MemoryOptions{ExpiredGrace: grace})
 	c := &store.Challenge{Token: "zero", Status: store.StatusPending}
 	mustCreate(t, m, c)
-	got, err := m.Get(t.Context(), "zero")
+	got, err := m.Get(t.Context(), "zero", time.Time{})
 	if err != nil {
 		t.Fatalf("Get: %v", err)
 	}
@@ -255,8 +340,9 @@ func TestMemoryZeroTimes(t *testing.T) {
 	}
 }
 
-// TestMemoryRecordRoundTrip checks the compact encoding of challenges on
-// the shapes the conformance suite does not make.
+// TestMemoryRecordRoundTrip checks that challenges of shapes the
+// conformance suite does not make come back as stored, and that the poller
+// compares their IPs as strings.
 func TestMemoryRecordRoundTrip(t *testing.T) {
 	long := strings.Repeat("ü", 300)
 	many := make([]string, 200)
@@ -279,6 +365,7 @@ func TestMemoryRecordRoundTrip(t *testing.T) {
 		{"made viewed", func(c *store.Challenge) { c.Viewed, c.Nonce = true, "n" }},
 		{"made approved", func(c *store.Challenge) {
 			c.Status, c.Viewed, c.Nonce, c.Approver, c.Groups = store.StatusSuccess, true, "n", long, many
+			c.AuthTime = base.Add(-time.Hour + 1)
 		}},
 		{"sub-second times", func(c *store.Challenge) {
 			c.Created = c.Created.Add(123456789)
@@ -289,14 +376,14 @@ func TestMemoryRecordRoundTrip(t *testing.T) {
 			c.Expires = time.Date(2250, 12, 31, 23, 59, 59, 999999999, time.UTC)
 		}},
 	}
-	m := store.NewMemory(0, grace)
+	m := store.NewMemory(store.MemoryOptions{ExpiredGrace: grace})
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := challenge(uint64(i), base)
 			tt.modify(c)
 			want := *c
 			mustCreate(t, m, c)
-			got, err := m.Get(t.Context(), c.Token)
+			got, err := m.Get(t.Context(), c.Token, base)
 			if err != nil {
 				t.Fatalf("Get: %v", err)
 			}
@@ -313,162 +400,5 @@ func TestMemoryRecordRoundTrip(t *testing.T) {
 	}
 	if outcome, _, _ := m.Poll(t.Context(), challenge(1, base).Token, "192.0.2.10", true, base); outcome != store.PollUnauthorized {
 		t.Errorf("Poll of a challenge made from ::ffff:192.0.2.10 from 192.0.2.10 = %v, want unauthorized", outcome)
-	}
-}
-
-// BenchmarkMemoryPendingBytes measures the heap a pending challenge costs
-// when a million are stored. Run it with -benchtime=1x.
-func BenchmarkMemoryPendingBytes(b *testing.B) {
-	const n = 1_000_000
-	for b.Loop() {
-		rng := rand.New(rand.NewPCG(1, 2))
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-
-		m := store.NewMemory(2*n, grace)
-		c := &store.Challenge{Status: store.StatusPending}
-		for i := range n {
-			var id [16]byte
-			for j := range id {
-				id[j] = byte(rng.Uint32())
-			}
-			c.Token = uuid4(id)
-			c.User = fmt.Sprintf("user%06d@example.com", i)
-			c.IP = fmt.Sprintf("%d.%d.%d.%d", 1+rng.IntN(223), rng.IntN(256), rng.IntN(256), 1+rng.IntN(254))
-			c.Created = base.Add(time.Duration(i) * 100 * time.Microsecond)
-			c.Expires = c.Created.Add(ttl)
-			if err := m.Create(b.Context(), c); err != nil {
-				b.Fatal(err)
-			}
-		}
-
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		runtime.KeepAlive(m)
-		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "bytes/pending")
-	}
-}
-
-// BenchmarkMemoryCreate makes challenges one millisecond apart, so that in
-// the steady state creates and drops balance at 180,000 stored.
-func BenchmarkMemoryCreate(b *testing.B) {
-	m := store.NewMemory(1<<20, grace)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		c := challenge(uint64(i), base.Add(time.Duration(i)*time.Millisecond))
-		if err := m.Create(b.Context(), c); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
-
-func BenchmarkMemoryPollPending(b *testing.B) {
-	const n = 1024
-	m := store.NewMemory(0, grace)
-	tokens := make([]string, n)
-	for i := range n {
-		c := challenge(uint64(i), base)
-		tokens[i] = c.Token
-		mustCreate(b, m, c)
-	}
-	now := base.Add(10 * time.Second)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		outcome, _, err := m.Poll(b.Context(), tokens[i%n], "192.0.2.10", true, now)
-		if err != nil || outcome != store.PollPending {
-			b.Fatalf("Poll = %v, %v", outcome, err)
-		}
-		i++
-	}
-}
-
-// BenchmarkMemoryViewApprovePoll measures what a challenge costs from the
-// approval page to its collection.
-func BenchmarkMemoryViewApprovePoll(b *testing.B) {
-	m := store.NewMemory(b.N+1, grace)
-	tokens := make([]string, b.N)
-	for i := range b.N {
-		c := challenge(uint64(i), base)
-		tokens[i] = c.Token
-		mustCreate(b, m, c)
-	}
-	ctx := b.Context()
-	now := base.Add(10 * time.Second)
-	groups := []string{"engineering", "consoleme-admins"}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		tok := tokens[i]
-		if _, err := m.View(ctx, tok, "nonce", now); err != nil {
-			b.Fatal(err)
-		}
-		if err := m.Approve(ctx, tok, "nonce", "approver@example.com", groups, now); err != nil {
-			b.Fatal(err)
-		}
-		if outcome, _, err := m.Poll(ctx, tok, "192.0.2.10", true, now); err != nil || outcome != store.PollSuccess {
-			b.Fatalf("Poll = %v, %v", outcome, err)
-		}
-	}
-}
-
-// challenge returns a pending challenge with the i-th token, made at created.
-func challenge(i uint64, created time.Time) *store.Challenge {
-	var id [16]byte
-	for j := range 8 {
-		id[15-j] = byte(i >> (8 * j))
-	}
-	return &store.Challenge{
-		Token:   uuid4(id),
-		User:    fmt.Sprintf("user%06d@example.com", i%1_000_000),
-		IP:      "192.0.2.10",
-		Created: created,
-		Expires: created.Add(ttl),
-		Status:  store.StatusPending,
-	}
-}
-
-// uuid4 formats id as a canonical version 4 uuid.
-func uuid4(id [16]byte) string {
-	id[6] = id[6]&0x0f | 0x40
-	id[8] = id[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], id[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], id[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], id[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], id[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:36], id[10:16])
-	return string(s[:])
-}
-
-func mustCreate(tb testing.TB, m *store.Memory, c *store.Challenge) {
-	tb.Helper()
-	if err := m.Create(tb.Context(), c); err != nil {
-		tb.Fatalf("Create(%s): %v", c.Token, err)
-	}
-}
-
-func wantPoll(t *testing.T, m *store.Memory, token string, now time.Time, want store.PollOutcome) *store.Challenge {
-	t.Helper()
-	got, c, err := m.Poll(t.Context(), token, "192.0.2.10", true, now)
-	if err != nil || got != want {
-		t.Fatalf("Poll(%s) = %v, %v, want %v", token, got, err, want)
-	}
-	return c
-}
-
-func sameChallenge(t *testing.T, got, want *store.Challenge) {
-	t.Helper()
-	if got.Token != want.Token || got.User != want.User || got.IP != want.IP || got.Status != want.Status ||
-		got.Viewed != want.Viewed || got.Nonce != want.Nonce || got.Approver != want.Approver ||
-		!got.Created.Equal(want.Created) || !got.Expires.Equal(want.Expires) || !slices.Equal(got.Groups, want.Groups) {
-		t.Fatalf("challenge\n got %+v\nwant %+v", got, want)
 	}
 }

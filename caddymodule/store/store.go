@@ -140,7 +140,8 @@ type Store interface {
 	Create(ctx context.Context, c *Challenge, now time.Time) error
 
 	// Get returns a copy of the challenge, or ErrNotFound. A challenge that
-	// expired but is still remembered is returned as is (check Expired).
+	// expired but is still remembered at now is returned as is (check
+	// Expired); one whose grace is over at now is forgotten.
 	Get(ctx context.Context, token string, now time.Time) (*Challenge, error)
 
 	// View atomically marks an unexpired, not yet viewed challenge as viewed
@@ -150,14 +151,16 @@ type Store interface {
 
 	// Approve atomically marks a viewed, unexpired, still pending challenge
 	// as a success for a, if nonce equals the nonce recorded by View. It
-	// fails with ErrNotFound, ErrExpired, ErrAlreadyApproved (a challenge is
-	// approved once) or ErrBadNonce (also when the challenge was never
-	// viewed) and then changes nothing.
+	// fails with ErrNotFound, ErrExpired, ErrBadNonce (also when the
+	// challenge was never viewed) or ErrAlreadyApproved (a challenge is
+	// approved once), checked in that order, and then changes nothing: only
+	// a caller holding the nonce learns that the challenge is approved.
 	Approve(ctx context.Context, token, nonce string, a Approval, now time.Time) error
 
 	// Cancel deletes a challenge that has not been collected ("this wasn't
-	// me"): its poller then answers PollUnknown. It returns ErrNotFound when
-	// there is no such challenge.
+	// me"), pending, approved or expired but still remembered: its poller
+	// then answers PollUnknown. It returns ErrNotFound when there is no such
+	// challenge at now.
 	Cancel(ctx context.Context, token string, now time.Time) error
 
 	// Poll is the poller's single atomic step, checked in ConsoleMe's order:
@@ -167,18 +170,21 @@ type Store interface {
 	// for concurrent callers on several instances); else PollPending.
 	Poll(ctx context.Context, token, ip string, checkIP bool, now time.Time) (PollOutcome, *Challenge, error)
 
-	// SaveLogin stores the state of a SAML login under id until expires. It
-	// returns ErrClientBusy when l.Client already holds the store's bound of
-	// live logins (expired ones do not count), and ErrFull when the store
-	// is full.
+	// SaveLogin stores the state of a SAML login under id until expires,
+	// replacing any login saved under id. It returns ErrClientBusy when
+	// l.Client already holds the store's bound of live logins (expired ones,
+	// taken ones and the one replaced do not count), and ErrFull when the
+	// store is full; either way it changes nothing.
 	SaveLogin(ctx context.Context, id string, l *LoginState, expires, now time.Time) error
 
 	// TakeLogin atomically returns and deletes a login state: a second call
 	// with the same id gets ErrNotFound, as does an expired one.
 	TakeLogin(ctx context.Context, id string, now time.Time) (*LoginState, error)
 
-	// MarkOnce records key until expires and reports whether it was new.
-	// Used to refuse a replayed SAML assertion ID.
+	// MarkOnce records key until expires and reports whether it was new,
+	// that is not recorded with an expiry at or after now. A repeated key
+	// keeps the later of its two expiries; a key whose expires is already
+	// past is not recorded. Used to refuse a replayed SAML assertion ID.
 	MarkOnce(ctx context.Context, key string, expires, now time.Time) (bool, error)
 
 	// Close releases the store's resources.

@@ -25,7 +25,7 @@ func TestConcurrentCreatesShareRoundTrips(t *testing.T) {
 		distinct[i] = testChallenge(now)
 		distinct[i].User = distinct[i].Token + "@example.com"
 		wg.Add(1)
-		go func(i int) { defer wg.Done(); errs[i] = s.Create(ctx, distinct[i]) }(i)
+		go func(i int) { defer wg.Done(); errs[i] = s.Create(ctx, distinct[i], now) }(i)
 	}
 	dup := testChallenge(now)
 	var mu sync.Mutex
@@ -34,7 +34,7 @@ func TestConcurrentCreatesShareRoundTrips(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.Create(ctx, dup)
+			err := s.Create(ctx, dup, now)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -52,7 +52,7 @@ func TestConcurrentCreatesShareRoundTrips(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("create %d: %v", i, errs[i])
 		}
-		got, err := s.Get(ctx, c.Token)
+		got, err := s.Get(ctx, c.Token, now)
 		if err != nil || got.User != c.User {
 			t.Fatalf("challenge %d came back as %+v, %v", i, got, err)
 		}
@@ -68,7 +68,7 @@ func TestCreateAfterClose(t *testing.T) {
 	s := mustNew(t, Options{URL: srv.url(), KeyPrefix: uniquePrefix()})
 	_ = s.Close()
 	done := make(chan error, 1)
-	go func() { done <- s.Create(t.Context(), testChallenge(time.Now())) }()
+	go func() { done <- s.Create(t.Context(), testChallenge(time.Now()), time.Now()) }()
 	select {
 	case err := <-done:
 		if !errors.Is(err, store.ErrUnavailable) {

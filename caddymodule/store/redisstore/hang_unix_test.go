@@ -18,7 +18,7 @@ func TestRedisHung(t *testing.T) {
 	ctx := t.Context()
 	now := time.Now()
 	c := testChallenge(now)
-	if err := s.Create(ctx, c); err != nil {
+	if err := s.Create(ctx, c, c.Created); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 
@@ -44,7 +44,7 @@ func TestRedisHung(t *testing.T) {
 	resume()
 	recovered := waitFor(t, 10*time.Second, func() error { return s.Ping(ctx) })
 	t.Logf("the store recovered %s after the server resumed", recovered.Round(time.Millisecond))
-	if _, err := s.Get(ctx, c.Token); err != nil {
+	if _, err := s.Get(ctx, c.Token, now); err != nil {
 		t.Errorf("Get after the server resumed: %v", err)
 	}
 }

@@ -8,30 +8,19 @@ import "github.com/redis/go-redis/v9"
 //	ip     creator's client IP
 //	s      status ("pending", "success")
 //	c, cn  Created: Unix milliseconds, and the nanoseconds below them
-//	e, en  Expires: Unix milliseconds, and the nanoseconds below them
+//	e, en  Expires: likewise
 //	v      "1" once viewed
 //	n      nonce recorded by View
 //	a      approver
 //	g      groups as a JSON list, absent when there are none
+//	t, tn  the approver's AuthTime, like Created; absent until approved
 //
-// Splitting a time in milliseconds and the nanoseconds below them keeps it
-// exact while every part stays well inside the integers a Lua number holds,
-// so the scripts compare times exactly as the memory store does.
+// Every challenge script works on its one key (KEYS[1]) and takes the
+// caller's clock as arguments instead of reading the server's: the outcome
+// depends only on the stored state and the "now" it is given.
 //
-// Every script works on its one key (KEYS[1]), so a cluster could route it,
-// and takes the caller's clock as arguments instead of reading the server's:
-// the outcome depends only on the stored state and the "now" it is given.
-//
-// Redis answers integers as status codes; the scripts that return a
-// challenge return its hash as a flat list of fields and values instead.
-
-// Status codes the scripts answer with.
-const (
-	codeNotFound = iota
-	codeExpired
-	codeRefused // Poll: other IP; View: already viewed; Approve: bad nonce
-	codeDone    // Poll: pending; Approve: approved
-)
+// Redis answers integers as status codes (see code); the scripts that return
+// a challenge return its hash as a flat list of fields and values instead.
 
 // prelude opens the scripts that take the current time: ARGV[1], ARGV[2]
 // are "now" and ARGV[3], ARGV[4] are "now minus the grace", each in Unix
@@ -71,6 +60,14 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 `)
 
+// getScript returns the challenge, expired or not, until its grace is over.
+var getScript = redis.NewScript(prelude + `
+if not load() then
+	return 0
+end
+return redis.call('HGETALL', key)
+`)
+
 // viewScript marks an unexpired, never viewed challenge as viewed with the
 // nonce ARGV[5] and returns it. HSET leaves the key's expiry alone.
 var viewScript = redis.NewScript(prelude + `
@@ -88,13 +85,15 @@ redis.call('HSET', key, 'v', '1', 'n', ARGV[5])
 return redis.call('HGETALL', key)
 `)
 
-// approveScript marks a viewed, unexpired challenge whose nonce is ARGV[5]
-// as approved by ARGV[6] with the JSON groups ARGV[7] ("" for none). An empty
-// recorded nonce never matches. Redis does not undo a failed script's earlier
-// writes, so the approval is one HSET: when Redis refuses it (out of memory)
-// nothing has changed, and the HDEL after it cannot be refused.
+// approveScript marks a viewed, unexpired, pending challenge whose nonce is
+// ARGV[5] as approved by ARGV[6] with the JSON groups ARGV[7] ("" for none),
+// signed in at ARGV[8], ARGV[9]. An empty recorded nonce never matches; the
+// nonce is checked before the status, so that only who holds it learns that
+// the challenge is approved already. Redis does not undo a failed script's
+// earlier writes, so the approval is one HSET: when Redis refuses it (out of
+// memory) nothing has changed, and the HDEL after it cannot be refused.
 var approveScript = redis.NewScript(prelude + `
-local f, expired = load('v', 'n')
+local f, expired = load('v', 'n', 's')
 if not f then
 	return 0
 end
@@ -104,12 +103,24 @@ end
 if not f[3] or not f[4] or f[4] == '' or f[4] ~= ARGV[5] then
 	return 2
 end
+if f[5] == 'success' then
+	return 4
+end
 if ARGV[7] == '' then
-	redis.call('HSET', key, 's', 'success', 'a', ARGV[6])
+	redis.call('HSET', key, 's', 'success', 'a', ARGV[6], 't', ARGV[8], 'tn', ARGV[9])
 	redis.call('HDEL', key, 'g')
 else
-	redis.call('HSET', key, 's', 'success', 'a', ARGV[6], 'g', ARGV[7])
+	redis.call('HSET', key, 's', 'success', 'a', ARGV[6], 'g', ARGV[7], 't', ARGV[8], 'tn', ARGV[9])
 end
+return 3
+`)
+
+// cancelScript deletes a challenge still remembered, expired or not.
+var cancelScript = redis.NewScript(prelude + `
+if not load() then
+	return 0
+end
+redis.call('DEL', key)
 return 3
 `)
 
@@ -135,35 +146,4 @@ if f[4] == 'success' then
 	return all
 end
 return 3
-`)
-
-// takeScript returns and deletes a string key; GETDEL would need Redis 6.2.
-var takeScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if v then
-	redis.call('DEL', KEYS[1])
-end
-return v
-`)
-
-// markScript records KEYS[1] for ARGV[1] milliseconds unless it is there
-// already, in which case it keeps the later of the two expiries. It answers
-// 1 for a new key. A key whose time is already up (ARGV[1] <= 0) is new when
-// it is not there, and is not recorded.
-var markScript = redis.NewScript(`
-local ms = tonumber(ARGV[1])
-if ms <= 0 then
-	if redis.call('EXISTS', KEYS[1]) == 1 then
-		return 0
-	end
-	return 1
-end
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ms) then
-	return 1
-end
-local left = redis.call('PTTL', KEYS[1])
-if left >= 0 and left < ms then
-	redis.call('PEXPIRE', KEYS[1], ms)
-end
-return 0
 `)
