@@ -2,6 +2,10 @@
 // its auth cookie (consoleme_auth), with the claim rules of ConsoleMe's
 // validate_and_return_jwt_token (PyJWT 2.4): leeway 0, exp not in the past,
 // nbf not in the future, integer iat, no aud, HS256 only.
+//
+// Besides ConsoleMe's claims (nbf, iat, exp, email, groups) a token may carry
+// two that ConsoleMe ignores: auth_method (how the session was obtained) and
+// auth_time (when the user last signed in at the identity provider).
 package token
 
 import (
@@ -24,17 +28,41 @@ var (
 	ErrExpired = errors.New("token expired")
 )
 
-// Identity is who a token speaks for.
+// Names of the claims ConsoleMe ignores and this package adds.
+const (
+	ClaimAuthMethod = "auth_method"
+	ClaimAuthTime   = "auth_time"
+)
+
+// Identity is who a verified token speaks for.
 type Identity struct {
 	Email    string
 	Groups   []string
 	IssuedAt time.Time
 	Expires  time.Time
+	// Method is the auth_method claim, empty when absent (a token minted
+	// by ConsoleMe itself or by an older version of this module).
+	Method string
+	// AuthTime is the auth_time claim, or IssuedAt when absent.
+	AuthTime time.Time
 }
 
-// Minter mints and verifies ConsoleMe JWTs. Its fields are set once and it
-// is safe for concurrent use.
-type Minter struct {
+// Subject is what a minted token says: who, and how they signed in.
+type Subject struct {
+	Email  string
+	Groups []string
+	// Method becomes the auth_method claim; empty leaves it out.
+	Method string
+	// AuthTime becomes the auth_time claim; zero leaves it out.
+	AuthTime time.Time
+	// NotAfter, when set, caps the token's exp (which is otherwise now +
+	// the codec's lifetime).
+	NotAfter time.Time
+}
+
+// Codec mints and verifies ConsoleMe JWTs over one secret and claim naming.
+// Its fields are set once and it is safe for concurrent use.
+type Codec struct {
 	secret      []byte
 	emailClaim  string
 	groupsClaim string
@@ -42,9 +70,9 @@ type Minter struct {
 	parser      *jwt.Parser
 }
 
-// NewMinter returns a Minter over secret (the UTF-8 bytes of ConsoleMe's
+// NewCodec returns a Codec over secret (the UTF-8 bytes of ConsoleMe's
 // jwt_secret) with the given claim names and token lifetime.
-func NewMinter(secret, emailClaim, groupsClaim string, lifetime time.Duration) (*Minter, error) {
+func NewCodec(secret, emailClaim, groupsClaim string, lifetime time.Duration) (*Codec, error) {
 	if secret == "" {
 		return nil, errors.New("empty jwt secret")
 	}
@@ -53,14 +81,14 @@ func NewMinter(secret, emailClaim, groupsClaim string, lifetime time.Duration) (
 	}
 	for _, c := range []string{emailClaim, groupsClaim} {
 		switch c {
-		case "nbf", "iat", "exp", "aud":
+		case "nbf", "iat", "exp", "aud", ClaimAuthMethod, ClaimAuthTime:
 			return nil, fmt.Errorf("claim name %q is reserved", c)
 		}
 	}
 	if lifetime <= 0 {
 		return nil, errors.New("token lifetime must be positive")
 	}
-	return &Minter{
+	return &Codec{
 		secret:      []byte(secret),
 		emailClaim:  emailClaim,
 		groupsClaim: groupsClaim,
@@ -74,15 +102,18 @@ func NewMinter(secret, emailClaim, groupsClaim string, lifetime time.Duration) (
 }
 
 // Lifetime is how long a minted token is valid.
-func (m *Minter) Lifetime() time.Duration { return m.lifetime }
+func (m *Codec) Lifetime() time.Duration { return m.lifetime }
 
 // claims is a claim set that marshals in ConsoleMe's insertion order (nbf,
-// iat, exp, email, groups) with configurable names for the last two.
+// iat, exp, email, groups) with configurable names for the last two, then
+// the optional auth_method and auth_time.
 type claims struct {
 	nbf, iat, exp        int64
 	emailName, groupName string
 	email                string
 	groups               []string
+	method               string
+	authTime             int64 // 0: absent
 }
 
 func (c claims) MarshalJSON() ([]byte, error) {
@@ -109,6 +140,17 @@ func (c claims) MarshalJSON() ([]byte, error) {
 	b = append(b, gn...)
 	b = append(b, ':')
 	b = append(b, gj...)
+	if c.method != "" {
+		mj, err := json.Marshal(c.method)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"`+ClaimAuthMethod+`":`...)
+		b = append(b, mj...)
+	}
+	if c.authTime != 0 {
+		b = fmt.Appendf(b, `,"`+ClaimAuthTime+`":%d`, c.authTime)
+	}
 	return append(b, '}'), nil
 }
 
@@ -123,18 +165,28 @@ func (c claims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil 
 
 // Mint returns a signed token for email and groups, issued at now, and its
 // expiry (the integer the poller returns as "expiration").
-func (m *Minter) Mint(email string, groups []string, now time.Time) (string, time.Time, error) {
-	return m.MintAt(email, groups, now, now)
+func (m *Codec) Mint(email string, groups []string, now time.Time) (string, time.Time, error) {
+	return m.MintSubject(Subject{Email: email, Groups: groups}, now, now)
 }
 
 // MintAt is Mint with an explicit issued-at time (which may lie in the past,
-// for example a client certificate's NotBefore); nbf is issuedAt − 5 s but
-// never later than now − 5 s, and exp is now + lifetime.
-func (m *Minter) MintAt(email string, groups []string, issuedAt, now time.Time) (string, time.Time, error) {
-	if email == "" {
+// for example a client certificate's NotBefore).
+func (m *Codec) MintAt(email string, groups []string, issuedAt, now time.Time) (string, time.Time, error) {
+	return m.MintSubject(Subject{Email: email, Groups: groups}, issuedAt, now)
+}
+
+// MintSubject returns a signed token for s and its expiry: iat is issuedAt,
+// nbf is issuedAt − 5 s but never later than now − 5 s, and exp is now +
+// lifetime, or s.NotAfter when that is earlier.
+func (m *Codec) MintSubject(s Subject, issuedAt, now time.Time) (string, time.Time, error) {
+	if s.Email == "" {
 		return "", time.Time{}, errors.New("minting token: empty email")
 	}
-	exp := now.Add(m.lifetime).Truncate(time.Second)
+	exp := now.Add(m.lifetime)
+	if !s.NotAfter.IsZero() && s.NotAfter.Before(exp) {
+		exp = s.NotAfter
+	}
+	exp = exp.Truncate(time.Second)
 	nbf := issuedAt.Add(-NotBeforeSkew)
 	if lim := now.Add(-NotBeforeSkew); nbf.After(lim) {
 		nbf = lim
@@ -142,19 +194,22 @@ func (m *Minter) MintAt(email string, groups []string, issuedAt, now time.Time) 
 	c := claims{
 		nbf: nbf.Unix(), iat: issuedAt.Unix(), exp: exp.Unix(),
 		emailName: m.emailClaim, groupName: m.groupsClaim,
-		email: email, groups: groups,
+		email: s.Email, groups: s.Groups, method: s.Method,
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(m.secret)
+	if !s.AuthTime.IsZero() {
+		c.authTime = s.AuthTime.Unix()
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(m.secret)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("signing token: %w", err)
 	}
-	return s, exp, nil
+	return tok, exp, nil
 }
 
 // Verify checks tok the way ConsoleMe does and returns its identity. Unlike
 // ConsoleMe, which answers 500 for some of these, every bad token is simply
 // invalid here; exp and a non-empty email are required.
-func (m *Minter) Verify(tok string, now time.Time) (*Identity, error) {
+func (m *Codec) Verify(tok string, now time.Time) (*Identity, error) {
 	var mc jwt.MapClaims
 	_, err := m.parser.ParseWithClaims(tok, &mc, func(*jwt.Token) (any, error) { return m.secret, nil })
 	if err != nil {
@@ -188,6 +243,21 @@ func (m *Minter) Verify(tok string, now time.Time) (*Identity, error) {
 		return nil, fmt.Errorf("%w: no %s claim", ErrInvalid, m.emailClaim)
 	}
 	id := &Identity{Email: email, Groups: []string{}, IssuedAt: time.Unix(iat, 0), Expires: time.Unix(exp, 0)}
+	id.AuthTime = id.IssuedAt
+	if _, present := mc[ClaimAuthTime]; present {
+		at, ok := intClaim(mc, ClaimAuthTime)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s not an integer", ErrInvalid, ClaimAuthTime)
+		}
+		id.AuthTime = time.Unix(at, 0)
+	}
+	if raw, present := mc[ClaimAuthMethod]; present {
+		method, ok := raw.(string)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s not a string", ErrInvalid, ClaimAuthMethod)
+		}
+		id.Method = method
+	}
 	if raw, present := mc[m.groupsClaim]; present && raw != nil {
 		list, ok := raw.([]any)
 		if !ok {

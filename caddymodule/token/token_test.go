@@ -13,9 +13,9 @@ import (
 
 const secret = "test-secret-not-for-production"
 
-func newMinter(t *testing.T) *Minter {
+func newCodec(t *testing.T) *Codec {
 	t.Helper()
-	m, err := NewMinter(secret, "email", "groups", time.Hour)
+	m, err := NewCodec(secret, "email", "groups", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func decodePart(t *testing.T, tok string, i int) map[string]any {
 }
 
 func TestMintMatchesConsoleMe(t *testing.T) {
-	m := newMinter(t)
+	m := newCodec(t)
 	now := time.Unix(1_800_000_000, 500_000_000)
 	tok, exp, err := m.Mint("alice@example.com", []string{"eng", "admins"}, now)
 	if err != nil {
@@ -83,7 +83,7 @@ func TestMintMatchesConsoleMe(t *testing.T) {
 }
 
 func TestMintNilGroupsIsEmptyList(t *testing.T) {
-	m := newMinter(t)
+	m := newCodec(t)
 	tok, _, err := m.Mint("a@x", nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestMintNilGroupsIsEmptyList(t *testing.T) {
 }
 
 func TestCustomClaimNames(t *testing.T) {
-	m, err := NewMinter(secret, "mail", "memberOf", time.Minute)
+	m, err := NewCodec(secret, "mail", "memberOf", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,13 +112,13 @@ func TestCustomClaimNames(t *testing.T) {
 	if err != nil || id.Email != "a@x" || len(id.Groups) != 1 {
 		t.Errorf("Verify = %+v, %v", id, err)
 	}
-	if _, err := newMinter(t).Verify(tok, now); err == nil {
+	if _, err := newCodec(t).Verify(tok, now); err == nil {
 		t.Error("a minter reading claim 'email' accepted a token without it")
 	}
 }
 
 func TestMintAtCertificateAge(t *testing.T) {
-	m := newMinter(t)
+	m := newCodec(t)
 	now := time.Unix(1_800_000_000, 0)
 	notBefore := now.Add(-72 * time.Hour)
 	tok, _, err := m.MintAt("a@x", nil, notBefore, now)
@@ -152,7 +152,7 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, c jwt.MapClaims) stri
 }
 
 func TestVerifyRules(t *testing.T) {
-	m := newMinter(t)
+	m := newCodec(t)
 	now := time.Unix(1_800_000_000, 0)
 	n := now.Unix()
 	good := func() jwt.MapClaims {
@@ -210,7 +210,7 @@ func TestVerifyRules(t *testing.T) {
 	}
 }
 
-func TestNewMinterRejectsBadConfig(t *testing.T) {
+func TestNewCodecRejectsBadConfig(t *testing.T) {
 	for _, tc := range []struct{ secret, e, g string }{
 		{"", "email", "groups"},
 		{"s", "", "groups"},
@@ -218,17 +218,17 @@ func TestNewMinterRejectsBadConfig(t *testing.T) {
 		{"s", "exp", "groups"},
 		{"s", "email", "aud"},
 	} {
-		if _, err := NewMinter(tc.secret, tc.e, tc.g, time.Hour); err == nil {
-			t.Errorf("NewMinter(%q,%q,%q) accepted", tc.secret, tc.e, tc.g)
+		if _, err := NewCodec(tc.secret, tc.e, tc.g, time.Hour); err == nil {
+			t.Errorf("NewCodec(%q,%q,%q) accepted", tc.secret, tc.e, tc.g)
 		}
 	}
-	if _, err := NewMinter("s", "email", "groups", 0); err == nil {
+	if _, err := NewCodec("s", "email", "groups", 0); err == nil {
 		t.Error("zero lifetime accepted")
 	}
 }
 
 func BenchmarkMint(b *testing.B) {
-	m, _ := NewMinter(secret, "email", "groups", time.Hour)
+	m, _ := NewCodec(secret, "email", "groups", time.Hour)
 	now := time.Now()
 	groups := []string{"engineering", "consoleme-admins"}
 	b.ReportAllocs()
@@ -240,7 +240,7 @@ func BenchmarkMint(b *testing.B) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	m, _ := NewMinter(secret, "email", "groups", time.Hour)
+	m, _ := NewCodec(secret, "email", "groups", time.Hour)
 	now := time.Now()
 	tok, _, _ := m.Mint("alice@example.com", []string{"engineering"}, now)
 	b.ReportAllocs()
@@ -248,5 +248,45 @@ func BenchmarkVerify(b *testing.B) {
 		if _, err := m.Verify(tok, now); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestMintSubjectCarriesSessionClaims(t *testing.T) {
+	c := newCodec(t)
+	now := time.Unix(1_800_000_000, 0)
+	authTime := now.Add(-3 * time.Hour)
+	notAfter := now.Add(10 * time.Minute)
+	tok, exp, err := c.MintSubject(Subject{Email: "a@x", Groups: []string{"g"}, Method: "cli", AuthTime: authTime, NotAfter: notAfter}, now, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(notAfter) {
+		t.Errorf("exp = %v, want the NotAfter cap %v", exp, notAfter)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	payload := string(raw)
+	want := `{"nbf":1799999995,"iat":1800000000,"exp":1800000600,"email":"a@x","groups":["g"],"auth_method":"cli","auth_time":1799989200}`
+	if payload != want {
+		t.Errorf("payload\n got %s\nwant %s", payload, want)
+	}
+	id, err := c.Verify(tok, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Method != "cli" || !id.AuthTime.Equal(authTime) {
+		t.Errorf("identity method %q auth time %v, want cli and %v", id.Method, id.AuthTime, authTime)
+	}
+
+	// A token without the claims (ConsoleMe's own) signed in when issued.
+	plain, _, _ := c.Mint("b@x", nil, now)
+	id, err = c.Verify(plain, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Method != "" || !id.AuthTime.Equal(now) {
+		t.Errorf("plain token: method %q auth time %v, want empty and iat", id.Method, id.AuthTime)
+	}
+	if _, err := NewCodec(secret, ClaimAuthTime, "groups", time.Hour); err == nil {
+		t.Error("auth_time accepted as the email claim name")
 	}
 }
