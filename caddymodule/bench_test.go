@@ -64,13 +64,13 @@ func BenchmarkPollSuccess(b *testing.B) {
 		now := time.Now()
 		c := &store.Challenge{Token: uuid.NewString(), User: "alice@example.com", IP: "192.0.2.1", Created: now,
 			Expires: now.Add(time.Minute), Status: store.StatusPending}
-		if err := h.store.Create(ctx, c); err != nil {
+		if err := h.states.Create(ctx, c, now); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := h.store.View(ctx, c.Token, "n", now); err != nil {
+		if _, err := h.states.View(ctx, c.Token, "n", now); err != nil {
 			b.Fatal(err)
 		}
-		if err := h.store.Approve(ctx, c.Token, "n", "alice@example.com", groups, now); err != nil {
+		if err := h.states.Approve(ctx, c.Token, "n", store.Approval{Approver: "alice@example.com", Groups: groups, AuthTime: now}, now); err != nil {
 			b.Fatal(err)
 		}
 		r := request("GET", "/noauth/v1/challenge_poller/"+c.Token, "192.0.2.1", nil)

@@ -1,26 +1,50 @@
 package consolemeauth
 
 import (
-	"strconv"
-
-	"github.com/caddyserver/caddy/v2"
+	"fmt"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"reflect"
+	"strings"
 )
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("consoleme_auth", parseCaddyfile)
-	// Our routes must be answered before the request is proxied to
-	// ConsoleMe; this spares users an `order` line.
-	httpcaddyfile.RegisterDirectiveOrder("consoleme_auth", httpcaddyfile.Before, "reverse_proxy")
+	// Ordered like Caddy's own auth directives, so that nothing else in
+	// the site (handle, route, respond, reverse_proxy ...) runs before the
+	// login; this spares users an `order` line.
+	httpcaddyfile.RegisterDirectiveOrder("consoleme_auth", httpcaddyfile.Before, "basic_auth")
 }
 
 // parseCaddyfile sets up the handler from Caddyfile tokens.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	var m Handler
 	err := m.UnmarshalCaddyfile(h.Dispenser)
+	m.Site = siteAddress(h)
 	return &m, err
+}
+
+// siteAddress is the address of the site block the directive is in, for
+// error messages. Caddy's Helper keeps the block unexported, so it is read
+// by reflection; should that ever fail, the Caddyfile position is used.
+func siteAddress(h httpcaddyfile.Helper) string {
+	keys := reflect.ValueOf(h).FieldByName("parentBlock")
+	if keys.IsValid() {
+		keys = keys.FieldByName("Keys")
+	}
+	var addrs []string
+	if keys.IsValid() && keys.Kind() == reflect.Slice {
+		for i := 0; i < keys.Len(); i++ {
+			if text := keys.Index(i).FieldByName("Text"); text.IsValid() && text.Kind() == reflect.String {
+				addrs = append(addrs, text.String())
+			}
+		}
+	}
+	if len(addrs) > 0 {
+		return strings.Join(addrs, ", ")
+	}
+	return fmt.Sprintf("%s:%d", h.File(), h.Line())
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
@@ -28,18 +52,23 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	consoleme_auth {
 //		jwt_secret      <secret>
 //		public_url      <url>
+//		site_name       <name>
 //		cookie_name     <name>
 //		jwt_expiration  <duration>
 //		email_claim     <claim>
 //		groups_claim    <claim>
 //		challenge_ttl   <duration>
+//		max_session_age <duration>
 //		max_pending     <n>
+//		max_logins_per_client <n>
+//		ipv6_prefix     <bits>
 //		user_match      exact | case_insensitive
 //		allowed_groups  <group...>
 //		denied_groups   <group...>
 //		groups_filter   <regexp...>
 //		generator_rate_limit <events> <window> | off
 //		poller_rate_limit    <events> <window> | off
+//		login_rate_limit     <events> <window> | off
 //		store           memory | redis [<url>] [{
 //			url           <url>
 //			username      <name>
@@ -98,6 +127,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneString(d, &h.JWTSecret)
 		case "public_url":
 			err = oneString(d, &h.PublicURL)
+		case "site_name":
+			err = oneString(d, &h.SiteName)
 		case "cookie_name":
 			err = oneString(d, &h.CookieName)
 		case "email_claim":
@@ -108,15 +139,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneDuration(d, &h.JWTExpiration)
 		case "challenge_ttl":
 			err = oneDuration(d, &h.ChallengeTTL)
+		case "max_session_age":
+			err = oneDuration(d, &h.MaxSessionAge)
 		case "max_pending":
-			var s string
-			if err = oneString(d, &s); err == nil {
-				n, convErr := strconv.Atoi(s)
-				if convErr != nil || n <= 0 {
-					return d.Errf("max_pending: %q is not a positive integer", s)
-				}
-				h.MaxPending = n
-			}
+			err = oneInt(d, &h.MaxPending, 1, 1<<31-1)
+		case "max_logins_per_client":
+			err = oneInt(d, &h.MaxLoginsPerClient, 1, 1<<31-1)
+		case "ipv6_prefix":
+			err = oneInt(d, &h.IPv6Prefix, 1, 128)
+		case "login_rate_limit":
+			h.LoginRateLimit, err = unmarshalRateLimit(d)
 		case "disable_validator_ip_check":
 			err = noArgs(d)
 			h.DisableValidatorIPCheck = true
@@ -193,14 +225,7 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 		case "write_timeout":
 			err = oneDuration(d, &sc.WriteTimeout)
 		case "pool_size":
-			var s string
-			if err = oneString(d, &s); err == nil {
-				n, convErr := strconv.Atoi(s)
-				if convErr != nil || n <= 0 {
-					return d.Errf("pool_size: %q is not a positive integer", s)
-				}
-				sc.PoolSize = n
-			}
+			err = oneInt(d, &sc.PoolSize, 1, 1<<31-1)
 		case "tls":
 			err = noArgs(d)
 			sc.TLS = true
@@ -263,27 +288,6 @@ func (h *Handler) unmarshalSAML(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// unmarshalRateLimit parses `<events> <window>` or `off`.
-func unmarshalRateLimit(d *caddyfile.Dispenser) (*RateLimit, error) {
-	name := d.Val()
-	args := d.RemainingArgs()
-	switch {
-	case len(args) == 1 && args[0] == "off":
-		return &RateLimit{}, nil
-	case len(args) != 2:
-		return nil, d.Errf("%s: want <events> <window> or off", name)
-	}
-	n, err := strconv.Atoi(args[0])
-	if err != nil || n <= 0 {
-		return nil, d.Errf("%s: %q is not a positive number of events", name, args[0])
-	}
-	win, err := caddy.ParseDuration(args[1])
-	if err != nil || win <= 0 {
-		return nil, d.Errf("%s: %q is not a positive duration", name, args[1])
-	}
-	return &RateLimit{Events: n, Window: caddy.Duration(win)}, nil
-}
-
 // unmarshalWebLogin parses `web_login` or its block.
 func unmarshalWebLogin(d *caddyfile.Dispenser) (*WebLoginConfig, error) {
 	if d.NextArg() {
@@ -311,53 +315,64 @@ func unmarshalWebLogin(d *caddyfile.Dispenser) (*WebLoginConfig, error) {
 	return c, nil
 }
 
-// oneString reads exactly one argument of the current subdirective.
-func oneString(d *caddyfile.Dispenser, dst *string) error {
-	name := d.Val()
-	if !d.NextArg() {
-		return d.Errf("%s: missing value", name)
-	}
-	*dst = d.Val()
+// unmarshalMTLS parses the mtls block:
+//
+//	mtls {
+//		user           san_email | san_uri | cn
+//		uri_prefix     <prefix>
+//		domain         <domain>
+//		groups         ou | static | none
+//		static_groups  <user> <group...>
+//		token_lifetime <duration>
+//	}
+//
+// static_groups may be repeated, once per user; the block may be empty
+// (`mtls`), which takes the user from the SAN email and the groups from the
+// OU values.
+func unmarshalMTLS(d *caddyfile.Dispenser) (*MTLSConfig, error) {
 	if d.NextArg() {
-		return d.Errf("%s: too many arguments", name)
+		return nil, d.ArgErr()
 	}
-	return nil
-}
-
-// oneDuration reads one positive duration argument.
-func oneDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	name := d.Val()
-	var s string
-	if err := oneString(d, &s); err != nil {
-		return err
+	c := &MTLSConfig{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if seen[name] && name != "static_groups" {
+			return nil, d.Errf("mtls: %s already specified", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "user":
+			err = oneString(d, &c.User)
+		case "uri_prefix":
+			err = oneString(d, &c.URIPrefix)
+		case "domain":
+			err = oneString(d, &c.Domain)
+		case "groups":
+			err = oneString(d, &c.Groups)
+		case "static_groups":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return nil, d.Errf("mtls: static_groups: want <user> <group...>")
+			}
+			if args[0] == "" {
+				return nil, d.Errf("mtls: static_groups: empty user")
+			}
+			if c.StaticGroups == nil {
+				c.StaticGroups = map[string][]string{}
+			}
+			c.StaticGroups[args[0]] = append(c.StaticGroups[args[0]], args[1:]...)
+		case "token_lifetime":
+			err = oneDuration(d, &c.TokenLifetime)
+		default:
+			return nil, d.Errf("mtls: unrecognized subdirective '%s'", name)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	dur, err := caddy.ParseDuration(s)
-	if err != nil {
-		return d.Errf("%s: %v", name, err)
-	}
-	if dur <= 0 {
-		return d.Errf("%s: must be positive, got %s", name, s)
-	}
-	*dst = caddy.Duration(dur)
-	return nil
-}
-
-// someArgs reads one or more arguments.
-func someArgs(d *caddyfile.Dispenser) ([]string, error) {
-	name := d.Val()
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return nil, d.Errf("%s: missing value", name)
-	}
-	return args, nil
-}
-
-// noArgs refuses arguments after a flag subdirective.
-func noArgs(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
+	return c, nil
 }
 
 // Interface guards

@@ -1,6 +1,7 @@
 package consolemeauth
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -121,6 +122,14 @@ func TestAdaptGolden(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if os.Getenv("UPDATE_GOLDEN") == "1" {
+				var pretty bytes.Buffer
+				_ = json.Indent(&pretty, out, "", "\t")
+				if err := os.WriteFile(f, []byte(in+"\n----------\n"+pretty.String()+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				t.Skip("golden file rewritten (UPDATE_GOLDEN=1): review the diff")
 			}
 			var got, exp any
 			if err := json.Unmarshal(out, &got); err != nil {

@@ -19,6 +19,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth"
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
 )
 
@@ -178,7 +179,7 @@ func decodeToken(w io.Writer, tok, secret, emailClaim, groupsClaim string, now t
 		fmt.Fprintln(w, "signature: not checked (no secret in the environment)")
 		return nil
 	}
-	m, err := token.NewMinter(secret, emailClaim, groupsClaim, time.Hour)
+	m, err := token.NewCodec(secret, emailClaim, groupsClaim, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -224,9 +225,14 @@ func spMetadataFor(publicURL, certPath, keyPath, entityID, nameIDFormat string) 
 	if err != nil {
 		return nil, fmt.Errorf("--public-url: %w", err)
 	}
-	sp, err := newServiceProviderKeys(&SAMLConfig{SPCert: certPath, SPKey: keyPath, EntityID: entityID, NameIDFormat: nameIDFormat})
+	// The SP metadata needs no IdP: the IdP URL below satisfies the
+	// configuration check and is never fetched (Run is not started).
+	sp, err := samlauth.New(samlauth.Config{
+		SPCert: certPath, SPKey: keyPath, EntityID: entityID, NameIDFormat: nameIDFormat,
+		IDPMetadataURL: "https://idp.invalid/metadata",
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
-	return sp.spMetadata(base.String())
+	return sp.Metadata(base.String())
 }

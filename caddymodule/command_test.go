@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/crewjam/saml"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth"
 )
 
 func runCommand(t *testing.T, args ...string) (string, error) {
@@ -39,7 +41,7 @@ func TestSPKeypairAndMetadataCommands(t *testing.T) {
 		t.Errorf("key file mode %v, %v", fi.Mode(), err)
 	}
 	// The pair is usable by the handler's saml block.
-	if _, err := newServiceProviderKeys(&SAMLConfig{SPCert: crt, SPKey: key}); err != nil {
+	if _, err := samlauth.New(samlauth.Config{SPCert: crt, SPKey: key, IDPMetadataURL: "https://idp.invalid/metadata"}, nil); err != nil {
 		t.Fatalf("generated pair refused: %v", err)
 	}
 	if _, err := runCommand(t, "sp-keypair", "--cert", crt, "--key", key); err == nil || !strings.Contains(err.Error(), "--force") {
@@ -68,7 +70,7 @@ func TestSPKeypairAndMetadataCommands(t *testing.T) {
 
 func TestDecodeCommand(t *testing.T) {
 	h := newTestHandler(t, nil)
-	jwt, _, _ := h.minter.Mint("alice@example.com", []string{"eng"}, time.Now())
+	jwt, _, _ := h.sessions.codec.Mint("alice@example.com", []string{"eng"}, time.Now())
 	var out bytes.Buffer
 	if err := decodeToken(&out, jwt, "", "email", "groups", time.Now()); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth"
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
 )
 
@@ -109,10 +110,10 @@ func poll(t *testing.T, h *Handler, tok, ip string) map[string]any {
 	return decode(t, rec)
 }
 
-// session returns a cookie for email as the SAML ACS would set it.
-func session(t *testing.T, h *Handler, email string, groups ...string) *http.Cookie {
+// sessionCookie returns a cookie for email as the SAML ACS would set it.
+func sessionCookie(t *testing.T, h *Handler, email string, groups ...string) *http.Cookie {
 	t.Helper()
-	jwt, _, err := h.minter.Mint(email, groups, time.Now())
+	jwt, _, err := h.sessions.codec.Mint(email, groups, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestGenerator(t *testing.T) {
 	if pu != "https://consoleme.example.com/noauth/v1/challenge_poller/"+tok {
 		t.Errorf("polling_url = %q", pu)
 	}
-	c, err := h.store.Get(context.Background(), tok)
+	c, err := h.states.Get(context.Background(), tok, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestGeneratorUserNames(t *testing.T) {
 			continue
 		}
 		cu := m["challenge_url"].(string)
-		c, err := h.store.Get(context.Background(), cu[strings.LastIndex(cu, "/")+1:])
+		c, err := h.states.Get(context.Background(), cu[strings.LastIndex(cu, "/")+1:], time.Now())
 		if err != nil || c.User != tc.user {
 			t.Errorf("%s: stored user %q, want %q (%v)", tc.path, c.User, tc.user, err)
 		}
@@ -288,7 +289,7 @@ func TestPollerStates(t *testing.T) {
 	if m := poll(t, h, tok, "192.0.2.1"); m["status"] != "pending" {
 		t.Errorf("other ip consumed the challenge: %v", m)
 	}
-	rec := approve(t, h, tok, "192.0.2.1", session(t, h, "alice@example.com", "eng", "admins"))
+	rec := approve(t, h, tok, "192.0.2.1", sessionCookie(t, h, "alice@example.com", "eng", "admins"))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), SuccessMessage) {
 		t.Fatalf("approve: %d %s", rec.Code, rec.Body)
 	}
@@ -311,7 +312,7 @@ func TestPollerStates(t *testing.T) {
 	if d := exp - before; d < 3599 || d > 3601 {
 		t.Errorf("expiration - now = %d, want 3600", d)
 	}
-	id, err := h.minter.Verify(m["encoded_jwt"].(string), time.Now())
+	id, err := h.sessions.codec.Verify(m["encoded_jwt"].(string), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +364,7 @@ func TestPollerIPCheckOff(t *testing.T) {
 func TestConcurrentPollersOneSuccess(t *testing.T) {
 	h := newTestHandler(t, nil)
 	tok := generate(t, h, "alice", "192.0.2.1")
-	if rec := approve(t, h, tok, "192.0.2.1", session(t, h, "alice")); rec.Code != 200 {
+	if rec := approve(t, h, tok, "192.0.2.1", sessionCookie(t, h, "alice")); rec.Code != 200 {
 		t.Fatalf("approve: %d", rec.Code)
 	}
 	var wg sync.WaitGroup
@@ -422,7 +423,7 @@ func TestApprovalPage(t *testing.T) {
 	h := newTestHandler(t, func(h *Handler) { h.DisableValidatorIPCheck = true })
 	tok := generate(t, h, "<alice>@example.com", "192.0.2.1")
 	r := request("GET", "/challenge_validator/"+tok, "198.51.100.9", nil)
-	r.AddCookie(session(t, h, "<alice>@example.com"))
+	r.AddCookie(sessionCookie(t, h, "<alice>@example.com"))
 	rec, _ := serve(t, h, r)
 	body := rec.Body.String()
 	if rec.Code != 200 {
@@ -444,7 +445,7 @@ func TestApprovalPage(t *testing.T) {
 	}
 	// Viewed once only.
 	r = request("GET", "/challenge_validator/"+tok, "198.51.100.9", nil)
-	r.AddCookie(session(t, h, "<alice>@example.com"))
+	r.AddCookie(sessionCookie(t, h, "<alice>@example.com"))
 	if rec, _ := serve(t, h, r); rec.Code != 409 {
 		t.Errorf("second view: %d", rec.Code)
 	}
@@ -454,7 +455,7 @@ func TestValidatorRefusals(t *testing.T) {
 	h := newTestHandler(t, nil)
 	now := time.Now()
 	h.now = func() time.Time { return now }
-	alice := session(t, h, "alice@example.com")
+	alice := sessionCookie(t, h, "alice@example.com")
 	view := func(tok, ip string, c *http.Cookie) *httptest.ResponseRecorder {
 		r := request("GET", "/challenge_validator/"+tok, ip, nil)
 		if c != nil {
@@ -488,7 +489,7 @@ func TestValidatorRefusals(t *testing.T) {
 	}
 	// A cookie signed with another secret is no session.
 	other := newTestHandler(t, func(o *Handler) { o.JWTSecret = "another-secret" })
-	forged := session(t, other, "alice@example.com")
+	forged := sessionCookie(t, other, "alice@example.com")
 	fresh := generate(t, h, "alice@example.com", "192.0.2.1")
 	if rec := view(fresh, "192.0.2.1", forged); rec.Code != 401 {
 		t.Errorf("forged cookie: %d", rec.Code)
@@ -497,7 +498,7 @@ func TestValidatorRefusals(t *testing.T) {
 
 func TestApproveFormCSRF(t *testing.T) {
 	h := newTestHandler(t, nil)
-	alice := session(t, h, "alice@example.com")
+	alice := sessionCookie(t, h, "alice@example.com")
 	tok := generate(t, h, "alice@example.com", "192.0.2.1")
 	form := approvalForm(t, h, tok, "192.0.2.1", alice)
 	if form.Get("nonce") == "" || form.Get("csrf_token") == "" {
@@ -528,7 +529,7 @@ func TestApproveFormCSRF(t *testing.T) {
 	if code := post(form, nil, nil); code != 401 {
 		t.Errorf("no cookie: %d", code)
 	}
-	if code := post(form, nil, session(t, h, "mallory@example.com")); code != 403 {
+	if code := post(form, nil, sessionCookie(t, h, "mallory@example.com")); code != 403 {
 		t.Errorf("other user's session: %d", code)
 	}
 	if m := poll(t, h, tok, "192.0.2.1"); m["status"] != "pending" {
@@ -544,7 +545,7 @@ func TestApproveFormCSRF(t *testing.T) {
 
 func TestValidatorAPI(t *testing.T) {
 	h := newTestHandler(t, nil)
-	alice := session(t, h, "alice@example.com", "eng")
+	alice := sessionCookie(t, h, "alice@example.com", "eng")
 	tok := generate(t, h, "alice@example.com", "192.0.2.1")
 	call := func(method string, body string, c *http.Cookie, hdr map[string]string) (int, map[string]any) {
 		var rd io.Reader
@@ -584,7 +585,7 @@ func TestValidatorAPI(t *testing.T) {
 	if _, m = call("POST", `{"nonce":"wrong"}`, alice, xsrf); m["message"] != msgBadNonce {
 		t.Errorf("wrong nonce: %v", m)
 	}
-	if _, m = call("POST", `{"nonce":"`+nonce+`"}`, session(t, h, "bob@example.com"), xsrf); m["message"] != msgOtherUser {
+	if _, m = call("POST", `{"nonce":"`+nonce+`"}`, sessionCookie(t, h, "bob@example.com"), xsrf); m["message"] != msgOtherUser {
 		t.Errorf("other user: %v", m)
 	}
 	if m := poll(t, h, tok, "192.0.2.1"); m["status"] != "pending" {
@@ -600,7 +601,7 @@ func TestValidatorAPI(t *testing.T) {
 
 func TestStoreUnavailable(t *testing.T) {
 	h := newTestHandler(t, nil)
-	h.store = brokenStore{}
+	h.states = brokenStore{}
 	rec, _ := serve(t, h, request("GET", "/noauth/v1/challenge_generator/alice", "192.0.2.1", nil))
 	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
 		t.Errorf("generator: %d", rec.Code)
@@ -620,7 +621,7 @@ type brokenStore struct{ store.Store }
 
 var errDown = fmt.Errorf("%w: connection refused", store.ErrUnavailable)
 
-func (brokenStore) Create(context.Context, *store.Challenge) error { return errDown }
+func (brokenStore) Create(context.Context, *store.Challenge, time.Time) error { return errDown }
 func (brokenStore) Poll(context.Context, string, string, bool, time.Time) (store.PollOutcome, *store.Challenge, error) {
 	return 0, nil, errDown
 }
@@ -660,10 +661,10 @@ func TestRoutesAndInputs(t *testing.T) {
 			t.Errorf("safeReturnPath(%q) = %q, want %q", p, got, want)
 		}
 	}
-	if b, err := decodeBase64Loose("aGVs\r\nbG8="); err != nil || string(b) != "hello" {
-		t.Errorf("decodeBase64Loose = %q, %v", b, err)
+	if b, err := samlauth.DecodeBase64Loose("aGVs\r\nbG8="); err != nil || string(b) != "hello" {
+		t.Errorf("DecodeBase64Loose = %q, %v", b, err)
 	}
-	if _, err := decodeBase64Loose("!!"); err == nil {
+	if _, err := samlauth.DecodeBase64Loose("!!"); err == nil {
 		t.Error("invalid base64 accepted")
 	}
 }
@@ -717,7 +718,7 @@ func TestProvisionExpandsPlaceholders(t *testing.T) {
 // cross-site post.
 func TestApproveWithNullOrigin(t *testing.T) {
 	h := newTestHandler(t, nil)
-	alice := session(t, h, "alice@example.com")
+	alice := sessionCookie(t, h, "alice@example.com")
 	for _, tc := range []struct {
 		site string
 		want int

@@ -11,6 +11,7 @@ import (
 // reloads; each new config's registry gets the same collectors.
 var metrics = struct {
 	created, approved, collected, expired prometheus.Counter
+	cancelled                             prometheus.Counter
 	refused                               *prometheus.CounterVec
 	logins                                *prometheus.CounterVec
 	storeErrors                           prometheus.Counter
@@ -24,6 +25,10 @@ var metrics = struct {
 	approved: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "consoleme_auth", Name: "challenges_approved_total",
 		Help: "Challenges approved in a browser.",
+	}),
+	cancelled: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "consoleme_auth", Name: "challenges_cancelled_total",
+		Help: "Challenges cancelled in a browser (\"This wasn't me\").",
 	}),
 	collected: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "consoleme_auth", Name: "challenges_collected_total",
@@ -69,7 +74,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.created, metrics.approved, metrics.collected, metrics.expired,
+	for _, c := range []prometheus.Collector{metrics.created, metrics.approved, metrics.cancelled, metrics.collected, metrics.expired,
 		metrics.refused, metrics.logins, metrics.storeErrors, metrics.pending, metrics.duration} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

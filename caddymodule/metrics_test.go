@@ -16,7 +16,7 @@ func TestMetricsCountTheFlow(t *testing.T) {
 
 	tok := generate(t, h, "alice@example.com", "192.0.2.1")
 	poll(t, h, tok, "198.51.100.1")
-	approve(t, h, tok, "192.0.2.1", session(t, h, "alice@example.com"))
+	approve(t, h, tok, "192.0.2.1", sessionCookie(t, h, "alice@example.com"))
 	poll(t, h, tok, "192.0.2.1")
 
 	for name, d := range map[string]float64{

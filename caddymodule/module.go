@@ -7,24 +7,18 @@
 package consolemeauth
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"net/url"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth"
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
-	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store/redisstore"
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
 )
 
@@ -40,6 +34,9 @@ const (
 	DefaultGroupsClaim   = "groups"
 	DefaultChallengeTTL  = 2 * time.Minute
 	DefaultMaxPending    = 10000
+	DefaultMaxSessionAge = 12 * time.Hour
+	// DefaultMaxLoginsPerClient bounds the logins in progress per client.
+	DefaultMaxLoginsPerClient = 100
 	// expiredGrace is how long an expired challenge is still answered as
 	// "expired" (as ConsoleMe does) before it is forgotten ("unknown").
 	expiredGrace = time.Minute
@@ -73,6 +70,15 @@ type Handler struct {
 	// (ConsoleMe's `url`). Default: the scheme and host of each request. Set
 	// it behind a TLS terminator or load balancer.
 	PublicURL string `json:"public_url,omitempty"`
+
+	// Site names this site in configuration errors; the Caddyfile adapter
+	// sets it to the site block's address. It changes nothing else.
+	Site string `json:"site,omitempty"`
+
+	// SiteName is how the approval page names this site, so that a user
+	// can tell a link to it from a phishing link, e.g. "ConsoleMe
+	// (production)". Default: the host of public_url, else of the request.
+	SiteName string `json:"site_name,omitempty"`
 
 	// CookieName is ConsoleMe's auth_cookie_name, returned to the CLI as
 	// cookie_name and set in the browser. Default: consoleme_auth.
@@ -129,6 +135,33 @@ type Handler struct {
 	// fit is refused with a clear message. Default: all groups.
 	GroupsFilter []string `json:"groups_filter,omitempty"`
 
+	// MaxSessionAge is how long after a user's last sign-in at the IdP their
+	// session counts: it may approve challenges, pass web_login and be
+	// renewed only until then, and no token minted for it (browser cookie,
+	// renewal or CLI token) expires later; after that the user signs in at
+	// the IdP again, so group changes there apply. Default: 12h.
+	MaxSessionAge caddy.Duration `json:"max_session_age,omitempty"`
+
+	// IPv6Prefix is how many leading bits of an IPv6 client address name
+	// one client for the per-client limits below (an IPv4 address is always
+	// one client): a /64 is what one host or subscriber usually has, so
+	// counting whole addresses would let one client use billions. Default:
+	// 64.
+	IPv6Prefix int `json:"ipv6_prefix,omitempty"`
+
+	// LoginRateLimit limits how often one client may start a SAML login
+	// (the validator without a session, /saml/login and web_login's
+	// redirects); beyond it the browser gets a 429 page with Retry-After.
+	// It is separate from the generator's budget, so an office behind one
+	// address does not lose the web UI because its CLI users logged in.
+	// Default: 60 per 1m. An empty limit ({}) turns it off.
+	LoginRateLimit *RateLimit `json:"login_rate_limit,omitempty"`
+
+	// MaxLoginsPerClient bounds the SAML logins in progress (each kept up
+	// to 10 minutes) that one client may hold, so that no client can fill
+	// the store with login states and lock others out. Default: 100.
+	MaxLoginsPerClient int `json:"max_logins_per_client,omitempty"`
+
 	// GeneratorRateLimit limits generator calls per client IP; beyond it the
 	// generator answers 429 with Retry-After. Weep calls it once per login.
 	// Default: 30 per 1m. An empty limit ({}) turns it off.
@@ -158,63 +191,27 @@ type Handler struct {
 	// ConsoleMe's own login) can approve, and /saml/* is passed through.
 	SAML *SAMLConfig `json:"saml,omitempty"`
 
-	logger  *zap.Logger
-	minter  *token.Minter
-	store   store.Store
-	release func() error
-	base    *url.URL // parsed PublicURL, nil when unset
-	csrfKey []byte
-	sp      *serviceProvider
-	mtls    *mtlsMapper
-	now     func() time.Time
-	genRL   *ipLimiter
-	pollRL  *ipLimiter
-	policy  policy
+	logger   *zap.Logger
+	sessions *sessions
+	states   store.Store // challenges, logins in progress and replay marks of this site
+	release  func() error
+	base     *url.URL // parsed PublicURL, nil when unset
+	csrfKey  []byte
+	sp       *samlauth.Provider
+	mtls     *certMapper
+	now      func() time.Time
+	genRL    *ipLimiter
+	pollRL   *ipLimiter
+	loginRL  *ipLimiter
+	policy   policy
 }
 
 // Default rate limits per client IP.
 var (
 	DefaultGeneratorRateLimit = RateLimit{Events: 30, Window: caddy.Duration(time.Minute)}
+	DefaultLoginRateLimit     = RateLimit{Events: 60, Window: caddy.Duration(time.Minute)}
 	DefaultPollerRateLimit    = RateLimit{Events: 300, Window: caddy.Duration(time.Minute)}
 )
-
-// StoreConfig selects the challenge store.
-type StoreConfig struct {
-	// Type is "memory" (default; one Caddy instance) or "redis" (several
-	// instances behind one load balancer share one Redis or Valkey).
-	Type string `json:"type,omitempty"`
-
-	// URL of the Redis server (redis only): redis://[[user]:password@]host[:port][/db],
-	// rediss://... for TLS, or unix:///path/to/socket. Placeholders are
-	// expanded. Default: redis://127.0.0.1:6379/0.
-	URL string `json:"url,omitempty"`
-
-	// Username and Password replace those in the URL (redis only), so the
-	// password can come from a placeholder such as {env.REDIS_PASSWORD}.
-	// Never logged.
-	Username string `json:"username,omitempty"`
-	Password string `json:"password,omitempty"`
-
-	// KeyPrefix starts every Redis key; instances that share challenges
-	// must use the same one. Default: consoleme_auth:
-	KeyPrefix string `json:"key_prefix,omitempty"`
-
-	// DialTimeout, ReadTimeout and WriteTimeout bound each Redis call, so
-	// the challenge routes answer 503 quickly when Redis is down or slow.
-	// Defaults: 2s, 1s, 1s.
-	DialTimeout  caddy.Duration `json:"dial_timeout,omitempty"`
-	ReadTimeout  caddy.Duration `json:"read_timeout,omitempty"`
-	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
-
-	// PoolSize is the number of Redis connections. Default: 10 per CPU.
-	PoolSize int `json:"pool_size,omitempty"`
-
-	// TLS uses TLS for a redis:// URL too (rediss:// always does).
-	TLS bool `json:"tls,omitempty"`
-
-	// InsecureSkipVerify accepts any Redis server certificate (tests only).
-	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
-}
 
 // CaddyModule returns the Caddy module information.
 func (Handler) CaddyModule() caddy.ModuleInfo {
@@ -224,48 +221,37 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets up the handler: defaults, placeholders, the token minter,
-// the store and the SAML service provider. It does no network I/O; IdP
-// metadata from a URL is fetched in the background.
+// Provision sets up the handler: defaults, placeholders, the session
+// codecs, the store and the SAML service provider. It does no network I/O;
+// IdP metadata from a URL is fetched in the background.
 func (h *Handler) Provision(ctx caddy.Context) error {
+	return h.inSite(h.provision(ctx))
+}
+
+// inSite names the site in a configuration error, when it is known.
+func (h *Handler) inSite(err error) error {
+	if err == nil || h.Site == "" {
+		return err
+	}
+	return fmt.Errorf("site %s: %w", h.Site, err)
+}
+
+func (h *Handler) provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.now = time.Now
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
 	repl := caddy.NewReplacer()
-	h.JWTSecret = repl.ReplaceAll(h.JWTSecret, "")
-	h.PublicURL = repl.ReplaceAll(h.PublicURL, "")
-	if h.CookieName == "" {
-		h.CookieName = DefaultCookieName
+	var err error
+	if h.JWTSecret, err = expand(repl, "jwt_secret", h.JWTSecret); err != nil {
+		return err
 	}
-	if h.JWTExpiration == 0 {
-		h.JWTExpiration = caddy.Duration(DefaultJWTExpiration)
+	if h.PublicURL, err = expand(repl, "public_url", h.PublicURL); err != nil {
+		return err
 	}
-	if h.EmailClaim == "" {
-		h.EmailClaim = DefaultEmailClaim
-	}
-	if h.GroupsClaim == "" {
-		h.GroupsClaim = DefaultGroupsClaim
-	}
-	if h.ChallengeTTL == 0 {
-		h.ChallengeTTL = caddy.Duration(DefaultChallengeTTL)
-	}
-	if h.MaxPending == 0 {
-		h.MaxPending = DefaultMaxPending
-	}
-	if h.Store == nil {
-		h.Store = &StoreConfig{Type: "memory"}
-	}
-	if h.GeneratorRateLimit == nil {
-		rl := DefaultGeneratorRateLimit
-		h.GeneratorRateLimit = &rl
-	}
-	if h.PollerRateLimit == nil {
-		rl := DefaultPollerRateLimit
-		h.PollerRateLimit = &rl
-	}
-	if err := h.Validate(); err != nil {
+	h.applyDefaults()
+	if err := h.validate(); err != nil {
 		return err
 	}
 	if err := h.compilePolicy(); err != nil {
@@ -273,86 +259,57 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.genRL = newIPLimiter(*h.GeneratorRateLimit, maxTrackedIPs)
 	h.pollRL = newIPLimiter(*h.PollerRateLimit, maxTrackedIPs)
-
-	var err error
-	h.minter, err = token.NewMinter(h.JWTSecret, h.EmailClaim, h.GroupsClaim, time.Duration(h.JWTExpiration))
-	if err != nil {
-		return fmt.Errorf("jwt settings: %w", err)
+	h.loginRL = newIPLimiter(*h.LoginRateLimit, maxTrackedIPs)
+	if h.PublicURL != "" {
+		if h.base, err = parsePublicURL(h.PublicURL); err != nil {
+			return fmt.Errorf("public_url: %w", err)
+		}
+	}
+	if h.sessions, err = h.newSessions(); err != nil {
+		return err
 	}
 	mac := hmac.New(sha256.New, []byte(h.JWTSecret))
 	mac.Write([]byte("consoleme_auth approval form"))
 	h.csrfKey = mac.Sum(nil)
 
-	if h.PublicURL != "" {
-		h.base, err = parsePublicURL(h.PublicURL)
-		if err != nil {
-			return fmt.Errorf("public_url: %w", err)
-		}
-	}
-
-	h.store, h.release, err = h.Store.open(ctx, repl, h.MaxPending, h.logger)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	h.store = watchStore(h.store, h.logger)
-
 	if h.MTLS != nil {
-		h.mtls, err = h.MTLS.provision(repl)
-		if err != nil {
+		if h.mtls, err = h.MTLS.provision(repl); err != nil {
 			return fmt.Errorf("mtls: %w", err)
 		}
 	}
 	if h.SAML != nil {
-		h.sp, err = h.SAML.provision(ctx, repl, h.logger)
-		if err != nil {
+		if h.sp, err = h.SAML.provision(ctx, repl, h.logger); err != nil {
 			return fmt.Errorf("saml: %w", err)
 		}
 	}
-	if h.WebLogin != nil {
-		if err := h.WebLogin.provision(h); err != nil {
-			return fmt.Errorf("web_login: %w", err)
-		}
+	h.states, h.release, err = h.Store.open(ctx, repl, h.siteKey(), storeBounds{h.MaxPending, h.MaxLoginsPerClient}, h.logger)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
 	}
+	h.states = watchStore(h.states, h.logger)
 	return nil
 }
 
-// Validate checks the configuration; it changes nothing.
-func (h *Handler) Validate() error {
-	if h.JWTSecret == "" {
-		return errors.New("jwt_secret: required (ConsoleMe's jwt_secret)")
+// newSessions builds the session rules from the settings.
+func (h *Handler) newSessions() (*sessions, error) {
+	s := &sessions{cookie: h.CookieName, maxAge: time.Duration(h.MaxSessionAge), base: h.base, logger: h.logger}
+	var err error
+	if s.codec, err = token.NewCodec(h.JWTSecret, h.EmailClaim, h.GroupsClaim, time.Duration(h.JWTExpiration)); err != nil {
+		return nil, fmt.Errorf("jwt settings: %w", err)
 	}
-	if h.JWTExpiration < 0 {
-		return errors.New("jwt_expiration: must be positive")
+	if h.WebLogin != nil {
+		s.renewBefore = time.Duration(h.WebLogin.RenewBefore)
 	}
-	if h.ChallengeTTL < 0 {
-		return errors.New("challenge_ttl: must be positive")
-	}
-	if h.MaxPending < 0 {
-		return errors.New("max_pending: must be positive")
-	}
-	for name, rl := range map[string]*RateLimit{"generator_rate_limit": h.GeneratorRateLimit, "poller_rate_limit": h.PollerRateLimit} {
-		if rl != nil && (rl.Events < 0 || rl.Window < 0 || (rl.Events > 0 && rl.Window == 0)) {
-			return fmt.Errorf("%s: events and window must be positive", name)
+	if h.MTLS != nil {
+		lifetime := time.Duration(h.MTLS.TokenLifetime)
+		if lifetime == 0 {
+			lifetime = DefaultMTLSTokenLifetime
+		}
+		if s.certCodec, err = token.NewCodec(h.JWTSecret, h.EmailClaim, h.GroupsClaim, lifetime); err != nil {
+			return nil, fmt.Errorf("mtls: %w", err)
 		}
 	}
-	if !validCookieName(h.CookieName) {
-		return fmt.Errorf("cookie_name: %q is not a valid cookie name", h.CookieName)
-	}
-	if h.Store != nil {
-		switch h.Store.Type {
-		case "", "memory":
-			if h.Store.URL != "" || h.Store.Password != "" || h.Store.KeyPrefix != "" {
-				return errors.New("store: url, password and key_prefix are for the redis store")
-			}
-		case "redis":
-			if h.Store.DialTimeout < 0 || h.Store.ReadTimeout < 0 || h.Store.WriteTimeout < 0 || h.Store.PoolSize < 0 {
-				return errors.New("store: redis timeouts and pool_size must be positive")
-			}
-		default:
-			return fmt.Errorf("store: unknown type %q (want memory or redis)", h.Store.Type)
-		}
-	}
-	return nil
+	return s, nil
 }
 
 // Cleanup releases the store.
@@ -361,110 +318,6 @@ func (h *Handler) Cleanup() error {
 		return h.release()
 	}
 	return nil
-}
-
-// open returns the configured store and the function that releases it.
-func (sc *StoreConfig) open(ctx caddy.Context, repl *caddy.Replacer, maxPending int, logger *zap.Logger) (store.Store, func() error, error) {
-	switch sc.Type {
-	case "redis":
-		quietRedisClient(logger)
-		rs, err := redisstore.New(redisstore.Options{
-			URL:                repl.ReplaceAll(sc.URL, ""),
-			Username:           repl.ReplaceAll(sc.Username, ""),
-			Password:           repl.ReplaceAll(sc.Password, ""),
-			KeyPrefix:          sc.KeyPrefix,
-			DialTimeout:        time.Duration(sc.DialTimeout),
-			ReadTimeout:        time.Duration(sc.ReadTimeout),
-			WriteTimeout:       time.Duration(sc.WriteTimeout),
-			PoolSize:           sc.PoolSize,
-			TLS:                sc.TLS,
-			InsecureSkipVerify: sc.InsecureSkipVerify,
-			ExpiredGrace:       expiredGrace,
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		// Start-up never waits for Redis, but says when it is not there.
-		go func() {
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			if err := rs.Ping(pctx); err != nil && ctx.Err() == nil {
-				logger.Warn("redis store not reachable at start-up; challenge routes answer 503 until it is", zap.Error(err))
-			}
-		}()
-		return rs, rs.Close, nil
-	case "", "memory":
-		// One memory store per bound, shared across config reloads so that
-		// a reload does not forget the challenges in flight.
-		key := fmt.Sprintf("memory/%d", maxPending)
-		v, _, err := memoryStores.LoadOrNew(key, func() (caddy.Destructor, error) {
-			return memoryStore{store.NewMemory(maxPending, expiredGrace)}, nil
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		return v.(memoryStore).Memory, func() error {
-			_, err := memoryStores.Delete(key)
-			return err
-		}, nil
-	default:
-		return nil, nil, fmt.Errorf("store type %q is not available", sc.Type)
-	}
-}
-
-var memoryStores = caddy.NewUsagePool()
-
-var redisLoggerOnce sync.Once
-
-// quietRedisClient sends the Redis client's own log lines (one per failed
-// dial during an outage) to debug level: the outage itself is logged once
-// by watchedStore. The client's logger is process-wide, hence once.
-func quietRedisClient(logger *zap.Logger) {
-	redisLoggerOnce.Do(func() { redis.SetLogger(redisLogger{logger.Named("redis")}) })
-}
-
-type redisLogger struct{ l *zap.Logger }
-
-func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
-	if ce := r.l.Check(zapcore.DebugLevel, "redis client"); ce != nil {
-		ce.Write(zap.String("detail", fmt.Sprintf(format, v...)))
-	}
-}
-
-// memoryStore adapts the memory store to caddy.Destructor for the pool.
-type memoryStore struct{ *store.Memory }
-
-func (m memoryStore) Destruct() error { return m.Close() }
-
-// parsePublicURL accepts an absolute http(s) URL with a host and no query or
-// fragment, and drops a trailing slash.
-func parsePublicURL(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, fmt.Errorf("parsing %q: %w", s, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%q must be an absolute http or https URL", s)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("%q must not have user info, a query or a fragment", s)
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	return u, nil
-}
-
-// validCookieName reports whether name is an RFC 6265 token.
-func validCookieName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for _, r := range name {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r) {
-			return false
-		}
-	}
-	return true
 }
 
 // Interface guards

@@ -5,18 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
-
-	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
 )
 
 // Sources of the user name and of the groups of a client certificate.
@@ -108,77 +103,77 @@ type MTLSConfig struct {
 	TokenLifetime caddy.Duration `json:"token_lifetime,omitempty"`
 }
 
-// mtlsMapper is the provisioned MTLSConfig. It is read-only after
-// provisioning and safe for concurrent use.
-type mtlsMapper struct {
+// certMapper is the provisioned MTLSConfig: how a verified certificate
+// names a user and groups. It is read-only and safe for concurrent use.
+type certMapper struct {
 	user      string
 	uriPrefix string
 	domain    string
 	groups    string
 	static    map[string][]string
-	lifetime  time.Duration
-
-	// The minter needs the handler's secret and claim names, which are
-	// not known to provision; it is made on first use.
-	minterOnce sync.Once
-	minter     *token.Minter
-	minterErr  error
 }
 
-// provision checks the configuration, applies the defaults and expands
-// placeholders in Domain and URIPrefix.
-func (c *MTLSConfig) provision(repl *caddy.Replacer) (*mtlsMapper, error) {
-	m := &mtlsMapper{
+// validate checks the settings that need no placeholder expansion.
+func (c *MTLSConfig) validate() error {
+	switch c.User {
+	case "", MTLSUserSANEmail, MTLSUserSANURI, MTLSUserCN:
+	default:
+		return fmt.Errorf("user: unknown source %q (want san_email, san_uri or cn)", c.User)
+	}
+	switch c.Groups {
+	case "":
+	case MTLSGroupsOU, MTLSGroupsNone:
+		if len(c.StaticGroups) > 0 {
+			return fmt.Errorf("static_groups: only used with groups static, not %s", c.Groups)
+		}
+	case MTLSGroupsStatic:
+		if len(c.StaticGroups) == 0 {
+			return errors.New("static_groups: maps no user, but groups is static")
+		}
+	default:
+		return fmt.Errorf("groups: unknown source %q (want ou, static or none)", c.Groups)
+	}
+	for u, groups := range c.StaticGroups {
+		if why := checkUser(u); why != "" {
+			return fmt.Errorf("static_groups: %q: %s", u, why)
+		}
+		if slices.Contains(groups, "") {
+			return fmt.Errorf("static_groups: %q: empty group name", u)
+		}
+	}
+	if c.TokenLifetime < 0 {
+		return errors.New("token_lifetime: must be positive")
+	}
+	return nil
+}
+
+// provision applies the defaults and expands placeholders in Domain and
+// URIPrefix.
+func (c *MTLSConfig) provision(repl *caddy.Replacer) (*certMapper, error) {
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	m := &certMapper{
 		user:      c.User,
 		uriPrefix: repl.ReplaceAll(c.URIPrefix, ""),
 		domain:    strings.TrimPrefix(repl.ReplaceAll(c.Domain, ""), "@"),
 		groups:    c.Groups,
 		static:    c.StaticGroups,
-		lifetime:  time.Duration(c.TokenLifetime),
 	}
-	switch m.user {
-	case "":
+	if m.user == "" {
 		m.user = MTLSUserSANEmail
-	case MTLSUserSANEmail, MTLSUserSANURI, MTLSUserCN:
-	default:
-		return nil, fmt.Errorf("user: unknown source %q (want san_email, san_uri or cn)", m.user)
+	}
+	if m.groups == "" {
+		m.groups = MTLSGroupsOU
+		if len(m.static) > 0 {
+			m.groups = MTLSGroupsStatic
+		}
 	}
 	if m.uriPrefix != "" && m.user != MTLSUserSANURI {
 		return nil, fmt.Errorf("uri_prefix: only applies to user san_uri, not %s", m.user)
 	}
 	if c.Domain != "" && (m.domain == "" || strings.ContainsAny(m.domain, "@ \t\r\n/")) {
 		return nil, fmt.Errorf("domain: %q is not a domain name", c.Domain)
-	}
-	switch m.groups {
-	case "":
-		m.groups = MTLSGroupsOU
-		if len(m.static) > 0 {
-			m.groups = MTLSGroupsStatic
-		}
-	case MTLSGroupsOU, MTLSGroupsNone:
-		if len(m.static) > 0 {
-			return nil, fmt.Errorf("static_groups: only used with groups static, not %s", m.groups)
-		}
-	case MTLSGroupsStatic:
-		if len(m.static) == 0 {
-			return nil, errors.New("static_groups: maps no user, but groups is static")
-		}
-	default:
-		return nil, fmt.Errorf("groups: unknown source %q (want ou, static or none)", m.groups)
-	}
-	for u, groups := range m.static {
-		if why := checkUser(u); why != "" {
-			return nil, fmt.Errorf("static_groups: %q: %s", u, why)
-		}
-		if slices.Contains(groups, "") {
-			return nil, fmt.Errorf("static_groups: %q: empty group name", u)
-		}
-	}
-	switch {
-	case m.lifetime < 0:
-		return nil, errors.New("token_lifetime: must be positive")
-	case m.lifetime == 0:
-		m.lifetime = DefaultMTLSTokenLifetime
 	}
 	return m, nil
 }
@@ -189,9 +184,9 @@ type errUnmappable struct{ reason string }
 
 func (e errUnmappable) Error() string { return e.reason }
 
-// identity maps a verified leaf certificate to a ConsoleMe user and groups
+// userAndGroups maps a verified leaf certificate to a ConsoleMe user and groups
 // (before the handler's group policy).
-func (m *mtlsMapper) identity(cert *x509.Certificate) (string, []string, error) {
+func (m *certMapper) userAndGroups(cert *x509.Certificate) (string, []string, error) {
 	var user string
 	switch m.user {
 	case MTLSUserSANEmail:
@@ -236,7 +231,7 @@ func (m *mtlsMapper) identity(cert *x509.Certificate) (string, []string, error) 
 }
 
 // userFromURIs picks the user from the certificate's URI SANs.
-func (m *mtlsMapper) userFromURIs(uris []*url.URL) (string, error) {
+func (m *certMapper) userFromURIs(uris []*url.URL) (string, error) {
 	if m.uriPrefix != "" {
 		for _, u := range uris {
 			if s := u.String(); strings.HasPrefix(s, m.uriPrefix) {
@@ -265,142 +260,30 @@ func (m *mtlsMapper) userFromURIs(uris []*url.URL) (string, error) {
 	return "", errUnmappable{"the certificate's URI subject alternative name has no path to take a user from"}
 }
 
-// tokenMinter returns the minter for certificate tokens: the handler's
-// secret and claim names with the mtls token lifetime.
-func (m *mtlsMapper) tokenMinter(h *Handler) (*token.Minter, error) {
-	m.minterOnce.Do(func() {
-		m.minter, m.minterErr = token.NewMinter(h.JWTSecret, h.EmailClaim, h.GroupsClaim, m.lifetime)
-	})
-	return m.minter, m.minterErr
-}
-
-// applyMTLS authenticates a proxied request by its verified client
-// certificate: it replaces the request's consoleme_auth cookie with a token
-// minted for the certificate's user. It reports handled when it has answered
-// the request itself (a certificate it refuses).
-func (h *Handler) applyMTLS(w http.ResponseWriter, r *http.Request) (handled bool, err error) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
-		return false, nil
-	}
-	cert := r.TLS.VerifiedChains[0][0]
-	user, groups, err := h.mtls.identity(cert)
+// applyCertificate authenticates a proxied request by its verified client
+// certificate: the request goes upstream with a session token minted for
+// the certificate's user. It reports handled when it has answered the
+// request itself (a certificate it refuses).
+func (h *Handler) applyCertificate(w http.ResponseWriter, r *http.Request, cert *x509.Certificate) (handled bool, err error) {
+	user, groups, err := h.mtls.userAndGroups(cert)
 	if err != nil {
-		h.logger.Info("mtls certificate refused", zap.String("reason", err.Error()),
-			zap.String("subject", cert.Subject.String()), zap.String("serial", cert.SerialNumber.String()),
-			zap.String("remote_ip", clientIP(r)))
+		h.audit(r, "mtls certificate refused", err.Error(),
+			zap.String("subject", cert.Subject.String()), zap.String("serial", cert.SerialNumber.String()))
 		return true, writeError(w, http.StatusForbidden, "invalid_certificate",
 			"client certificate not accepted: "+err.Error())
 	}
 	groups = h.policy.filterGroups(groups)
 	if why := h.policy.groupsRefusal(groups); why != "" {
-		h.logger.Info("mtls certificate refused", zap.String("reason", why), zap.String("user", user),
-			zap.String("serial", cert.SerialNumber.String()), zap.String("remote_ip", clientIP(r)))
+		h.audit(r, "mtls certificate refused", why, zap.String("user", user), zap.String("serial", cert.SerialNumber.String()))
 		return true, writeError(w, http.StatusForbidden, "group_policy",
 			"client certificate not accepted: "+user+" is "+why)
 	}
-
-	now := h.now()
-	// Caddy refuses certificates that are not yet valid, so NotBefore is in
-	// the past unless the clocks disagree; ConsoleMe needs iat ≤ now.
-	issued := cert.NotBefore
-	if issued.After(now) {
-		issued = now
-	}
-	minter, err := h.mtls.tokenMinter(h)
-	if err != nil {
-		h.logger.Error("mtls token minter", zap.Error(err))
+	if err := h.sessions.forwardCertificate(r, user, groups, cert.NotBefore, h.now()); err != nil {
+		h.logger.Error("minting certificate token", zap.Error(err))
 		return true, writeError(w, http.StatusInternalServerError, "internal_error", "the token could not be minted")
 	}
-	jwt, _, err := minter.MintAt(user, groups, issued, now)
-	if err != nil {
-		h.logger.Error("minting mtls token", zap.Error(err))
-		return true, writeError(w, http.StatusInternalServerError, "internal_error", "the token could not be minted")
-	}
-	replaceCookie(r.Header, h.CookieName, jwt)
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", user)
-	}
+	setUser(r, user)
 	h.debug(r, "mtls session", zap.String("user", user), zap.Int("groups", len(groups)),
-		zap.String("serial", cert.SerialNumber.String()), zap.Time("issued_at", issued))
+		zap.String("serial", cert.SerialNumber.String()))
 	return false, nil
-}
-
-// replaceCookie removes every cookie called name from the Cookie header
-// lines of hdr, keeps the other cookies byte for byte, and adds name=value.
-// The result is a single Cookie line.
-func replaceCookie(hdr http.Header, name, value string) {
-	var kept []string
-	for _, line := range hdr.Values("Cookie") {
-		for part := range strings.SplitSeq(line, ";") {
-			part = textproto.TrimString(part)
-			if part == "" {
-				continue
-			}
-			if n, _, _ := strings.Cut(part, "="); textproto.TrimString(n) == name {
-				continue
-			}
-			kept = append(kept, part)
-		}
-	}
-	hdr.Set("Cookie", strings.Join(append(kept, name+"="+value), "; "))
-}
-
-// unmarshalMTLS parses the mtls block:
-//
-//	mtls {
-//		user           san_email | san_uri | cn
-//		uri_prefix     <prefix>
-//		domain         <domain>
-//		groups         ou | static | none
-//		static_groups  <user> <group...>
-//		token_lifetime <duration>
-//	}
-//
-// static_groups may be repeated, once per user; the block may be empty
-// (`mtls`), which takes the user from the SAN email and the groups from the
-// OU values.
-func unmarshalMTLS(d *caddyfile.Dispenser) (*MTLSConfig, error) {
-	if d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	c := &MTLSConfig{}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		if seen[name] && name != "static_groups" {
-			return nil, d.Errf("mtls: %s already specified", name)
-		}
-		seen[name] = true
-		var err error
-		switch name {
-		case "user":
-			err = oneString(d, &c.User)
-		case "uri_prefix":
-			err = oneString(d, &c.URIPrefix)
-		case "domain":
-			err = oneString(d, &c.Domain)
-		case "groups":
-			err = oneString(d, &c.Groups)
-		case "static_groups":
-			args := d.RemainingArgs()
-			if len(args) < 2 {
-				return nil, d.Errf("mtls: static_groups: want <user> <group...>")
-			}
-			if args[0] == "" {
-				return nil, d.Errf("mtls: static_groups: empty user")
-			}
-			if c.StaticGroups == nil {
-				c.StaticGroups = map[string][]string{}
-			}
-			c.StaticGroups[args[0]] = append(c.StaticGroups[args[0]], args[1:]...)
-		case "token_lifetime":
-			err = oneDuration(d, &c.TokenLifetime)
-		default:
-			return nil, d.Errf("mtls: unrecognized subdirective '%s'", name)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	return c, nil
 }

@@ -163,7 +163,7 @@ func passMTLS(t *testing.T, h *Handler, r *http.Request) *token.Identity {
 	if !passed {
 		t.Fatalf("request not passed on: %d %s", rec.Code, rec.Body)
 	}
-	id, err := h.minter.Verify(forwardedToken(t, r), h.now())
+	id, err := h.sessions.codec.Verify(forwardedToken(t, r), h.now())
 	if err != nil {
 		t.Fatalf("forwarded token does not verify: %v", err)
 	}
@@ -353,7 +353,7 @@ func TestMTLSReplacesClientCookie(t *testing.T) {
 	now := time.Now()
 	h := mtlsHandler(t, &MTLSConfig{}, now, nil)
 	// A valid session for someone else must not survive either.
-	forged := session(t, h, "mallory@example.com", "admins")
+	forged := sessionCookie(t, h, "mallory@example.com", "admins")
 	r := mtlsRequest(ca, ca.leaf(t, now.Add(-time.Hour), func(c *x509.Certificate) {
 		c.EmailAddresses = []string{"kim@example.com"}
 	}))
@@ -551,7 +551,7 @@ func TestMTLSWithWebLogin(t *testing.T) {
 		t.Fatalf("got %d passed=%v Set-Cookie=%q, want the request passed on and no cookie handed out",
 			rec.Code, passed, rec.Header().Get("Set-Cookie"))
 	}
-	if id, err := h.minter.Verify(forwardedToken(t, r), now); err != nil || id.Email != "o@example.com" {
+	if id, err := h.sessions.codec.Verify(forwardedToken(t, r), now); err != nil || id.Email != "o@example.com" {
 		t.Errorf("forwarded identity %+v, %v", id, err)
 	}
 	// Without a certificate the same page still needs the web login.

@@ -2,6 +2,8 @@ package consolemeauth
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -22,34 +24,45 @@ main{max-width:36rem;margin:4rem auto;background:#fff;border-radius:8px;padding:
 h1{font-size:1.35rem;margin-top:0}dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem 1rem}
 dt{color:#5a6272}dd{margin:0;font-weight:600;word-break:break-all}
 .warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.75rem 1rem;margin:1rem 0}
-button{background:#2165d1;color:#fff;border:0;border-radius:6px;padding:.7rem 1.6rem;font-size:1rem;cursor:pointer}
+button{background:#2165d1;color:#fff;border:0;border-radius:6px;padding:.7rem 1.6rem;font-size:1rem;cursor:pointer;margin-right:.6rem}
+button.secondary{background:#fff;color:#a3261b;border:1px solid #a3261b}
 .muted{color:#5a6272;font-size:.9rem}
 </style></head><body><main>{{end}}
 {{define "foot"}}</main></body></html>{{end}}
 
 {{define "approve"}}{{template "head" .}}
 <h1>Approve ConsoleMe credentials?</h1>
-<p>A command-line client asked for ConsoleMe credentials. Approve only if you started this request yourself, just now.</p>
+<p>A command-line client asked to sign in to <strong id="site">{{.Site}}</strong>. Approve only if you started this request yourself, just now.</p>
 <dl>
+<dt>Site</dt><dd id="site-host">{{.Site}}</dd>
 <dt>User</dt><dd id="user">{{.User}}</dd>
 <dt>Requested from IP</dt><dd id="request-ip">{{.RequestIP}}</dd>
 <dt>Requested at</dt><dd id="request-time">{{.Created}} ({{.Age}} ago)</dd>
 <dt>Your browser's IP</dt><dd id="browser-ip">{{.BrowserIP}}</dd>
 </dl>
+<p id="grant">Approving gives that client a ConsoleMe session as <strong>{{.User}}</strong> for <strong>{{.Lifetime}}</strong>, which can obtain AWS role credentials for every role you may use.</p>
 {{if .IPMismatch}}<p class="warn" id="ip-warning"><strong>Warning:</strong> this request was made from a different IP address
 ({{.RequestIP}}) than the one your browser uses ({{.BrowserIP}}). If you did not run the command yourself, do not approve it
 and report it to your security team.</p>{{end}}
 <form method="POST" action="{{.Action}}">
 <input type="hidden" name="nonce" value="{{.Nonce}}">
 <input type="hidden" name="csrf_token" value="{{.CSRF}}">
-<button type="submit" id="approve">Approve</button>
+<button type="submit" id="approve" name="decision" value="approve">Approve</button>
+<button type="submit" id="cancel" name="decision" value="cancel" class="secondary">This wasn't me</button>
 </form>
-<p class="muted">This page can be viewed only once. If you did not create this request, please report it to your security team.</p>
+<p class="muted">This page can be viewed only once. If you did not create this request, choose "This wasn't me" and report it to your security team.</p>
+{{template "foot"}}{{end}}
+
+{{define "logout"}}{{template "head" .}}
+<h1>{{.Title}}</h1>
+<p id="message">Another site asked to sign you out. Sign out only if you meant to.</p>
+<form method="POST" action="/logout"><button type="submit" id="logout">Sign out</button></form>
 {{template "foot"}}{{end}}
 
 {{define "message"}}{{template "head" .}}
 <h1>{{.Title}}</h1>
 <p id="message">{{.Message}}</p>
+{{if .Detail}}<p id="detail">{{.Detail}}</p>{{end}}
 {{template "foot"}}{{end}}
 
 {{define "post"}}<!DOCTYPE html>
@@ -62,6 +75,8 @@ and report it to your security team.</p>{{end}}
 // approvalPage is the data of the approval page.
 type approvalPage struct {
 	Title      string
+	Site       string // the public host the user should recognise
+	Lifetime   string // what approving grants: the token's lifetime
 	User       string
 	RequestIP  string
 	BrowserIP  string
@@ -77,6 +92,7 @@ type approvalPage struct {
 type messagePage struct {
 	Title   string
 	Message template.HTML // escaped by textEscaper
+	Detail  string        // an optional second paragraph
 }
 
 // textEscaper escapes text for an element's content. Unlike
@@ -113,11 +129,6 @@ func render(w http.ResponseWriter, status int, name, csp string, data any) error
 	return err
 }
 
-// page renders an information or error page.
-func (h *Handler) page(w http.ResponseWriter, _ *http.Request, status int, title, message string) error {
-	return render(w, status, "message", pageCSP, messagePage{Title: title, Message: template.HTML(textEscaper.Replace(message))})
-}
-
 // postForm renders a page that POSTs fields to action at once (the SAML
 // HTTP-POST binding); its script runs under a one-time CSP nonce.
 func (h *Handler) postForm(w http.ResponseWriter, action string, fields map[string]string) error {
@@ -132,4 +143,11 @@ func (h *Handler) postForm(w http.ResponseWriter, action string, fields map[stri
 		Fields map[string]string
 		Nonce  string
 	}{action, fields, nonce})
+}
+
+// randomID returns 128 random bits, base64url-encoded (22 characters).
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

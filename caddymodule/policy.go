@@ -5,12 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 )
-
-// maxCookieSize is the largest cookie (name=value) browsers keep; a larger
-// consoleme_auth cookie would be dropped silently.
-const maxCookieSize = 4096
 
 // policy is the compiled form of the user and group settings.
 type policy struct {
@@ -81,11 +76,4 @@ func (p *policy) groupsRefusal(groups []string) string {
 		}
 	}
 	return "in none of the allowed groups"
-}
-
-// tokenFits reports whether a token for email and groups still fits in a
-// browser cookie.
-func (h *Handler) tokenFits(email string, groups []string) bool {
-	jwt, _, err := h.minter.Mint(email, groups, time.Now())
-	return err == nil && len(h.CookieName)+1+len(jwt) <= maxCookieSize
 }

@@ -12,13 +12,13 @@ func TestUserMatchCaseInsensitive(t *testing.T) {
 	exact := newTestHandler(t, nil)
 	tok := generate(t, exact, "Alice@Example.com", "192.0.2.1")
 	r := request("GET", "/challenge_validator/"+tok, "192.0.2.1", nil)
-	r.AddCookie(session(t, exact, "alice@example.com"))
+	r.AddCookie(sessionCookie(t, exact, "alice@example.com"))
 	if rec, _ := serve(t, exact, r); rec.Code != 403 {
 		t.Errorf("exact match accepted another case: %d", rec.Code)
 	}
 	ci := newTestHandler(t, func(h *Handler) { h.UserMatch = "case_insensitive" })
 	tok = generate(t, ci, "Alice@Example.com", "192.0.2.1")
-	if rec := approve(t, ci, tok, "192.0.2.1", session(t, ci, "alice@example.com")); rec.Code != 200 {
+	if rec := approve(t, ci, tok, "192.0.2.1", sessionCookie(t, ci, "alice@example.com")); rec.Code != 200 {
 		t.Errorf("case-insensitive match refused: %d", rec.Code)
 	}
 }
@@ -40,7 +40,7 @@ func TestGroupPolicies(t *testing.T) {
 	} {
 		tok := generate(t, h, "alice@example.com", "192.0.2.1")
 		r := request("GET", "/challenge_validator/"+tok, "192.0.2.1", nil)
-		r.AddCookie(session(t, h, "alice@example.com", tc.groups...))
+		r.AddCookie(sessionCookie(t, h, "alice@example.com", tc.groups...))
 		rec, _ := serve(t, h, r)
 		if tc.ok != (rec.Code == 200) {
 			t.Errorf("groups %v: %d", tc.groups, rec.Code)
@@ -64,7 +64,7 @@ func TestGroupsFilterAndTokenSize(t *testing.T) {
 	unfiltered := newTestHandler(t, nil)
 	tok := generate(t, unfiltered, "alice@example.com", "192.0.2.1")
 	r := request("GET", "/challenge_validator/"+tok, "192.0.2.1", nil)
-	r.AddCookie(session(t, unfiltered, "alice@example.com", many...))
+	r.AddCookie(sessionCookie(t, unfiltered, "alice@example.com", many...))
 	rec, _ := serve(t, unfiltered, r)
 	if rec.Code != 403 || !strings.Contains(rec.Body.String(), "groups_filter") {
 		t.Errorf("oversized token not refused clearly: %d %s", rec.Code, rec.Body)
@@ -72,11 +72,11 @@ func TestGroupsFilterAndTokenSize(t *testing.T) {
 
 	h := newTestHandler(t, func(h *Handler) { h.GroupsFilter = []string{"consoleme-.*", "aws-.*"} })
 	tok = generate(t, h, "alice@example.com", "192.0.2.1")
-	if rec := approve(t, h, tok, "192.0.2.1", session(t, h, "alice@example.com", many...)); rec.Code != 200 {
+	if rec := approve(t, h, tok, "192.0.2.1", sessionCookie(t, h, "alice@example.com", many...)); rec.Code != 200 {
 		t.Fatalf("approve: %d", rec.Code)
 	}
 	m := poll(t, h, tok, "192.0.2.1")
-	id, err := h.minter.Verify(m["encoded_jwt"].(string), h.now())
+	id, err := h.sessions.codec.Verify(m["encoded_jwt"].(string), h.now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,9 @@
 package consolemeauth
 
 import (
-	"math"
+	"container/list"
+	"errors"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -9,35 +11,68 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// RateLimit allows Events requests per Window from one client IP, with
-// bursts of up to Events. A zero Events turns the limit off.
+// RateLimit allows Events requests per Window from one client, with bursts
+// of up to Events. A zero Events turns the limit off.
 type RateLimit struct {
-	// Events is how many requests one client IP may make per Window.
+	// Events is how many requests one client may make per Window.
 	Events int `json:"events,omitempty"`
 	// Window is the period Events are counted over.
 	Window caddy.Duration `json:"window,omitempty"`
 }
 
-// maxTrackedIPs bounds the memory of a limiter; at ~200 bytes an entry a
-// full table costs about 20 MB.
+// validate checks a limit; nil and the empty limit (off) are valid.
+func (rl *RateLimit) validate() error {
+	if rl != nil && (rl.Events < 0 || rl.Window < 0 || (rl.Events > 0 && rl.Window == 0)) {
+		return errors.New("events and window must be positive")
+	}
+	return nil
+}
+
+// maxTrackedIPs bounds the memory of a limiter; at ~250 bytes an entry a
+// full table costs about 25 MB.
 const maxTrackedIPs = 100_000
 
-// ipLimiter is a token bucket per client IP with a bounded table: idle
-// buckets (full again) are dropped when the table fills, and while it is
-// still full, new IPs are refused rather than tracked.
+// DefaultIPv6Prefix is how many leading bits of an IPv6 address name one
+// client: a /64 is what one subscriber or host usually gets.
+const DefaultIPv6Prefix = 64
+
+// clientKey names the client behind ip for the per-client limits: an IPv4
+// address (or an IPv4-mapped IPv6 one) as itself, an IPv6 address by its
+// leading v6Bits. Anything else (not an address) stands for itself.
+func clientKey(ip string, v6Bits int) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(v6Bits)
+	if err != nil {
+		return a.String()
+	}
+	return p.String()
+}
+
+// ipLimiter is a token bucket per client with a bounded table: when the
+// table is full, the client seen least recently is forgotten to make room,
+// so a flood of new addresses never locks out a newcomer or a client
+// tracked before the flood (a forgotten client starts again with a full
+// bucket, which costs an attacker more addresses than it gains).
 type ipLimiter struct {
 	limit rate.Limit
 	burst int
 	max   int
 
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-	lastSweep time.Time
+	mu      sync.Mutex
+	buckets map[string]*list.Element // of *bucket
+	lru     list.List                // front: most recently seen
 }
 
 type bucket struct {
-	lim  *rate.Limiter
-	last time.Time
+	key string
+	lim *rate.Limiter
 }
 
 func newIPLimiter(rl RateLimit, max int) *ipLimiter {
@@ -48,32 +83,31 @@ func newIPLimiter(rl RateLimit, max int) *ipLimiter {
 		limit:   rate.Limit(float64(rl.Events) / time.Duration(rl.Window).Seconds()),
 		burst:   rl.Events,
 		max:     max,
-		buckets: make(map[string]*bucket),
+		buckets: make(map[string]*list.Element),
 	}
 }
 
-// allow takes one token for ip at now; when there is none, it says how long
-// until there is.
-func (l *ipLimiter) allow(ip string, now time.Time) (bool, time.Duration) {
+// allow takes one token for client at now; when there is none, it says how
+// long until there is.
+func (l *ipLimiter) allow(client string, now time.Time) (bool, time.Duration) {
 	if l == nil {
 		return true, 0
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets[ip]
-	if !ok {
+	var b *bucket
+	if e, ok := l.buckets[client]; ok {
+		l.lru.MoveToFront(e)
+		b = e.Value.(*bucket)
+	} else {
 		if len(l.buckets) >= l.max {
-			l.sweep(now)
+			oldest := l.lru.Back()
+			delete(l.buckets, oldest.Value.(*bucket).key)
+			l.lru.Remove(oldest)
 		}
-		if len(l.buckets) >= l.max {
-			// Too many clients to tell apart: refuse the newcomer for
-			// a while instead of growing without bound.
-			return false, l.refill()
-		}
-		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.buckets[ip] = b
+		b = &bucket{key: client, lim: rate.NewLimiter(l.limit, l.burst)}
+		l.buckets[client] = l.lru.PushFront(b)
 	}
-	b.last = now
 	r := b.lim.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
@@ -82,28 +116,7 @@ func (l *ipLimiter) allow(ip string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
-// refill is how long an empty bucket takes to fill up again; a bucket idle
-// that long is as good as new and can be forgotten.
-func (l *ipLimiter) refill() time.Duration {
-	return time.Duration(math.Ceil(float64(l.burst) / float64(l.limit) * float64(time.Second)))
-}
-
-// sweep drops the buckets idle for a full refill; at most once a second, so
-// a flood of new IPs cannot make every request scan the table.
-func (l *ipLimiter) sweep(now time.Time) {
-	if now.Sub(l.lastSweep) < time.Second {
-		return
-	}
-	l.lastSweep = now
-	idle := l.refill()
-	for ip, b := range l.buckets {
-		if now.Sub(b.last) >= idle {
-			delete(l.buckets, ip)
-		}
-	}
-}
-
-// tracked is the number of IPs in the table.
+// tracked is the number of clients in the table.
 func (l *ipLimiter) tracked() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -71,24 +71,28 @@ func TestDefaultLimitsSpareWeep(t *testing.T) {
 }
 
 func TestIPLimiterTableBounded(t *testing.T) {
-	l := newIPLimiter(RateLimit{Events: 1, Window: caddy.Duration(time.Second)}, 100)
+	l := newIPLimiter(RateLimit{Events: 1, Window: caddy.Duration(time.Hour)}, 100)
 	now := time.Now()
+	// A client tracked before the flood, with its bucket used up.
+	if ok, _ := l.allow("192.0.2.1", now); !ok {
+		t.Fatal("first request refused")
+	}
 	for i := 0; i < 1000; i++ {
+		if i%10 == 0 {
+			l.allow("192.0.2.1", now) // still active during the flood
+		}
 		l.allow(fmt.Sprintf("10.0.%d.%d", i/256, i%256), now)
 	}
 	if n := l.tracked(); n != 100 {
-		t.Fatalf("tracked %d IPs, want the bound 100", n)
+		t.Fatalf("tracked %d clients, want the bound 100", n)
 	}
-	if ok, wait := l.allow("192.0.2.77", now); ok || wait <= 0 {
-		t.Error("a new IP was tracked beyond the bound")
-	}
-	// Once the old buckets are idle (full again) they make room.
-	now = now.Add(2 * time.Second)
+	// A full table forgets the client seen least recently: a newcomer is
+	// served, and the active client is still limited (not forgotten).
 	if ok, _ := l.allow("192.0.2.77", now); !ok {
-		t.Error("idle buckets were not swept")
+		t.Error("a new client was refused because the table was full")
 	}
-	if n := l.tracked(); n != 1 {
-		t.Errorf("tracked %d after the sweep, want 1", n)
+	if ok, wait := l.allow("192.0.2.1", now); ok || wait <= 0 {
+		t.Error("the flood reset the limit of a client tracked before it")
 	}
 	var nilLimiter *ipLimiter
 	if ok, _ := nilLimiter.allow("x", now); !ok {

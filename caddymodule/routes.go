@@ -1,9 +1,6 @@
 package consolemeauth
 
-import (
-	"strings"
-	"unicode/utf8"
-)
+import "strings"
 
 // route is one of the paths the handler answers itself.
 type route int
@@ -79,43 +76,21 @@ func matchRoute(path string, saml bool) (route, string) {
 	return routeNone, ""
 }
 
-// maxUserLen is the longest user name the generator accepts, in bytes.
-const maxUserLen = 256
-
-// checkUser returns why a user name from the generator path is refused, or "".
-// ConsoleMe accepts anything; we refuse what cannot be a real user name and
-// could only cause trouble in logs and pages.
-func checkUser(u string) string {
-	switch {
-	case u == "":
-		return "the user name is missing: call /noauth/v1/challenge_generator/{user}"
-	case len(u) > maxUserLen:
-		return "the user name is longer than 256 bytes"
-	case !utf8.ValidString(u):
-		return "the user name is not valid UTF-8"
+// redactURI is a request path fit for the log: a challenge token in it is
+// cut to its first characters, and the query is left out.
+func redactURI(path string) string {
+	rt, arg := matchRoute(path, false)
+	if rt == routePoller || rt == routeValidator || rt == routeValidatorAPI {
+		return strings.TrimSuffix(path, arg) + shortToken(arg) + "…"
 	}
-	for _, r := range u {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
-			return "the user name contains a control character"
-		}
-	}
-	return ""
+	return path
 }
 
-// maxTokenLen is the longest challenge token accepted; ours are 36 bytes.
-const maxTokenLen = 64
-
-// validToken reports whether t matches ConsoleMe's token pattern
-// [a-zA-Z0-9_-]+ and is not absurdly long.
-func validToken(t string) bool {
-	if t == "" || len(t) > maxTokenLen {
-		return false
+// shortToken is the part of a challenge token that is safe to log: enough to
+// correlate log lines, too little to poll with.
+func shortToken(t string) string {
+	if len(t) > 8 {
+		return t[:8]
 	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return t
 }

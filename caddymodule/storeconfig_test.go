@@ -92,18 +92,18 @@ func TestRedisStoreStartsWithoutRedis(t *testing.T) {
 // ends, not for every failing request.
 func TestStoreOutageLoggedOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	flaky := &flakyStore{Store: store.NewMemory(100, time.Minute)}
+	flaky := &flakyStore{Store: store.NewMemory(store.MemoryOptions{MaxPending: 100, ExpiredGrace: time.Minute})}
 	s := watchStore(flaky, zap.New(core))
 	ctx := context.Background()
 	flaky.down = true
 	for i := 0; i < 5; i++ {
-		if _, err := s.Get(ctx, "x"); !errors.Is(err, store.ErrUnavailable) {
+		if _, err := s.Get(ctx, "x", time.Now()); !errors.Is(err, store.ErrUnavailable) {
 			t.Fatal(err)
 		}
 	}
 	flaky.down = false
 	for i := 0; i < 3; i++ {
-		_, _ = s.Get(ctx, "x")
+		_, _ = s.Get(ctx, "x", time.Now())
 	}
 	var msgs []string
 	for _, e := range logs.All() {
@@ -119,9 +119,9 @@ type flakyStore struct {
 	down bool
 }
 
-func (f *flakyStore) Get(ctx context.Context, token string) (*store.Challenge, error) {
+func (f *flakyStore) Get(ctx context.Context, token string, now time.Time) (*store.Challenge, error) {
 	if f.down {
 		return nil, errDown
 	}
-	return f.Store.Get(ctx, token)
+	return f.Store.Get(ctx, token, now)
 }

@@ -37,14 +37,14 @@ func (w *watchedStore) note(err error) {
 	}
 }
 
-func (w *watchedStore) Create(ctx context.Context, c *store.Challenge) error {
-	err := w.Store.Create(ctx, c)
+func (w *watchedStore) Create(ctx context.Context, c *store.Challenge, now time.Time) error {
+	err := w.Store.Create(ctx, c, now)
 	w.note(err)
 	return err
 }
 
-func (w *watchedStore) Get(ctx context.Context, token string) (*store.Challenge, error) {
-	c, err := w.Store.Get(ctx, token)
+func (w *watchedStore) Get(ctx context.Context, token string, now time.Time) (*store.Challenge, error) {
+	c, err := w.Store.Get(ctx, token, now)
 	w.note(err)
 	return c, err
 }
@@ -55,8 +55,14 @@ func (w *watchedStore) View(ctx context.Context, token, nonce string, now time.T
 	return c, err
 }
 
-func (w *watchedStore) Approve(ctx context.Context, token, nonce, approver string, groups []string, now time.Time) error {
-	err := w.Store.Approve(ctx, token, nonce, approver, groups, now)
+func (w *watchedStore) Approve(ctx context.Context, token, nonce string, a store.Approval, now time.Time) error {
+	err := w.Store.Approve(ctx, token, nonce, a, now)
+	w.note(err)
+	return err
+}
+
+func (w *watchedStore) Cancel(ctx context.Context, token string, now time.Time) error {
+	err := w.Store.Cancel(ctx, token, now)
 	w.note(err)
 	return err
 }
@@ -67,8 +73,8 @@ func (w *watchedStore) Poll(ctx context.Context, token, ip string, checkIP bool,
 	return o, c, err
 }
 
-func (w *watchedStore) SaveLogin(ctx context.Context, id string, l *store.LoginState, expires time.Time) error {
-	err := w.Store.SaveLogin(ctx, id, l, expires)
+func (w *watchedStore) SaveLogin(ctx context.Context, id string, l *store.LoginState, expires, now time.Time) error {
+	err := w.Store.SaveLogin(ctx, id, l, expires, now)
 	w.note(err)
 	return err
 }
@@ -79,8 +85,11 @@ func (w *watchedStore) TakeLogin(ctx context.Context, id string, now time.Time) 
 	return l, err
 }
 
-func (w *watchedStore) MarkOnce(ctx context.Context, key string, expires time.Time) (bool, error) {
-	ok, err := w.Store.MarkOnce(ctx, key, expires)
+func (w *watchedStore) MarkOnce(ctx context.Context, key string, expires, now time.Time) (bool, error) {
+	ok, err := w.Store.MarkOnce(ctx, key, expires, now)
 	w.note(err)
 	return ok, err
 }
+
+// Interface guards
+var _ store.Store = (*watchedStore)(nil)

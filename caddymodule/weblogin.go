@@ -6,13 +6,9 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/crewjam/saml"
 	"go.uber.org/zap"
-
-	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
 )
 
 // WebLoginConfig puts all of ConsoleMe behind the SAML login: a browser
@@ -25,9 +21,8 @@ type WebLoginConfig struct {
 	// cookie are always public; ConsoleMe answers those itself.
 	PublicPaths []string `json:"public_paths,omitempty"`
 
-	// MaxSessionAge is how long after the IdP login a cookie may be renewed
-	// without a new IdP round trip; after that the user logs in again.
-	// Default: 12h.
+	// MaxSessionAge is the handler's max_session_age, accepted here too
+	// (where earlier versions had it). Set one of the two.
 	MaxSessionAge caddy.Duration `json:"max_session_age,omitempty"`
 
 	// RenewBefore renews a cookie on a normal page load when it expires
@@ -50,15 +45,10 @@ var weepPaths = []string{
 	"/api/v1/policies/typeahead",
 }
 
-func (c *WebLoginConfig) provision(h *Handler) error {
-	if h.SAML == nil {
+// validate checks the web_login settings; defaults are applied already.
+func (c *WebLoginConfig) validate(hasSAML bool) error {
+	if !hasSAML {
 		return errors.New("needs a saml block to log browsers in")
-	}
-	if c.MaxSessionAge == 0 {
-		c.MaxSessionAge = caddy.Duration(12 * time.Hour)
-	}
-	if c.RenewBefore == 0 {
-		c.RenewBefore = h.JWTExpiration / 4
 	}
 	if c.MaxSessionAge < 0 || c.RenewBefore < 0 {
 		return errors.New("max_session_age and renew_before must be positive")
@@ -74,18 +64,49 @@ func (c *WebLoginConfig) provision(h *Handler) error {
 	return nil
 }
 
-// isPublic reports whether p needs no session.
-func (c *WebLoginConfig) isPublic(p string) bool {
+// isPublic reports whether the request's path needs no session. Exempt
+// paths match whole segments of the path as the upstream will route it: a
+// path with a dot segment or an encoded slash or backslash is never exempt,
+// so no normalising hop behind us can turn an exemption into a bypass.
+func (c *WebLoginConfig) isPublic(u *url.URL) bool {
+	p := u.Path
+	if hasDotSegment(p) || strings.Contains(p, "//") || strings.ContainsAny(p, "\\\x00") {
+		return false
+	}
+	if raw := strings.ToLower(u.EscapedPath()); strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
+		return false
+	}
 	for _, w := range weepPaths {
-		if strings.HasPrefix(p, w) {
+		if underPath(p, w) {
 			return true
 		}
 	}
 	for _, pat := range c.PublicPaths {
-		if strings.HasSuffix(pat, "/") && strings.HasPrefix(p, pat) {
+		if underPath(p, pat) {
 			return true
 		}
 		if ok, _ := path.Match(pat, p); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// underPath reports whether p is prefix or lies below it, segment-wise: a
+// prefix ending in a slash covers what is below it, any other covers itself
+// and what is below it (/api/v1/get_roles covers /api/v1/get_roles/ but
+// not /api/v1/get_rolesX).
+func underPath(p, prefix string) bool {
+	if strings.HasSuffix(prefix, "/") {
+		return strings.HasPrefix(p, prefix)
+	}
+	return p == prefix || strings.HasPrefix(p, prefix+"/")
+}
+
+// hasDotSegment reports whether p has a "." or ".." segment.
+func hasDotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
 			return true
 		}
 	}
@@ -99,33 +120,32 @@ func isXHR(r *http.Request) bool {
 		strings.Contains(r.Header.Get("Accept"), "application/json")
 }
 
-// guardWebLogin lets a request with a valid session through (renewing its
-// cookie when due), sends a browser without one to the IdP, and answers
+// guardWebLogin lets a request with a session through (renewing its cookie
+// when due), sends a browser without one to the IdP, and answers
 // ConsoleMe's JavaScript with ConsoleMe's 403 redirect JSON. It reports
 // whether it answered the request itself.
 func (h *Handler) guardWebLogin(w http.ResponseWriter, r *http.Request) (bool, error) {
-	wl := h.WebLogin
-	if wl.isPublic(r.URL.Path) {
+	if h.WebLogin.isPublic(r.URL) {
 		return false, nil
 	}
-	id := h.identity(r)
 	now := h.now()
-	if id != nil && now.Sub(id.IssuedAt) <= time.Duration(wl.MaxSessionAge) {
-		groups := h.policy.filterGroups(id.Groups)
+	if ss := h.sessions.read(r, now); ss != nil {
+		setUser(r, ss.email)
+		groups := h.policy.filterGroups(ss.groups)
 		if why := h.policy.groupsRefusal(groups); why != "" {
-			h.logger.Info("web login refused", zap.String("user", id.Email), zap.String("reason", why))
+			h.audit(r, "web login refused", why, zap.String("user", ss.email))
 			if isXHR(r) {
 				return true, writeError(w, http.StatusForbidden, "forbidden", "your groups do not allow access to ConsoleMe")
 			}
 			return true, h.page(w, r, http.StatusForbidden, "Not allowed",
 				"Your groups do not allow access to ConsoleMe. Ask your administrator for access.")
 		}
-		if id.Expires.Sub(now) < time.Duration(wl.RenewBefore) && r.Method == http.MethodGet && !isXHR(r) {
-			h.renewSession(w, r, id, now)
+		if r.Method == http.MethodGet && !isXHR(r) {
+			h.sessions.renewIfDue(w, r, ss, now)
 		}
 		return false, nil
 	}
-	// No session, an invalid one, or one too old to renew.
+	// No session, an invalid one, or one whose IdP sign-in is too old.
 	loginURL := h.baseURL(r) + "/saml/login?return_to=" + url.QueryEscape(r.URL.RequestURI())
 	if isXHR(r) || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		return true, writeJSON(w, http.StatusForbidden, apiRedirect{
@@ -135,33 +155,7 @@ func (h *Handler) guardWebLogin(w http.ResponseWriter, r *http.Request) (bool, e
 			Message:     "User is not authenticated. Redirect to authenticate",
 		})
 	}
-	if !h.allowRate(w, r, h.genRL, "web_login") {
-		return true, nil
-	}
 	return true, h.startLogin(w, r, r.URL.RequestURI())
-}
-
-// renewSession mints a fresh cookie for the same identity, keeping the
-// original login time as iat, and hands it to ConsoleMe on this request too.
-func (h *Handler) renewSession(w http.ResponseWriter, r *http.Request, id *token.Identity, now time.Time) {
-	jwt, exp, err := h.minter.MintAt(id.Email, h.policy.filterGroups(id.Groups), id.IssuedAt, now)
-	if err != nil {
-		return
-	}
-	h.setSessionCookie(w, r, jwt, exp)
-	replaceCookie(r.Header, h.CookieName, jwt)
-	h.debug(r, "session renewed", zap.String("user", id.Email))
-}
-
-// serveLogin starts a SAML login that returns to return_to (GET /saml/login).
-func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
-	if !allowMethods(w, r, http.MethodGet) {
-		return nil
-	}
-	if !h.allowRate(w, r, h.genRL, "login") {
-		return nil
-	}
-	return h.startLogin(w, r, safeReturnPath(r.URL.Query().Get("return_to")))
 }
 
 // serveSLO is where the IdP sends the browser back after a single logout
@@ -173,9 +167,9 @@ func (h *Handler) serveSLO(w http.ResponseWriter, r *http.Request) error {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
 	_ = r.ParseForm()
-	h.clearSessionCookie(w, r)
-	if sp, err := h.sp.forBase(h.baseURL(r)); err == nil && r.Form.Get("SAMLResponse") != "" {
-		if err := sp.ValidateLogoutResponseRequest(r); err != nil {
+	h.sessions.clear(w, r)
+	if r.Form.Get("SAMLResponse") != "" {
+		if err := h.sp.ValidateLogoutResponse(r, h.baseURL(r)); err != nil {
 			h.debug(r, "IdP logout response not validated", zap.Error(err))
 		}
 	}
@@ -183,24 +177,39 @@ func (h *Handler) serveSLO(w http.ResponseWriter, r *http.Request) error {
 }
 
 // serveLogout clears the session and, when the IdP has a single-logout
-// endpoint, sends the browser there too (GET /logout).
+// endpoint, sends the browser there too (GET or POST /logout). A request
+// another site made (an image tag, a cross-site form) signs nobody out: it
+// gets a page whose button posts the logout from this site.
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	if !allowMethods(w, r, http.MethodGet, http.MethodPost) {
 		return nil
 	}
-	id := h.identity(r)
-	h.clearSessionCookie(w, r)
-	if id != nil {
-		h.logger.Info("logout", zap.String("user", id.Email), zap.String("remote_ip", clientIP(r)))
+	if !sameSiteRequest(r) || (r.Method == http.MethodPost && !h.sameOrigin(r)) {
+		h.debug(r, "cross-site logout asked for confirmation")
+		return render(w, http.StatusOK, "logout", pageCSP, messagePage{Title: "Sign out of ConsoleMe?"})
 	}
-	if sp, err := h.sp.forBase(h.baseURL(r)); err == nil && id != nil {
-		if sp.GetSLOBindingLocation(saml.HTTPRedirectBinding) != "" {
-			if u, err := sp.MakeRedirectLogoutRequest(id.Email, ""); err == nil {
-				w.Header().Set("Cache-Control", "no-store")
-				http.Redirect(w, r, u.String(), http.StatusFound)
-				return nil
-			}
+	id := h.sessions.read(r, h.now())
+	h.sessions.clear(w, r)
+	if id != nil {
+		h.logger.Info("logout", zap.String("user", id.email), zap.String("remote_ip", clientIP(r)))
+	}
+	if id != nil {
+		if u, err := h.sp.LogoutRedirect(h.baseURL(r), id.email, ""); err == nil {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, u.String(), http.StatusFound)
+			return nil
 		}
 	}
 	return h.page(w, r, http.StatusOK, "Signed out", "You are signed out of ConsoleMe.")
+}
+
+// sameSiteRequest reports whether the browser says the request came from
+// this site or from the user (typed, bookmarked); browsers that send no
+// Sec-Fetch-Site are trusted, as they predate the header.
+func sameSiteRequest(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return true
+	}
+	return false
 }

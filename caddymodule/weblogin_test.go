@@ -37,7 +37,7 @@ func loginReturnPath(t *testing.T, h *Handler, rec *httptest.ResponseRecorder) s
 	if loc.Host != "idp.example.com" {
 		t.Fatalf("redirected to %s", loc)
 	}
-	st, err := h.store.TakeLogin(t.Context(), loc.Query().Get("RelayState"), time.Now())
+	st, err := h.states.TakeLogin(t.Context(), loc.Query().Get("RelayState"), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestWebLoginSessionAndRenewal(t *testing.T) {
 	now := time.Now()
 	h.now = func() time.Time { return now }
 
-	fresh, _, _ := h.minter.Mint("alice@example.com", []string{"eng"}, now)
+	fresh, _, _ := h.sessions.codec.Mint("alice@example.com", []string{"eng"}, now)
 	r := request("GET", "/", "192.0.2.1", nil)
 	r.AddCookie(&http.Cookie{Name: "consoleme_auth", Value: fresh})
 	rec, passed := serve(t, h, r)
@@ -133,7 +133,7 @@ func TestWebLoginSessionAndRenewal(t *testing.T) {
 	if renewed == nil {
 		t.Fatal("no renewed cookie")
 	}
-	id, err := h.minter.Verify(renewed.Value, now)
+	id, err := h.sessions.codec.Verify(renewed.Value, now)
 	if err != nil || id.IssuedAt.Unix() != loginTime.Unix() || id.Expires.Sub(now) < 59*time.Minute {
 		t.Errorf("renewed token %+v %v", id, err)
 	}
@@ -143,7 +143,7 @@ func TestWebLoginSessionAndRenewal(t *testing.T) {
 
 	// Past the maximum session age the IdP is asked again.
 	now = loginTime.Add(13 * time.Hour)
-	old, _, _ := h.minter.MintAt("alice@example.com", []string{"eng"}, loginTime, now)
+	old, _, _ := h.sessions.codec.MintAt("alice@example.com", []string{"eng"}, loginTime, now)
 	r = request("GET", "/x", "192.0.2.1", nil)
 	r.AddCookie(&http.Cookie{Name: "consoleme_auth", Value: old})
 	rec, _ = serve(t, h, r)
@@ -152,7 +152,7 @@ func TestWebLoginSessionAndRenewal(t *testing.T) {
 	}
 
 	// Outside the allowed groups: refused, not looped through the IdP.
-	other, _, _ := h.minter.Mint("bob@example.com", []string{"sales"}, now)
+	other, _, _ := h.sessions.codec.Mint("bob@example.com", []string{"sales"}, now)
 	r = request("GET", "/", "192.0.2.1", nil)
 	r.AddCookie(&http.Cookie{Name: "consoleme_auth", Value: other})
 	if rec, passed := serve(t, h, r); passed || rec.Code != 403 {
@@ -163,7 +163,7 @@ func TestWebLoginSessionAndRenewal(t *testing.T) {
 func TestLogoutAndLoginRoute(t *testing.T) {
 	h := newWebLoginHandler(t, nil)
 	r := request("GET", "/logout", "192.0.2.1", nil)
-	r.AddCookie(session(t, h, "alice@example.com"))
+	r.AddCookie(sessionCookie(t, h, "alice@example.com"))
 	rec, passed := serve(t, h, r)
 	if passed || rec.Code != 200 {
 		t.Fatalf("logout: %d", rec.Code)
@@ -216,7 +216,7 @@ func TestSingleLogoutEndpoint(t *testing.T) {
 	}
 	for _, method := range []string{"GET", "POST"} {
 		r := request(method, "/saml/slo?SAMLResponse=garbage", "192.0.2.1", nil)
-		r.AddCookie(session(t, h, "alice@example.com"))
+		r.AddCookie(sessionCookie(t, h, "alice@example.com"))
 		rec, passed := serve(t, h, r)
 		if passed || rec.Code != 200 || !strings.Contains(rec.Body.String(), "signed out") {
 			t.Errorf("%s /saml/slo: %d %s", method, rec.Code, rec.Body)

@@ -317,7 +317,7 @@ func TestMTLSWeep(t *testing.T) {
 	})
 
 	t.Run("a client supplied consoleme_auth cookie is replaced", func(t *testing.T) {
-		m, err := token.NewMinter(secret, "email", "groups", time.Hour)
+		m, err := token.NewCodec(secret, "email", "groups", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}

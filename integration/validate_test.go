@@ -95,7 +95,7 @@ func TestValidateRefusesBadConfig(t *testing.T) {
 	}{
 		{"unknown subdirective", "jwt_secret " + secret + "\njwt_secrte x", "unrecognized subdirective 'jwt_secrte'"},
 		{"missing secret", "cookie_name consoleme_auth", "jwt_secret: required"},
-		{"secret from an unset variable", "jwt_secret {env.CONSOLEME_AUTH_UNSET_TEST_VAR}", "jwt_secret: required"},
+		{"secret from an unset variable", "jwt_secret {env.CONSOLEME_AUTH_UNSET_TEST_VAR}", "jwt_secret: {env.CONSOLEME_AUTH_UNSET_TEST_VAR} expanded to nothing"},
 		{"negative duration", "jwt_secret " + secret + "\nchallenge_ttl -5m", "challenge_ttl: must be positive"},
 		{"bad duration", "jwt_secret " + secret + "\njwt_expiration soon", "jwt_expiration"},
 		{"bad public_url", "jwt_secret " + secret + "\npublic_url consoleme.example.com", "public_url"},
@@ -105,6 +105,9 @@ func TestValidateRefusesBadConfig(t *testing.T) {
 		{"invalid metadata file", saml("idp_metadata_file " + mdPath + "\nsp_cert " + certPath + "\nsp_key " + keyPath), "idp_metadata_file"},
 		{"bad metadata URL", saml("idp_metadata_url idp.example.com/md\nsp_cert " + certPath + "\nsp_key " + keyPath), "idp_metadata_url"},
 		{"unknown store", "jwt_secret " + secret + "\nstore etcd", "store: unknown type 'etcd'"},
+		{"the site is named", "cookie_name consoleme_auth", "site :0: jwt_secret: required"},
+		{"public_url with a path", "jwt_secret " + secret + "\npublic_url https://cm.example.com/consoleme", "has a path, but the module's routes live at the root of the site"},
+		{"redis port out of range", "jwt_secret " + secret + "\nstore redis redis://127.0.0.1:99999/0", "is not a valid port"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "Caddyfile")

@@ -1,5 +1,5 @@
 // Command caddy is Caddy with its standard modules plus consoleme_auth: what
-// `xcaddy build --with github.com/consoleme-auth/caddy-consoleme-auth` makes,
+// `xcaddy build --with github.com/consoleme-auth/caddy-consoleme-auth/caddymodule` makes,
 // buildable with plain `go build ./cmd/caddy` at the versions go.mod pins.
 //
 //	go run ./cmd/caddy run --config Caddyfile.example

@@ -4,8 +4,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
+	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,7 +16,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
-	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
 )
 
 // ConsoleMe's messages (consoleme/handlers/v2/challenge.py,
@@ -33,16 +33,6 @@ const (
 		"**challenge_url.request_ip_must_match_challenge_creation_ip** to **false**."
 )
 
-// refusal is why a validator request approves nothing: the reason for the
-// log, ConsoleMe's message for its JSON API, and the page for a browser.
-type refusal struct {
-	reason  string
-	message string
-	status  int
-	title   string
-	text    string
-}
-
 var (
 	refuseNotFound = refusal{"unknown challenge", msgNotFound, http.StatusNotFound, "Challenge not found",
 		"This challenge link is not known. It may have been used already. Run your command again to get a new link."}
@@ -59,16 +49,21 @@ var (
 		http.StatusForbidden, "Not allowed",
 		"Your groups do not allow command-line credentials for ConsoleMe. Ask your administrator for access."}
 	refuseTooLarge = refusal{"token too large", "You belong to too many groups for a ConsoleMe token to fit in a cookie. Ask your administrator to set groups_filter.",
-		http.StatusForbidden, "Too many groups",
-		"You belong to too many groups for a ConsoleMe token to fit in a browser cookie. Ask your administrator to set groups_filter."}
+		http.StatusForbidden, "Too many groups", tooManyGroups}
 	refuseBadNonce = refusal{"invalid nonce", msgBadNonce, http.StatusForbidden, "Approval refused",
 		"This approval could not be validated. Run your command again to get a new link."}
+	refuseCrossSite = refusal{"cross-site approval", "'_xsrf' argument missing from POST", http.StatusForbidden, "Approval refused",
+		"Approvals must come from the approval page itself."}
+	refuseCSRF = refusal{"invalid csrf token", msgBadNonce, http.StatusForbidden, "Approval refused",
+		"This approval could not be validated. Run your command again to get a new link."}
+	refuseApproved = refusal{"already approved", "This challenge URL has already been approved.", http.StatusConflict, "Already approved",
+		"This request has already been approved; nothing was changed. Return to your terminal."}
 )
 
 // checked is the outcome of the checks every validator request shares.
 type checked struct {
 	c       *store.Challenge
-	id      *token.Identity
+	id      *session
 	groups  []string // id's groups after groups_filter: what gets minted
 	ip      string
 	refused *refusal
@@ -77,12 +72,13 @@ type checked struct {
 // check loads the challenge and applies ConsoleMe's checks in its order:
 // known, unexpired, same user, then (when viewing) not viewed yet, then the
 // IP. id may be nil: then only existence and expiry are checked.
-func (h *Handler) check(r *http.Request, tok string, id *token.Identity, viewing bool) (*checked, error) {
+func (h *Handler) check(r *http.Request, tok string, id *session, viewing bool, now time.Time) (*checked, error) {
 	ck := &checked{id: id, ip: clientIP(r)}
 	if id != nil {
-		ck.groups = h.policy.filterGroups(id.Groups)
+		ck.groups = h.policy.filterGroups(id.groups)
+		setUser(r, id.email)
 	}
-	c, err := h.store.Get(r.Context(), tok)
+	c, err := h.states.Get(r.Context(), tok, now)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		ck.refused = &refuseNotFound
@@ -92,48 +88,53 @@ func (h *Handler) check(r *http.Request, tok string, id *token.Identity, viewing
 	}
 	ck.c = c
 	switch {
-	case c.Expired(h.now()):
+	case c.Expired(now):
 		ck.refused = &refuseExpired
 	case id == nil:
-	case !h.policy.sameUser(id.Email, c.User):
+	case !h.policy.sameUser(id.email, c.User):
 		ck.refused = &refuseOtherUser
 	case h.policy.groupsRefusal(ck.groups) != "":
 		ck.refused = &refuseGroups
-	case !h.tokenFits(id.Email, ck.groups):
+	case !h.sessions.fits(id.email, ck.groups, now):
 		ck.refused = &refuseTooLarge
 	case viewing && c.Viewed:
 		ck.refused = &refuseViewed
+	case c.Status == store.StatusSuccess:
+		ck.refused = &refuseApproved
 	case !h.DisableValidatorIPCheck && ck.ip != c.IP:
 		ck.refused = &refuseOtherIP
 	}
 	return ck, nil
 }
 
-// logRefusal writes the audit line of a refused validator request.
-func (h *Handler) logRefusal(ck *checked, tok string) {
-	metrics.refused.WithLabelValues(ck.refused.reason).Inc()
-	fields := []zap.Field{zap.String("reason", ck.refused.reason), zap.String("remote_ip", ck.ip),
-		zap.String("challenge", shortToken(tok))}
+// refuse answers a refused validator request: the audit line, then a page
+// or (api) ConsoleMe's JSON message.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, ck *checked, tok string, api bool) error {
+	fields := []zap.Field{zap.String("challenge", shortToken(tok))}
 	if ck.id != nil {
-		fields = append(fields, zap.String("user", ck.id.Email))
+		fields = append(fields, zap.String("user", ck.id.email))
 	}
 	if ck.c != nil {
 		fields = append(fields, zap.String("challenge_user", ck.c.User), zap.String("challenge_ip", ck.c.IP))
 	}
-	h.logger.Info("challenge refused", fields...)
-}
-
-// identity returns the web identity carried by the browser's ConsoleMe
-// cookie, or nil when it has none that verifies.
-func (h *Handler) identity(r *http.Request) *token.Identity {
-	for _, c := range r.CookiesNamed(h.CookieName) {
-		if id, err := h.minter.Verify(c.Value, h.now()); err == nil {
-			return id
-		} else {
-			h.debug(r, "ignoring cookie", zap.String("cookie", h.CookieName), zap.Error(err))
+	if api {
+		metrics.refused.WithLabelValues(ck.refused.reason).Inc()
+		h.audit(r, "challenge refused", ck.refused.reason, fields...)
+		msg := ck.refused.message
+		if r.Method == http.MethodPost && ck.refused == &refuseOtherIP {
+			msg = msgOtherIPShort
 		}
+		return writeJSON(w, http.StatusOK, apiMessage{Message: msg})
 	}
-	return nil
+	ref := ck.refused
+	if ref == &refuseOtherIP && ck.c != nil {
+		withIPs := *ref
+		withIPs.text = fmt.Sprintf("This request came from the IP address %s, but your browser's IP address is %s, so it cannot be approved here. "+
+			"If you did not run the command yourself from that address, this link may be a phishing attempt: "+
+			"do not approve it, and report it to your security team.", ck.c.IP, ck.ip)
+		ref = &withIPs
+	}
+	return h.refusePage(w, r, ref, fields...)
 }
 
 // serveValidator is the browser's page: sign in if needed, show the request,
@@ -149,13 +150,15 @@ func (h *Handler) serveValidator(w http.ResponseWriter, r *http.Request, tok str
 	if r.Method == http.MethodPost {
 		return h.approveForm(w, r, tok)
 	}
-	id := h.identity(r)
-	ck, err := h.check(r, tok, id, true)
+	now := h.now()
+	id := h.sessions.read(r, now)
+	ck, err := h.check(r, tok, id, true, now)
 	if err != nil {
 		return h.storePage(w, r, err)
 	}
 	if ck.refused == nil && id == nil {
-		// The challenge is live: sign the browser in and come back here.
+		// The challenge is live: sign the browser in (again, when its
+		// session is too old) and come back here.
 		if h.sp == nil {
 			return h.page(w, r, http.StatusUnauthorized, "Sign in to ConsoleMe first",
 				"Sign in to ConsoleMe in this browser, then open this challenge link again.")
@@ -163,27 +166,28 @@ func (h *Handler) serveValidator(w http.ResponseWriter, r *http.Request, tok str
 		return h.startLogin(w, r, "/challenge_validator/"+tok)
 	}
 	if ck.refused != nil {
-		h.logRefusal(ck, tok)
-		return h.page(w, r, ck.refused.status, ck.refused.title, ck.refused.text)
+		return h.refuse(w, r, ck, tok, false)
 	}
 	nonce := uuid.NewString()
-	c, err := h.store.View(r.Context(), tok, nonce, h.now())
+	c, err := h.states.View(r.Context(), tok, nonce, now)
 	if err != nil {
 		return h.viewFailure(w, r, ck, tok, err, false)
 	}
-	h.logger.Info("challenge viewed", zap.String("user", id.Email), zap.String("remote_ip", ck.ip),
+	h.logger.Info("challenge viewed", zap.String("user", id.email), zap.String("remote_ip", ck.ip),
 		zap.String("challenge", shortToken(tok)))
 	return render(w, http.StatusOK, "approve", pageCSP, approvalPage{
 		Title:      "Approve ConsoleMe credentials",
+		Site:       h.siteName(r),
+		Lifetime:   humanDuration(time.Duration(h.JWTExpiration)),
 		User:       c.User,
 		RequestIP:  c.IP,
 		BrowserIP:  ck.ip,
 		Created:    c.Created.UTC().Format(time.RFC1123),
-		Age:        h.now().Sub(c.Created).Round(time.Second).String(),
+		Age:        now.Sub(c.Created).Round(time.Second).String(),
 		IPMismatch: ck.ip != c.IP,
 		Action:     "/challenge_validator/" + tok,
 		Nonce:      nonce,
-		CSRF:       h.csrfToken(tok, nonce, id.Email),
+		CSRF:       h.csrfToken(tok, nonce, id.email),
 	})
 }
 
@@ -193,39 +197,93 @@ const maxFormBody = 16 << 10
 // approveForm handles the approval page's POST.
 func (h *Handler) approveForm(w http.ResponseWriter, r *http.Request, tok string) error {
 	if !h.sameOrigin(r) {
-		h.logger.Info("challenge refused", zap.String("reason", "cross-site approval"),
-			zap.String("remote_ip", clientIP(r)), zap.String("challenge", shortToken(tok)))
-		return h.page(w, r, http.StatusForbidden, "Approval refused", "Approvals must come from the approval page itself.")
+		return h.refusePage(w, r, &refuseCrossSite, zap.String("challenge", shortToken(tok)))
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	if err := r.ParseForm(); err != nil {
 		h.debug(r, "refusing approval", zap.String("reason", "unreadable form"), zap.Error(err))
 		return h.page(w, r, http.StatusBadRequest, "Approval refused", "The approval form could not be read.")
 	}
-	id := h.identity(r)
+	now := h.now()
+	id := h.sessions.read(r, now)
 	if id == nil {
 		return h.page(w, r, http.StatusUnauthorized, "Signed out",
 			"Your ConsoleMe session is missing or has expired. Open the challenge link from your terminal again.")
 	}
 	nonce := r.PostForm.Get("nonce")
-	if !hmac.Equal([]byte(r.PostForm.Get("csrf_token")), []byte(h.csrfToken(tok, nonce, id.Email))) {
-		h.logger.Info("challenge refused", zap.String("reason", "invalid csrf token"), zap.String("user", id.Email),
-			zap.String("remote_ip", clientIP(r)), zap.String("challenge", shortToken(tok)))
-		return h.page(w, r, http.StatusForbidden, "Approval refused", "This approval could not be validated. Run your command again to get a new link.")
+	if !hmac.Equal([]byte(r.PostForm.Get("csrf_token")), []byte(h.csrfToken(tok, nonce, id.email))) {
+		return h.refusePage(w, r, &refuseCSRF, zap.String("user", id.email), zap.String("challenge", shortToken(tok)))
 	}
-	ck, err := h.check(r, tok, id, false)
+	ck, err := h.check(r, tok, id, false, now)
 	if err != nil {
 		return h.storePage(w, r, err)
 	}
 	if ck.refused != nil {
-		h.logRefusal(ck, tok)
-		return h.page(w, r, ck.refused.status, ck.refused.title, ck.refused.text)
+		return h.refuse(w, r, ck, tok, false)
 	}
-	if err := h.store.Approve(r.Context(), tok, nonce, id.Email, ck.groups, h.now()); err != nil {
+	if r.PostForm.Get("decision") == "cancel" {
+		return h.cancel(w, r, ck, tok, now)
+	}
+	if err := h.approve(r, ck, tok, nonce, now); err != nil {
 		return h.viewFailure(w, r, ck, tok, err, false)
 	}
-	h.logApproval(ck, tok)
-	return h.page(w, r, http.StatusOK, "Approved", SuccessMessage)
+	return render(w, http.StatusOK, "message", pageCSP, messagePage{Title: "Approved",
+		Message: template.HTML(textEscaper.Replace(SuccessMessage)),
+		Detail:  "Return to your terminal: your command receives its credentials there within a few seconds."})
+}
+
+// cancel answers "This wasn't me": the challenge is deleted, so its poller
+// answers as for an unknown challenge, and the cancellation is audited.
+func (h *Handler) cancel(w http.ResponseWriter, r *http.Request, ck *checked, tok string, now time.Time) error {
+	if err := h.states.Cancel(r.Context(), tok, now); err != nil {
+		return h.viewFailure(w, r, ck, tok, err, false)
+	}
+	metrics.cancelled.Inc()
+	h.logger.Info("challenge cancelled", zap.String("user", ck.id.email), zap.String("remote_ip", ck.ip),
+		zap.String("challenge_ip", ck.c.IP), zap.String("challenge", shortToken(tok)))
+	return h.page(w, r, http.StatusOK, "Request cancelled",
+		"The request was cancelled: the command-line client gets no credentials. If you did not start it, report it to your security team.")
+}
+
+// siteName is how the approval page names this site, so that a user can
+// spot a link to the wrong one: site_name, or public_url's host, or the
+// request's host.
+func (h *Handler) siteName(r *http.Request) string {
+	switch {
+	case h.SiteName != "":
+		return h.SiteName
+	case h.base != nil:
+		return h.base.Host
+	}
+	return r.Host
+}
+
+// humanDuration writes d as "1 hour", "90 minutes", or Go's notation.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d == time.Hour:
+		return "1 hour"
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+	return d.String()
+}
+
+// approve records the approval of a checked challenge and audits it.
+func (h *Handler) approve(r *http.Request, ck *checked, tok, nonce string, now time.Time) error {
+	err := h.states.Approve(r.Context(), tok, nonce, store.Approval{
+		Approver: ck.id.email, Groups: ck.groups, AuthTime: ck.id.authTime,
+	}, now)
+	if err != nil {
+		return err
+	}
+	metrics.approved.Inc()
+	h.logger.Info("challenge approved", zap.String("user", ck.id.email), zap.Int("groups", len(ck.id.groups)),
+		zap.String("remote_ip", ck.ip), zap.String("challenge_ip", ck.c.IP), zap.String("challenge", shortToken(tok)),
+		zap.Time("auth_time", ck.id.authTime))
+	return nil
 }
 
 // viewFailure answers a View or Approve that lost a race or failed.
@@ -238,38 +296,17 @@ func (h *Handler) viewFailure(w http.ResponseWriter, r *http.Request, ck *checke
 		ref = &refuseExpired
 	case errors.Is(err, store.ErrAlreadyViewed):
 		ref = &refuseViewed
+	case errors.Is(err, store.ErrAlreadyApproved):
+		ref = &refuseApproved
 	case errors.Is(err, store.ErrBadNonce):
 		ref = &refuseBadNonce
+	case api:
+		return h.storeFailure(w, r, err)
 	default:
-		if api {
-			return h.storeFailure(w, r, err)
-		}
 		return h.storePage(w, r, err)
 	}
 	ck.refused = ref
-	h.logRefusal(ck, tok)
-	if api {
-		return writeJSON(w, http.StatusOK, apiMessage{Message: ref.message})
-	}
-	return h.page(w, r, ref.status, ref.title, ref.text)
-}
-
-func (h *Handler) logApproval(ck *checked, tok string) {
-	metrics.approved.Inc()
-	h.logger.Info("challenge approved", zap.String("user", ck.id.Email), zap.Int("groups", len(ck.id.Groups)),
-		zap.String("remote_ip", ck.ip), zap.String("challenge_ip", ck.c.IP), zap.String("challenge", shortToken(tok)))
-}
-
-// storePage answers a store failure with a page.
-func (h *Handler) storePage(w http.ResponseWriter, r *http.Request, err error) error {
-	metrics.storeErrors.Inc()
-	if errors.Is(err, store.ErrFull) || errors.Is(err, store.ErrUnavailable) {
-		h.debug(r, "challenge store", zap.Error(err))
-		w.Header().Set("Retry-After", "5")
-		return h.page(w, r, http.StatusServiceUnavailable, "Temporarily unavailable", "Please try again in a minute.")
-	}
-	h.logger.Error("challenge store", zap.Error(err))
-	return h.page(w, r, http.StatusInternalServerError, "Internal error", "Something went wrong. Please try again.")
+	return h.refuse(w, r, ck, tok, api)
 }
 
 // csrfToken binds an approval form to the challenge, its one-time nonce and
@@ -309,94 +346,3 @@ func (h *Handler) sameOrigin(r *http.Request) bool {
 	}
 	return strings.EqualFold(origin, u.Scheme+"://"+u.Host)
 }
-
-// apiMessage is the validator API's answer.
-type apiMessage struct {
-	Message           string `json:"message"`
-	Nonce             string `json:"nonce,omitempty"`
-	ShowApproveButton bool   `json:"show_approve_button,omitempty"`
-}
-
-// apiRedirect is ConsoleMe's 403 answer to an unauthenticated XHR.
-type apiRedirect struct {
-	Type        string `json:"type"`
-	RedirectURL string `json:"redirect_url"`
-	Reason      string `json:"reason"`
-	Message     string `json:"message"`
-}
-
-// serveValidatorAPI is ConsoleMe's /api/v2/challenge_validator/{token}, for
-// ConsoleMe's own UI: GET returns a nonce, POST {"nonce"} approves. Like
-// ConsoleMe, refusals are 200 with a message.
-func (h *Handler) serveValidatorAPI(w http.ResponseWriter, r *http.Request, tok string) error {
-	if !allowMethods(w, r, http.MethodGet, http.MethodPost) {
-		return nil
-	}
-	if !validToken(tok) {
-		h.debug(r, "refusing validator request", zap.String("reason", "malformed token"))
-		return writeError(w, http.StatusBadRequest, "invalid_token", "the challenge token is malformed")
-	}
-	id := h.identity(r)
-	if id == nil {
-		return writeJSON(w, http.StatusForbidden, apiRedirect{
-			Type:        "redirect",
-			RedirectURL: h.baseURL(r) + "/challenge_validator/" + tok,
-			Reason:      "unauthenticated",
-			Message:     "User is not authenticated. Redirect to authenticate",
-		})
-	}
-	var nonce string
-	if r.Method == http.MethodPost {
-		// Cross-site requests cannot set a custom header without a CORS
-		// preflight, which nothing here answers; ConsoleMe's UI always
-		// sends X-Xsrftoken.
-		if !h.sameOrigin(r) || (r.Header.Get("X-Xsrftoken") == "" && r.Header.Get("X-Requested-With") == "") {
-			h.logger.Info("challenge refused", zap.String("reason", "cross-site approval"),
-				zap.String("remote_ip", clientIP(r)), zap.String("challenge", shortToken(tok)))
-			return writeError(w, http.StatusForbidden, "xsrf", "'_xsrf' argument missing from POST")
-		}
-		var body struct {
-			Nonce string `json:"nonce"`
-		}
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBody)).Decode(&body); err != nil {
-			h.debug(r, "refusing approval", zap.String("reason", "malformed JSON body"))
-			return writeError(w, http.StatusBadRequest, "invalid_body", `the body must be JSON {"nonce": "..."}`)
-		}
-		nonce = body.Nonce
-	}
-	ck, err := h.check(r, tok, id, r.Method != http.MethodPost)
-	if err != nil {
-		return h.storeFailure(w, r, err)
-	}
-	if ck.refused != nil {
-		h.logRefusal(ck, tok)
-		msg := ck.refused.message
-		if r.Method == http.MethodPost && ck.refused == &refuseOtherIP {
-			msg = msgOtherIPShort
-		}
-		return writeJSON(w, http.StatusOK, apiMessage{Message: msg})
-	}
-	if r.Method == http.MethodPost {
-		if err := h.store.Approve(r.Context(), tok, nonce, id.Email, ck.groups, h.now()); err != nil {
-			return h.viewFailure(w, r, ck, tok, err, true)
-		}
-		h.logApproval(ck, tok)
-		return writeJSON(w, http.StatusOK, apiMessage{Message: SuccessMessage})
-	}
-	nonce = uuid.NewString()
-	c, err := h.store.View(r.Context(), tok, nonce, h.now())
-	if err != nil {
-		return h.viewFailure(w, r, ck, tok, err, true)
-	}
-	return writeJSON(w, http.StatusOK, apiMessage{
-		Message: "A user at **" + c.IP + "** has requested ConsoleMe credentials for **" + c.User + "**.\n\n" +
-			"You must approve this request for credentials to be provided. " +
-			"You will not be able to refresh or revisit this page after closing it.\n\n" +
-			"If you did not create this request, please report it to your security team.",
-		Nonce:             nonce,
-		ShowApproveButton: true,
-	})
-}
-
-// isNotFound reports whether a store error means "no such thing".
-func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

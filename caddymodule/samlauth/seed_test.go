@@ -1,0 +1,50 @@
+package samlauth
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestSeedCarriesMetadataAcrossProviders(t *testing.T) {
+	dir := t.TempDir()
+	cfg := spConfig(t, newTestSigner(t, dir, "idp").metadataFile(t, dir))
+	loaded := mustNew(t, cfg)
+	if !loaded.Loaded() {
+		t.Fatal("the metadata file was not loaded")
+	}
+	// Providers reading a URL start without metadata until Run fetches it.
+	cfg.IDPMetadataFile, cfg.IDPMetadataURL = "", "https://idp.example.com/metadata"
+	prev := mustNew(t, cfg)
+	prev.idp.Store(loaded.idp.Load())
+	next := mustNew(t, cfg)
+	next.Seed(prev)
+	if !next.Loaded() || next.IDPEntityID() != loaded.IDPEntityID() {
+		t.Error("Seed did not carry the loaded metadata over")
+	}
+	other := cfg
+	other.IDPMetadataURL = "https://other-idp.example.com/metadata"
+	o := mustNew(t, other)
+	o.Seed(prev)
+	if o.Loaded() {
+		t.Error("Seed carried metadata to a provider of another URL")
+	}
+}
+
+func TestAwaitLoaded(t *testing.T) {
+	dir := t.TempDir()
+	cfg := spConfig(t, newTestSigner(t, dir, "idp").metadataFile(t, dir))
+	loaded := mustNew(t, cfg)
+	cfg.IDPMetadataFile, cfg.IDPMetadataURL = "", "https://idp.example.com/metadata"
+	p := mustNew(t, cfg)
+	if p.AwaitLoaded(context.Background(), 50*time.Millisecond) {
+		t.Fatal("AwaitLoaded reported metadata that is not there")
+	}
+	go func() {
+		time.Sleep(30 * time.Millisecond) // the fetch completing meanwhile
+		p.idp.Store(loaded.idp.Load())
+	}()
+	if !p.AwaitLoaded(context.Background(), 5*time.Second) {
+		t.Error("AwaitLoaded did not see the metadata arrive")
+	}
+}
