@@ -66,6 +66,14 @@ type Config struct {
 	// them: New only ever widens them (see Tolerances). It must not be
 	// negative.
 	ClockSkew time.Duration
+
+	// AllowRSA15 accepts encrypted assertions whose key is transported
+	// with RSAES-PKCS1-v1_5 (xmlenc#rsa-1_5). It is refused by default: its
+	// padding makes a decryption oracle (Bleichenbacher's attack) and XML
+	// Encryption 1.1 forbids it; set it only for an IdP that offers nothing
+	// else. The key is then decrypted without telling a padding error from a
+	// wrong key.
+	AllowRSA15 bool
 }
 
 // Validate checks the settings that need no file or network access. Each
