@@ -69,11 +69,12 @@ func New(cfg Config, logger *zap.Logger) (*Provider, error) {
 		widenTolerances(cfg.ClockSkew)
 	}
 	if cfg.IDPMetadataFile != "" {
-		data, err := os.ReadFile(cfg.IDPMetadataFile)
+		f, err := os.Open(cfg.IDPMetadataFile)
 		if err != nil {
 			return nil, fmt.Errorf("idp_metadata_file: %w", err)
 		}
-		md, err := parseIDPMetadata(data)
+		md, err := decodeIDPMetadata(f, cfg.IDPEntityID)
+		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("idp_metadata_file: %s: %w", cfg.IDPMetadataFile, err)
 		}
