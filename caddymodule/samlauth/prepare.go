@@ -1,11 +1,13 @@
 package samlauth
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	xrv "github.com/mattermost/xml-roundtrip-validator"
 )
 
 // preparedResponse is a response ready for the SAML library: its
@@ -19,7 +21,8 @@ type preparedResponse struct {
 // prepareResponse readies raw (which passed checkResponseShape) for the
 // SAML library, in this order:
 //
-//  1. The root must be a Response in the SAML protocol namespace.
+//  1. The XML must survive an encoding/xml round trip (as the library
+//     checks) and its root must be a Response in the SAML protocol namespace.
 //  2. When the Response is signed, its signature is verified now, over the
 //     response as received (so over the EncryptedAssertion as sent), and a
 //     bad one is refused before anything is decrypted: an attacker cannot
@@ -33,6 +36,12 @@ type preparedResponse struct {
 // the checker for each signature, which verifies it on the original
 // element (the decrypted Assertion for an encrypted one).
 func (p *Provider) prepareResponse(sp *saml.ServiceProvider, raw []byte) (*preparedResponse, error) {
+	// As the library does with what it is given: refuse XML that does not
+	// read the same after a round trip through encoding/xml, so that the
+	// signatures checked here and the values read later see one document.
+	if err := xrv.Validate(bytes.NewReader(raw)); err != nil {
+		return nil, fmt.Errorf("invalid xml: %w", err)
+	}
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(raw); err != nil {
 		return nil, fmt.Errorf("invalid xml: %w", err)
