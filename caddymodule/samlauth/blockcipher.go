@@ -5,7 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/des"
 	"crypto/subtle"
-	"fmt"
+	"errors"
 )
 
 // The data encryption algorithms of XML Encryption that an encrypted
@@ -45,9 +45,11 @@ var dataCiphers = map[string]dataCipher{
 
 // errDecrypt is the one error of every failed decryption, whatever went
 // wrong (key transport, padding, authentication tag, the plaintext not
-// being an assertion): distinct answers would let an attacker who can
-// submit altered ciphertexts learn the plaintext (a padding oracle).
-var errDecrypt = fmt.Errorf("assertion refused: the encrypted assertion could not be decrypted with sp_key")
+// being one well-formed assertion) and of a decrypted assertion whose
+// signature does not verify: distinct answers would let an attacker who
+// submits altered ciphertexts learn the plaintext (a padding or parsing
+// oracle, as in Jager and Somorovsky's attack on XML Encryption).
+var errDecrypt = errors.New("assertion refused: the encrypted assertion did not decrypt with sp_key to one well-formed assertion with a valid signature (check sp_key and the IdP's signing certificate)")
 
 // cbcDecrypt decrypts data, an IV of one block followed by whole blocks,
 // in CBC mode and removes the XML Encryption padding: the last byte is the

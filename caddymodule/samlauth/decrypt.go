@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/beevik/etree"
+	xrv "github.com/mattermost/xml-roundtrip-validator"
 )
 
 // decryptAssertion decrypts an EncryptedAssertion with the SP key and
@@ -136,6 +137,9 @@ func parsePlaintextAssertion(plain []byte, ns map[string]string) (*etree.Element
 	if err := checkPlaintextTokens(w.Bytes()); err != nil {
 		return nil, err
 	}
+	if err := xrv.Validate(bytes.NewReader(w.Bytes())); err != nil {
+		return nil, errDecrypt
+	}
 	doc := etree.NewDocument()
 	if err := doc.ReadFromBytes(w.Bytes()); err != nil {
 		return nil, errDecrypt
@@ -153,16 +157,22 @@ func parsePlaintextAssertion(plain []byte, ns map[string]string) (*etree.Element
 	if !isNS(a, nsAssertion, "Assertion") {
 		return nil, errDecrypt
 	}
+	// Every prefix must resolve, or the rewriting would fail later with
+	// an error of its own.
+	if err := checkPrefixes(a); err != nil {
+		return nil, errDecrypt
+	}
 	return a, nil
 }
 
 // checkPlaintextTokens is the shape pre-check of a decrypted plaintext:
 // well-formed, no directive or processing instruction, bounded depth and
-// size.
+// size, and one assertion (no other, encrypted or not, nested in it), as
+// checkResponseShape requires of the whole response.
 func checkPlaintextTokens(b []byte) error {
 	d := xml.NewDecoder(bytes.NewReader(b))
 	d.Strict = true
-	depth, elements := 0, 0
+	depth, elements, assertions := 0, 0, 0
 	for {
 		tok, err := d.RawToken()
 		if errors.Is(err, io.EOF) {
@@ -171,18 +181,24 @@ func checkPlaintextTokens(b []byte) error {
 		if err != nil {
 			return errDecrypt
 		}
-		switch tok.(type) {
+		switch t := tok.(type) {
 		case xml.Directive, xml.ProcInst:
 			return errDecrypt
 		case xml.StartElement:
 			depth++
 			elements++
+			if t.Name.Local == "Assertion" || t.Name.Local == "EncryptedAssertion" {
+				assertions++
+			}
 			if depth > maxResponseDepth || elements > maxResponseElements {
 				return errDecrypt
 			}
 		case xml.EndElement:
 			depth--
 		}
+	}
+	if assertions != 1 {
+		return errDecrypt
 	}
 	return nil
 }

@@ -97,6 +97,19 @@ func TestDecryptionFailuresLookAlike(t *testing.T) {
 			return e.responseWithPlaintext(t, l, cbc, s+s)
 		}},
 		{"plaintext is text", func(l attackLogin) []byte { return e.responseWithPlaintext(t, l, cbc, "alice") }},
+		{"plaintext has an undeclared prefix", func(l attackLogin) []byte {
+			return e.responseWithPlaintext(t, l, cbc, `<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><foo:Bar/></saml:Assertion>`)
+		}},
+		{"plaintext has a nested assertion", func(l attackLogin) []byte {
+			return e.responseWithPlaintext(t, l, cbc, `<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><saml:Advice><saml:Assertion/></saml:Advice></saml:Assertion>`)
+		}},
+		// A ciphertext altered into another well-formed assertion must not
+		// be told apart from one that did not decrypt.
+		{"signed assertion altered before encryption", func(l attackLogin) []byte {
+			a := signed.Copy()
+			attackAttrValue(t, a, "email").SetText(attackAttacker)
+			return e.responseWithPlaintext(t, l, cbc, string(attackXMLBytes(t, a)))
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,5 +184,16 @@ func TestAllowRSA15(t *testing.T) {
 				t.Errorf("reason %q, want %q", err, errDecrypt)
 			}
 		})
+	}
+}
+
+// TestSignatureCheckerUnknownElement: the library is only ever answered
+// about elements of the response as received.
+func TestSignatureCheckerUnknownElement(t *testing.T) {
+	c := &signatureChecker{originals: map[string]*etree.Element{}, decrypted: map[*etree.Element]bool{}}
+	el := etree.NewElement("Assertion")
+	el.CreateAttr("ID", "_forged")
+	if err := c.VerifySignature(nil, el); err == nil || !strings.Contains(err.Error(), "not an element of the response") {
+		t.Errorf("unknown element: %v", err)
 	}
 }

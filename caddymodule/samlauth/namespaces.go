@@ -92,6 +92,14 @@ func normalizeNamespaces(root *etree.Element, substitute map[*etree.Element]*etr
 	return out, nil
 }
 
+// checkPrefixes reports an error when a prefix used in el (element or
+// attribute) is declared neither in el nor around it.
+func checkPrefixes(el *etree.Element) error {
+	n := &normalizer{prefixOf: map[string]string{}, taken: map[string]bool{}}
+	_, err := n.element(el, inScopeNamespaces(el.Parent()))
+	return err
+}
+
 // normalizer assigns one prefix per namespace URI.
 type normalizer struct {
 	prefixOf map[string]string // URI → prefix

@@ -50,7 +50,7 @@ func (p *Provider) prepareResponse(sp *saml.ServiceProvider, raw []byte) (*prepa
 	if !isNS(root, nsProtocol, "Response") {
 		return nil, errors.New("assertion refused: the root element is not a Response of the SAML 2.0 protocol namespace")
 	}
-	checker := &signatureChecker{originals: map[string]*etree.Element{}}
+	checker := &signatureChecker{originals: map[string]*etree.Element{}, decrypted: map[*etree.Element]bool{}}
 	checker.add(root)
 	if childNS(root, nsDSig, "Signature") != nil {
 		vc, err := idpValidationContext(sp.IDPMetadata)
@@ -71,6 +71,7 @@ func (p *Provider) prepareResponse(sp *saml.ServiceProvider, raw []byte) (*prepa
 			}
 			substitute[c] = a
 			checker.add(a)
+			checker.decrypted[a] = true
 		case isNS(c, nsAssertion, "Assertion"):
 			checker.add(c)
 		}

@@ -21,8 +21,13 @@ import (
 // original element of the same kind and ID instead: the Response as
 // received (covering the EncryptedAssertion as sent) and the Assertion as
 // received or as decrypted. An element it does not know is refused.
+//
+// A decrypted assertion whose signature fails gives errDecrypt, the error
+// of a failed decryption: a ciphertext altered into another well-formed
+// assertion must not be told apart from one that did not decrypt.
 type signatureChecker struct {
 	originals map[string]*etree.Element
+	decrypted map[*etree.Element]bool
 }
 
 // add registers the original of the element kind#ID.
@@ -36,7 +41,11 @@ func (c *signatureChecker) VerifySignature(vc *dsig.ValidationContext, el *etree
 	if orig == nil {
 		return fmt.Errorf("cannot validate signature on %s: not an element of the response as received", el.Tag)
 	}
-	return validateSignature(vc, orig)
+	err := validateSignature(vc, orig)
+	if err != nil && c.decrypted[orig] {
+		return errDecrypt
+	}
+	return err
 }
 
 // validateSignature verifies the enveloped signature of el (which stays
