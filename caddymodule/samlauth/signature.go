@@ -1,11 +1,10 @@
 package samlauth
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
-
-	"crypto/x509"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
