@@ -3,9 +3,13 @@ package samlauth
 import (
 	"bytes"
 	"compress/flate"
+	"crypto"
 	"crypto/ecdsa"
+	"encoding/asn1"
 	"encoding/base64"
 	"fmt"
+	"io"
+	"math/big"
 	"net/url"
 
 	"github.com/beevik/etree"
@@ -19,7 +23,7 @@ import (
 // WantAuthnRequestsSigned="true" on its IDPSSODescriptor, or always with
 // Config.SignAuthnRequests (for IdPs that require signed requests without
 // saying so). The signature is RSA-SHA256 for an RSA key and ECDSA-SHA256
-// for an ECDSA key:
+// (r and s concatenated, as XML Signature requires) for an ECDSA key:
 //
 //   - HTTP-Redirect binding: the query signature of SAML Bindings section
 //     3.4.4.1 (SigAlg and Signature parameters over
@@ -56,10 +60,66 @@ func (p *Provider) signatureMethod() string {
 	return dsig.RSASHA256SignatureMethod
 }
 
+// signingContext signs with the SP key by signatureMethod, canonicalizing
+// with exclusive C14N and carrying the SP certificate in KeyInfo.
+func (p *Provider) signingContext() (*dsig.SigningContext, error) {
+	signer := p.key
+	if k, ok := p.key.(*ecdsa.PrivateKey); ok {
+		signer = rawECDSA{k}
+	}
+	ctx, err := dsig.NewSigningContext(signer, [][]byte{p.cert.Raw})
+	if err != nil {
+		return nil, err
+	}
+	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	if err := ctx.SetSignatureMethod(p.signatureMethod()); err != nil {
+		return nil, err
+	}
+	return ctx, nil
+}
+
+// signPost puts an enveloped XML signature into req (after its Issuer,
+// where the library's Element places req.Signature).
+func signPost(ctx *dsig.SigningContext, req *saml.AuthnRequest) error {
+	signed, err := ctx.SignEnveloped(req.Element())
+	if err != nil {
+		return err
+	}
+	sig, ok := signed.Child[len(signed.Child)-1].(*etree.Element)
+	if !ok {
+		return fmt.Errorf("no signature element")
+	}
+	req.Signature = sig
+	return nil
+}
+
+// rawECDSA signs with an ECDSA key in the form XML Signature and the SAML
+// Redirect binding require (XML Signature 1.1, section 6.4.3): r and s as
+// big-endian integers of the curve's size, concatenated, not ASN.1.
+type rawECDSA struct{ k *ecdsa.PrivateKey }
+
+func (r rawECDSA) Public() crypto.PublicKey { return &r.k.PublicKey }
+
+func (r rawECDSA) Sign(rnd io.Reader, digest []byte, _ crypto.SignerOpts) ([]byte, error) {
+	der, err := ecdsa.SignASN1(rnd, r.k, digest)
+	if err != nil {
+		return nil, err
+	}
+	var sig struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(der, &sig); err != nil {
+		return nil, err
+	}
+	size := (r.k.Curve.Params().BitSize + 7) / 8
+	out := make([]byte, 2*size)
+	sig.R.FillBytes(out[:size])
+	sig.S.FillBytes(out[size:])
+	return out, nil
+}
+
 // redirectURL is the HTTP-Redirect binding URL carrying req to loc (any
-// query loc has is kept, before the SAML parameters), signed when
-// sp.SignatureMethod is set.
-func redirectURL(loc string, req *saml.AuthnRequest, relayState string, sp *saml.ServiceProvider) (string, error) {
+// query loc has is kept, before the SAML parameters), signed by ctx unless
+// it is nil.
+func redirectURL(loc string, req *saml.AuthnRequest, relayState string, ctx *dsig.SigningContext, method string) (string, error) {
 	var deflated bytes.Buffer
 	fw, err := flate.NewWriter(&deflated, flate.BestCompression)
 	if err != nil {
@@ -77,12 +137,8 @@ func redirectURL(loc string, req *saml.AuthnRequest, relayState string, sp *saml
 	if relayState != "" {
 		q += "&RelayState=" + url.QueryEscape(relayState)
 	}
-	if sp.SignatureMethod != "" {
-		q += "&SigAlg=" + url.QueryEscape(sp.SignatureMethod)
-		ctx, err := saml.GetSigningContext(sp)
-		if err != nil {
-			return "", fmt.Errorf("signing the AuthnRequest: %w", err)
-		}
+	if ctx != nil {
+		q += "&SigAlg=" + url.QueryEscape(method)
 		sig, err := ctx.SignString(q)
 		if err != nil {
 			return "", fmt.Errorf("signing the AuthnRequest: %w", err)

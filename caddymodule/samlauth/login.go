@@ -6,6 +6,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
 )
 
 // Redirect is how to send a browser to the IdP with an AuthnRequest.
@@ -44,9 +45,6 @@ func (p *Provider) AuthnRequest(base, relayState string) (*Redirect, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.signsRequests(sp.IDPMetadata) {
-		sp.SignatureMethod = p.signatureMethod()
-	}
 	binding, loc := saml.HTTPRedirectBinding, sp.GetSSOBindingLocation(saml.HTTPRedirectBinding)
 	if loc == "" {
 		binding, loc = saml.HTTPPostBinding, sp.GetSSOBindingLocation(saml.HTTPPostBinding)
@@ -55,9 +53,20 @@ func (p *Provider) AuthnRequest(base, relayState string) (*Redirect, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making the AuthnRequest: %w", err)
 	}
+	var signer *dsig.SigningContext
+	if p.signsRequests(sp.IDPMetadata) {
+		if signer, err = p.signingContext(); err != nil {
+			return nil, fmt.Errorf("signing the AuthnRequest: %w", err)
+		}
+		if binding == saml.HTTPPostBinding {
+			if err := signPost(signer, req); err != nil {
+				return nil, fmt.Errorf("signing the AuthnRequest: %w", err)
+			}
+		}
+	}
 	r := &Redirect{RequestID: req.ID, IDPEntityID: sp.IDPMetadata.EntityID, Binding: binding}
 	if binding == saml.HTTPRedirectBinding {
-		u, err := redirectURL(loc, req, relayState, sp)
+		u, err := redirectURL(loc, req, relayState, signer, p.signatureMethod())
 		if err != nil {
 			return nil, fmt.Errorf("encoding the AuthnRequest: %w", err)
 		}
