@@ -21,9 +21,8 @@ import (
 	"github.com/russellhaering/goxmldsig/etreeutils"
 )
 
-// ecdsaSP makes a Provider with a P-256 SP key that signs its requests,
-// trusting an IdP with only the SSO binding given.
-func ecdsaSP(t *testing.T, binding string) (*Provider, *ecdsa.PublicKey) {
+// ecdsaKeyFiles writes a fresh P-256 SP key (PKCS#8) and certificate.
+func ecdsaKeyFiles(t testing.TB) (certPath, keyPath string, pub *ecdsa.PublicKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -37,12 +36,33 @@ func ecdsaSP(t *testing.T, binding string) (*Provider, *ecdsa.PublicKey) {
 	}
 	pk, _ := x509.MarshalPKCS8PrivateKey(key)
 	dir := t.TempDir()
+	certPath = writeFile(t, dir, "ec.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	keyPath = writeFile(t, dir, "ec.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}))
+	return certPath, keyPath, &key.PublicKey
+}
+
+// ecdsaSP makes a Provider with a P-256 SP key that signs its requests,
+// trusting an IdP with only the SSO binding given.
+func ecdsaSP(t *testing.T, binding string) (*Provider, *ecdsa.PublicKey) {
+	t.Helper()
+	certPath, keyPath, pub := ecdsaKeyFiles(t)
 	p := providerWith(t, idpWanting(t, nil, binding), func(c *Config) {
-		c.SPCert = writeFile(t, dir, "ec.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-		c.SPKey = writeFile(t, dir, "ec.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}))
-		c.SignAuthnRequests = true
+		c.SPCert, c.SPKey, c.SignAuthnRequests = certPath, keyPath, true
 	})
-	return p, &key.PublicKey
+	return p, pub
+}
+
+// TestEncryptedAssertionECDSAKey: an SP with an ECDSA key cannot take RSA
+// key transport and says so.
+func TestEncryptedAssertionECDSAKey(t *testing.T) {
+	certPath, keyPath, _ := ecdsaKeyFiles(t)
+	e := newAttackEnv(t, func(c *Config) { c.SPCert, c.SPKey = certPath, keyPath })
+	rsaCert := newTestSigner(t, t.TempDir(), "someone").cert
+	l := e.login(t)
+	r := e.response(l)
+	r.encryptFor = rsaCert
+	id, err := e.verify(t, l, r.xml(t))
+	expectRefused(t, id, err, "not an RSA key")
 }
 
 // verifyRawECDSA checks an r||s P-256 signature of data.
