@@ -15,9 +15,10 @@ const DefaultMetadataRefresh = 24 * time.Hour
 
 // Config is what an operator sets up for the SP. Its fields mirror the
 // handler's saml block (idp_metadata_url, idp_metadata_file,
-// idp_metadata_refresh, sp_cert, sp_key, entity_id, email_attribute,
-// groups_attribute, name_id_format, clock_skew); placeholders must already
-// be resolved. The zero value of every optional field means its default.
+// idp_metadata_refresh, idp_entity_id, sp_cert, sp_key, entity_id,
+// email_attribute, groups_attribute, name_id_format, clock_skew,
+// sign_authn_requests, allow_rsa1_5); placeholders must already be
+// resolved. The zero value of every optional field means its default.
 type Config struct {
 	// IDPMetadataURL is where the IdP publishes its metadata. Provider.Run
 	// fetches it in the background and again every IDPMetadataRefresh; a
@@ -27,6 +28,13 @@ type Config struct {
 
 	// IDPMetadataFile is a file holding the IdP metadata, read once by New.
 	IDPMetadataFile string
+
+	// IDPEntityID picks the IdP out of metadata that describes several
+	// entities (an EntitiesDescriptor, as research and education federations
+	// publish): the entityID of the IdP to log in at. It is required when
+	// the metadata holds more than one IdP, and when set the metadata must
+	// hold an IdP of that entityID, even when it describes just one.
+	IDPEntityID string
 
 	// IDPMetadataRefresh is how often IDPMetadataURL is fetched again, so
 	// that an IdP certificate rotation needs no reload. Zero means
@@ -66,6 +74,21 @@ type Config struct {
 	// them: New only ever widens them (see Tolerances). It must not be
 	// negative.
 	ClockSkew time.Duration
+
+	// SignAuthnRequests makes the SP sign every AuthnRequest with SPKey,
+	// for an IdP that requires signed requests without saying so in its
+	// metadata. Without it, requests are signed only when the IdP metadata
+	// has WantAuthnRequestsSigned="true". The SP metadata says
+	// AuthnRequestsSigned="true" whenever requests are signed.
+	SignAuthnRequests bool
+
+	// AllowRSA15 accepts encrypted assertions whose key is transported
+	// with RSAES-PKCS1-v1_5 (xmlenc#rsa-1_5). It is refused by default: its
+	// padding makes a decryption oracle (Bleichenbacher's attack) and XML
+	// Encryption 1.1 forbids it; set it only for an IdP that offers nothing
+	// else. The key is then decrypted without telling a padding error from a
+	// wrong key.
+	AllowRSA15 bool
 }
 
 // Validate checks the settings that need no file or network access. Each

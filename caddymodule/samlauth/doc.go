@@ -26,9 +26,30 @@
 //     error ([ErrNoMetadata], a failing ReplayGuard) means the service could
 //     not decide and the browser may retry later.
 //
+// # Interoperability
+//
+// Encrypted assertions are decrypted by this package, not by crewjam/saml
+// (whose v0.5.1 misreads redeclared namespace prefixes and treats
+// tripledes-cbc as single DES): data encryption aes128-cbc, aes192-cbc,
+// aes256-cbc, aes128-gcm, aes192-gcm, aes256-gcm and tripledes-cbc (its
+// 192-bit key); key transport rsa-oaep-mgf1p and the xmlenc11 rsa-oaep, with
+// SHA-1, SHA-224, SHA-256, SHA-384 or SHA-512 digests and MGF1 functions.
+// rsa-1_5 key transport is refused unless Config.AllowRSA15 is set. Every
+// decryption failure gives the same refusal (no padding oracle), and a
+// signed Response is verified before anything in it is decrypted. Any
+// prefix layout valid XML allows is accepted (see prepareResponse).
+//
+// AuthnRequests are signed when the IdP metadata says
+// WantAuthnRequestsSigned or Config.SignAuthnRequests is set (see
+// authnsign.go). Metadata holding many entities, as federations publish, is
+// read as a stream and Config.IDPEntityID picks the IdP (see
+// decodeIDPMetadata).
+//
 // # Other endpoints
 //
-// [Provider.Metadata] is the SP metadata for <base>/saml/metadata.
+// [Provider.Metadata] is the SP metadata for <base>/saml/metadata;
+// [SPMetadata] is the same for a file an IdP administrator imports once
+// (the metadata subcommand), without validUntil by default.
 // [Provider.LogoutRedirect] and [Provider.ValidateLogoutResponse] serve
 // single logout at <base>/saml/slo.
 //

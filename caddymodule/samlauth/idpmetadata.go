@@ -2,19 +2,12 @@ package samlauth
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
-	"github.com/crewjam/saml"
-	"github.com/crewjam/saml/samlsp"
 	"go.uber.org/zap"
 )
-
-// maxMetadataSize bounds the IdP metadata read from the URL.
-const maxMetadataSize = 4 << 20
 
 // Run keeps the IdP metadata of Config.IDPMetadataURL fresh until ctx
 // ends. It fetches the metadata at once; after a failure it logs a warning,
@@ -75,14 +68,7 @@ func (p *Provider) fetchMetadata(ctx context.Context) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status %s", resp.Status)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataSize+1))
-	if err != nil {
-		return err
-	}
-	if len(data) > maxMetadataSize {
-		return errors.New("metadata larger than 4 MiB")
-	}
-	md, err := parseIDPMetadata(data)
+	md, err := decodeIDPMetadata(resp.Body, p.cfg.IDPEntityID)
 	if err != nil {
 		return err
 	}
@@ -90,23 +76,4 @@ func (p *Provider) fetchMetadata(ctx context.Context) error {
 		p.logger.Info("IdP metadata loaded", zap.String("entity_id", md.EntityID), zap.String("url", p.cfg.IDPMetadataURL))
 	}
 	return nil
-}
-
-// parseIDPMetadata parses an EntityDescriptor (or the first of an
-// EntitiesDescriptor) and checks that it describes an IdP a browser can
-// log in at: one with a SingleSignOnService of the HTTP-Redirect or
-// HTTP-POST binding.
-func parseIDPMetadata(data []byte) (*saml.EntityDescriptor, error) {
-	md, err := samlsp.ParseMetadata(data)
-	if err != nil {
-		return nil, fmt.Errorf("parsing IdP metadata: %w", err)
-	}
-	if len(md.IDPSSODescriptors) == 0 {
-		return nil, errors.New("parsing IdP metadata: no IDPSSODescriptor")
-	}
-	sp := saml.ServiceProvider{IDPMetadata: md}
-	if sp.GetSSOBindingLocation(saml.HTTPRedirectBinding) == "" && sp.GetSSOBindingLocation(saml.HTTPPostBinding) == "" {
-		return nil, errors.New("parsing IdP metadata: no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding")
-	}
-	return md, nil
 }

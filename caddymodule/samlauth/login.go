@@ -2,10 +2,11 @@ package samlauth
 
 import (
 	"encoding/base64"
-	"encoding/xml"
 	"fmt"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	dsig "github.com/russellhaering/goxmldsig"
 )
 
 // Redirect is how to send a browser to the IdP with an AuthnRequest.
@@ -36,8 +37,9 @@ type Redirect struct {
 // <base>/saml/acs with the configured NameID format, and prefers the IdP's
 // HTTP-Redirect SSO endpoint over its HTTP-POST one. The relay state is the
 // caller's: a random, unguessable value (at most 80 bytes per the SAML
-// bindings) under which it keeps the returned RequestID. It returns
-// ErrNoMetadata while no IdP metadata is loaded.
+// bindings) under which it keeps the returned RequestID. The request is
+// signed when the IdP wants it or Config.SignAuthnRequests is set (see
+// signsRequests). It returns ErrNoMetadata while no IdP metadata is loaded.
 func (p *Provider) AuthnRequest(base, relayState string) (*Redirect, error) {
 	sp, err := p.forBase(base)
 	if err != nil {
@@ -51,16 +53,31 @@ func (p *Provider) AuthnRequest(base, relayState string) (*Redirect, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making the AuthnRequest: %w", err)
 	}
+	var signer *dsig.SigningContext
+	if p.signsRequests(sp.IDPMetadata) {
+		if signer, err = p.signingContext(); err != nil {
+			return nil, fmt.Errorf("signing the AuthnRequest: %w", err)
+		}
+		if binding == saml.HTTPPostBinding {
+			if err := signPost(signer, req); err != nil {
+				return nil, fmt.Errorf("signing the AuthnRequest: %w", err)
+			}
+		}
+	}
 	r := &Redirect{RequestID: req.ID, IDPEntityID: sp.IDPMetadata.EntityID, Binding: binding}
 	if binding == saml.HTTPRedirectBinding {
-		u, err := req.Redirect(relayState, sp)
+		u, err := redirectURL(loc, req, relayState, signer, p.signatureMethod())
 		if err != nil {
 			return nil, fmt.Errorf("encoding the AuthnRequest: %w", err)
 		}
-		r.URL = u.String()
+		r.URL = u
 		return r, nil
 	}
-	doc, err := xml.Marshal(req)
+	// etree, not encoding/xml: the library's XML marshaller garbles the
+	// Signature element of a signed request.
+	d := etree.NewDocument()
+	d.SetRoot(req.Element())
+	doc, err := d.WriteToBytes()
 	if err != nil {
 		return nil, fmt.Errorf("encoding the AuthnRequest: %w", err)
 	}

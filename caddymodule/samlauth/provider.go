@@ -62,31 +62,46 @@ func New(cfg Config, logger *zap.Logger) (*Provider, error) {
 		format:     format,
 		logger:     logger,
 	}
-	var err error
-	if p.cert, err = LoadCertificate(cfg.SPCert); err != nil {
-		return nil, fmt.Errorf("sp_cert: %w", err)
-	}
-	if p.key, err = LoadPrivateKey(cfg.SPKey); err != nil {
-		return nil, fmt.Errorf("sp_key: %w", err)
-	}
-	if !publicKeysEqual(p.key.Public(), p.cert.PublicKey) {
-		return nil, errors.New("sp_key: does not match the public key of sp_cert")
+	if err := p.loadKeys(); err != nil {
+		return nil, err
 	}
 	if cfg.ClockSkew > 0 {
 		widenTolerances(cfg.ClockSkew)
 	}
 	if cfg.IDPMetadataFile != "" {
-		data, err := os.ReadFile(cfg.IDPMetadataFile)
+		f, err := os.Open(cfg.IDPMetadataFile)
 		if err != nil {
 			return nil, fmt.Errorf("idp_metadata_file: %w", err)
 		}
-		md, err := parseIDPMetadata(data)
+		md, err := decodeIDPMetadata(f, cfg.IDPEntityID)
+		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("idp_metadata_file: %s: %w", cfg.IDPMetadataFile, err)
 		}
 		p.idp.Store(md)
 	}
 	return p, nil
+}
+
+// loadKeys loads the SP key pair of the Config and checks that they match.
+func (p *Provider) loadKeys() error {
+	if p.cfg.SPCert == "" {
+		return errors.New("sp_cert: required")
+	}
+	if p.cfg.SPKey == "" {
+		return errors.New("sp_key: required")
+	}
+	var err error
+	if p.cert, err = LoadCertificate(p.cfg.SPCert); err != nil {
+		return fmt.Errorf("sp_cert: %w", err)
+	}
+	if p.key, err = LoadPrivateKey(p.cfg.SPKey); err != nil {
+		return fmt.Errorf("sp_key: %w", err)
+	}
+	if !publicKeysEqual(p.key.Public(), p.cert.PublicKey) {
+		return errors.New("sp_key: does not match the public key of sp_cert")
+	}
+	return nil
 }
 
 // Loaded reports whether IdP metadata is loaded, that is whether logins

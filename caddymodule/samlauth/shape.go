@@ -20,7 +20,7 @@ const (
 
 // responseShape is what checkResponseShape learnt of a response.
 type responseShape struct {
-	encrypted    bool       // the assertion is encrypted: its audiences were not seen
+	encrypted    bool       // the assertion is encrypted: its audiences are inside
 	restrictions [][]string // the audiences of each AudienceRestriction
 }
 

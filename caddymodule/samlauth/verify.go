@@ -27,13 +27,20 @@ type ReplayGuard interface {
 //     are refused.
 //  2. The shape pre-check, before any SAML parsing: no DTD, bounded depth
 //     and size, a Response root, exactly one (possibly encrypted) assertion.
-//  3. The SAML library's checks: well-formed XML, signature of the response
-//     or else of the assertion by a key in the IdP metadata, Destination and
-//     Recipient naming <base>/saml/acs, InResponseTo naming requestID, the
-//     issuers, a success status and the validity window (IssueInstant,
-//     NotBefore, NotOnOrAfter) within the tolerances (see Tolerances).
-//  4. Every AudienceRestriction names the SP's entity ID, read from the raw
-//     XML (for an encrypted assertion, from the library's view of it).
+//  3. Decryption and rewriting (see prepareResponse): the Response must be
+//     in the SAML protocol namespace; a signed Response has its signature
+//     verified over the bytes as received before anything is decrypted; an
+//     EncryptedAssertion is decrypted with the SP key (algorithms in
+//     decryptAssertion; rsa-1_5 key transport only with AllowRSA15); the
+//     copy handed to the library has one prefix per namespace.
+//  4. The SAML library's checks on that copy: well-formed XML, signature of
+//     the response or else of the assertion by a key in the IdP metadata
+//     (verified on the original elements), Destination and Recipient naming
+//     <base>/saml/acs, InResponseTo naming requestID, the issuers, a success
+//     status and the validity window (IssueInstant, NotBefore,
+//     NotOnOrAfter) within the tolerances (see Tolerances). Every
+//     AudienceRestriction names the SP's entity ID (all its Audiences are
+//     read, for an encrypted assertion from the decrypted copy).
 //  5. A bearer SubjectConfirmation with data.
 //  6. The assertion ID is new: replay.MarkOnce(ctx, "assertion:"+ID, until,
 //     now), where until is the assertion's Conditions NotOnOrAfter plus the
@@ -47,7 +54,7 @@ type ReplayGuard interface {
 // decision was made: answer 503, the browser may start over later.
 //
 // now is this host's time for the replay bookkeeping. The validity window
-// of step 3 is checked by the library against its own process-wide clock,
+// of step 4 is checked by the library against its own process-wide clock,
 // which has no per-call setting.
 func (p *Provider) Verify(ctx context.Context, raw []byte, base, requestID string, replay ReplayGuard, now time.Time) (*Identity, error) {
 	if requestID == "" {
@@ -57,7 +64,7 @@ func (p *Provider) Verify(ctx context.Context, raw []byte, base, requestID strin
 	if err != nil {
 		return nil, err
 	}
-	assertion, err := verifyAssertion(sp, raw, requestID)
+	assertion, err := p.verifyAssertion(sp, raw, requestID)
 	if err != nil {
 		reason := err.Error()
 		var ire *saml.InvalidResponseError
@@ -88,9 +95,8 @@ func (p *Provider) Verify(ctx context.Context, raw []byte, base, requestID strin
 // verifyAssertion runs steps 2 to 5 of Verify and returns the assertion.
 // Its errors are the reasons of the refusal; the library's are
 // *saml.InvalidResponseError, whose PrivateErr says what failed.
-func verifyAssertion(sp *saml.ServiceProvider, raw []byte, requestID string) (a *saml.Assertion, err error) {
-	shape, err := checkResponseShape(raw)
-	if err != nil {
+func (p *Provider) verifyAssertion(sp *saml.ServiceProvider, raw []byte, requestID string) (a *saml.Assertion, err error) {
+	if _, err := checkResponseShape(raw); err != nil {
 		return nil, fmt.Errorf("assertion refused: %w", err)
 	}
 	defer func() {
@@ -98,7 +104,17 @@ func verifyAssertion(sp *saml.ServiceProvider, raw []byte, requestID string) (a 
 			a, err = nil, fmt.Errorf("assertion refused: the SAML library failed on it: %v", r)
 		}
 	}()
-	a, err = sp.ParseXMLResponse(raw, []string{requestID}, sp.AcsURL)
+	prepared, err := p.prepareResponse(sp, raw)
+	if err != nil {
+		return nil, err
+	}
+	// The rewritten copy shows the audiences of an encrypted assertion too.
+	shape, err := checkResponseShape(prepared.xml)
+	if err != nil {
+		return nil, fmt.Errorf("assertion refused: %w", err)
+	}
+	sp.SignatureVerifier = prepared.checker
+	a, err = sp.ParseXMLResponse(prepared.xml, []string{requestID}, sp.AcsURL)
 	if err != nil {
 		return nil, err
 	}
@@ -106,15 +122,7 @@ func verifyAssertion(sp *saml.ServiceProvider, raw []byte, requestID string) (a 
 	if audience == "" {
 		audience = sp.MetadataURL.String()
 	}
-	restrictions := shape.restrictions
-	if shape.encrypted && a.Conditions != nil {
-		// Only the library saw inside: one Audience per restriction.
-		restrictions = nil
-		for _, ar := range a.Conditions.AudienceRestrictions {
-			restrictions = append(restrictions, []string{ar.Audience.Value})
-		}
-	}
-	if a.Conditions == nil || !namesAudience(restrictions, audience) {
+	if a.Conditions == nil || !namesAudience(shape.restrictions, audience) {
 		return nil, fmt.Errorf("assertion refused: AudienceRestriction does not name %q", audience)
 	}
 	if a.Subject == nil || !hasBearerConfirmation(a.Subject) {
