@@ -107,6 +107,9 @@ func siteAddress(h httpcaddyfile.Helper) string {
 //			groups_attribute     <name>
 //			name_id_format       unspecified | email | persistent | transient
 //			clock_skew           <duration>
+//			idp_entity_id        <entity id>
+//			sign_authn_requests
+//			allow_rsa1_5
 //		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -277,6 +280,14 @@ func (h *Handler) unmarshalSAML(d *caddyfile.Dispenser) error {
 			err = oneString(d, &s.NameIDFormat)
 		case "clock_skew":
 			err = oneDuration(d, &s.ClockSkew)
+		case "idp_entity_id":
+			err = oneString(d, &s.IDPEntityID)
+		case "sign_authn_requests":
+			err = noArgs(d)
+			s.SignAuthnRequests = true
+		case "allow_rsa1_5":
+			err = noArgs(d)
+			s.AllowRSA15 = true
 		default:
 			return d.Errf("saml: unrecognized subdirective '%s'", name)
 		}

@@ -195,12 +195,15 @@ func decodeToken(w io.Writer, tok, secret, emailClaim, groupsClaim string, now t
 
 func metadataCommand() *cobra.Command {
 	var publicURL, certPath, keyPath, entityID, nameIDFormat string
+	var validFor time.Duration
+	var signRequests bool
 	c := &cobra.Command{
 		Use:   "metadata --public-url <url> --sp-cert <file> --sp-key <file>",
 		Short: "Print the SAML SP metadata an IdP administrator needs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := spMetadataFor(publicURL, certPath, keyPath, entityID, nameIDFormat)
+			b, err := spMetadataFor(publicURL, samlauth.Config{SPCert: certPath, SPKey: keyPath, EntityID: entityID,
+				NameIDFormat: nameIDFormat, SignAuthnRequests: signRequests}, validFor)
 			if err != nil {
 				return err
 			}
@@ -213,26 +216,21 @@ func metadataCommand() *cobra.Command {
 	c.Flags().StringVar(&keyPath, "sp-key", "", "SP key file (required)")
 	c.Flags().StringVar(&entityID, "entity-id", "", "SP entity ID (default <public-url>/saml/metadata)")
 	c.Flags().StringVar(&nameIDFormat, "name-id-format", "", "unspecified, email, persistent or transient")
+	c.Flags().DurationVar(&validFor, "valid-for", 0, "set validUntil this far ahead (default: none, valid until replaced)")
+	c.Flags().BoolVar(&signRequests, "sign-authn-requests", false, "say AuthnRequestsSigned, as the saml block's sign_authn_requests does")
 	return c
 }
 
-// spMetadataFor builds SP metadata from the same settings as the saml block.
-func spMetadataFor(publicURL, certPath, keyPath, entityID, nameIDFormat string) ([]byte, error) {
-	if publicURL == "" || certPath == "" || keyPath == "" {
+// spMetadataFor builds SP metadata from the same settings as the saml
+// block. A file imported once by an IdP administrator carries no validUntil
+// unless validFor asks for one.
+func spMetadataFor(publicURL string, cfg samlauth.Config, validFor time.Duration) ([]byte, error) {
+	if publicURL == "" || cfg.SPCert == "" || cfg.SPKey == "" {
 		return nil, errors.New("--public-url, --sp-cert and --sp-key are required")
 	}
 	base, err := parsePublicURL(publicURL)
 	if err != nil {
 		return nil, fmt.Errorf("--public-url: %w", err)
 	}
-	// The SP metadata needs no IdP: the IdP URL below satisfies the
-	// configuration check and is never fetched (Run is not started).
-	sp, err := samlauth.New(samlauth.Config{
-		SPCert: certPath, SPKey: keyPath, EntityID: entityID, NameIDFormat: nameIDFormat,
-		IDPMetadataURL: "https://idp.invalid/metadata",
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	return sp.Metadata(base.String())
+	return samlauth.SPMetadata(cfg, base.String(), validFor)
 }

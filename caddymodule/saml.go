@@ -57,6 +57,24 @@ type SAMLConfig struct {
 	// library keeps these settings process-wide, so the largest value
 	// configured in any site applies to all. Default: 3m.
 	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
+
+	// IDPEntityID is the entityID of the IdP to sign in at when the IdP
+	// metadata (file or URL) is an aggregate listing several entities, as
+	// research and education federations publish; required when it lists
+	// more than one IdP. Default: the metadata's only IdP.
+	IDPEntityID string `json:"idp_entity_id,omitempty"`
+
+	// SignAuthnRequests signs every AuthnRequest with sp_key, for IdPs that
+	// require signed requests without saying WantAuthnRequestsSigned="true"
+	// in their metadata (requests are signed whenever the metadata says
+	// so). The SP metadata then says AuthnRequestsSigned="true".
+	SignAuthnRequests bool `json:"sign_authn_requests,omitempty"`
+
+	// AllowRSA15 accepts encrypted assertions whose key is transported with
+	// RSA PKCS#1 v1.5 (xmlenc#rsa-1_5), refused by default because it
+	// invites padding-oracle attacks; set it only for an IdP that cannot
+	// use RSA-OAEP.
+	AllowRSA15 bool `json:"allow_rsa1_5,omitempty"`
 }
 
 // settings is the Caddy-free configuration, placeholders expanded; a
@@ -68,6 +86,9 @@ func (c *SAMLConfig) settings(repl *caddy.Replacer) (samlauth.Config, error) {
 		GroupsAttribute:    c.GroupsAttribute,
 		NameIDFormat:       c.NameIDFormat,
 		ClockSkew:          time.Duration(c.ClockSkew),
+		IDPEntityID:        c.IDPEntityID,
+		SignAuthnRequests:  c.SignAuthnRequests,
+		AllowRSA15:         c.AllowRSA15,
 	}
 	for _, s := range []struct {
 		name string

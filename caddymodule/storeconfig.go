@@ -110,7 +110,7 @@ func (h *Handler) siteKey() string {
 	parts := []string{"consoleme_auth site", h.PublicURL, h.CookieName, h.EmailClaim, h.GroupsClaim, h.UserMatch,
 		strings.Join(h.AllowedGroups, ","), strings.Join(h.DeniedGroups, ","), strings.Join(h.GroupsFilter, ",")}
 	if h.SAML != nil {
-		parts = append(parts, h.SAML.IDPMetadataURL, h.SAML.IDPMetadataFile, h.SAML.EntityID)
+		parts = append(parts, h.SAML.IDPMetadataURL, h.SAML.IDPMetadataFile, h.SAML.IDPEntityID, h.SAML.EntityID)
 	}
 	if h.PublicURL == "" {
 		// Without public_url the site's address tells sites apart.
