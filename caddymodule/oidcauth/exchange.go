@@ -45,7 +45,8 @@ func CallbackFromQuery(q url.Values) Callback {
 //  3. The code is redeemed at the token endpoint with the PKCE verifier
 //     and the client's authentication (client secret, or a private_key_jwt
 //     assertion). The provider refuses a replayed, expired or foreign code
-//     and a wrong verifier: an OAuth error answer (4xx) is refused.
+//     and a wrong verifier: an OAuth error answer (4xx) is refused (with
+//     MessageNotAccepted when the client itself is refused).
 //  4. The ID token is verified by go-oidc: signature by a key of the
 //     provider's JWKS (fetched again on an unknown kid) with an
 //     asymmetric algorithm the provider advertises ("none" and HMAC
@@ -89,7 +90,11 @@ func (p *Provider) Exchange(ctx context.Context, base string, cb Callback, expec
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
-			return nil, refuse("token endpoint: "+re.Error(), MessageCodeRejected)
+			msg := MessageCodeRejected
+			if re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client" {
+				msg = MessageNotAccepted // the client's setup, not the user's doing
+			}
+			return nil, refuse("token endpoint: "+re.Error(), msg)
 		}
 		return nil, fmt.Errorf("token endpoint: %w", err)
 	}
