@@ -43,7 +43,7 @@ const (
 	secretClient = "rp-secret"
 	postClient   = "rp-post"
 	jwtClient    = "rp-jwt"
-	clientSecret = "s3cret-for-tests-only"
+	clientSecret = "s3cret-for-tests-only-long-enough-for-hs256"
 )
 
 var (
