@@ -73,7 +73,9 @@ type Config struct {
 
 	// EmailClaim is the claim holding the user's email, looked up in the ID
 	// token and, when absent there, in the userinfo response. Empty means
-	// DefaultEmailClaim.
+	// DefaultEmailClaim. With the default, an email_verified claim of false
+	// (next to the email) refuses the login; other claims are taken as they
+	// come.
 	EmailClaim string
 
 	// GroupsClaim is the claim holding the user's groups: an array of

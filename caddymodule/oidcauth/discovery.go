@@ -67,6 +67,7 @@ type discoveryExtra struct {
 	EndSession  string   `json:"end_session_endpoint"`
 	Algs        []string `json:"id_token_signing_alg_values_supported"`
 	AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+	IssParam    bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
 // load fetches the discovery document (go-oidc checks that it names the
@@ -96,6 +97,7 @@ func (p *Provider) load(ctx context.Context) error {
 		endpoint:   ep,
 		userinfo:   op.UserInfoEndpoint(),
 		endSession: extra.EndSession,
+		issParam:   extra.IssParam,
 	}
 	d.endpoint.AuthStyle = p.authStyle(extra.AuthMethods)
 	for _, a := range extra.Algs {

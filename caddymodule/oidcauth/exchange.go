@@ -40,8 +40,9 @@ func CallbackFromQuery(q url.Values) Callback {
 //
 //  1. An error from the provider (e.g. access_denied) is refused.
 //  2. expected.State must be set and equal cb.State, and cb.Code must be
-//     set: a callback for no login started here is refused. An iss
-//     parameter, when present, must be the issuer (mix-up defence).
+//     set: a callback for no login started here is refused. The iss
+//     parameter (RFC 9207, mix-up defence) must be the issuer when present,
+//     and must be present when the provider says it sends it.
 //  3. The code is redeemed at the token endpoint with the PKCE verifier
 //     and the client's authentication (client secret, or a private_key_jwt
 //     assertion). The provider refuses a replayed, expired or foreign code
@@ -73,12 +74,12 @@ func (p *Provider) Exchange(ctx context.Context, base string, cb Callback, expec
 	if cb.Code == "" {
 		return nil, refuse("the callback has no code", MessageNotAccepted)
 	}
-	if cb.Issuer != "" && cb.Issuer != p.cfg.Issuer {
-		return nil, refuse(fmt.Sprintf("the callback names issuer %q, not %q", cb.Issuer, p.cfg.Issuer), MessageNotAccepted)
-	}
 	d, err := p.current()
 	if err != nil {
 		return nil, err
+	}
+	if (cb.Issuer != "" || d.issParam) && cb.Issuer != p.cfg.Issuer {
+		return nil, refuse(fmt.Sprintf("the callback names issuer %q, not %q", cb.Issuer, p.cfg.Issuer), MessageNotAccepted)
 	}
 	ctx = oidc.ClientContext(ctx, p.HTTPClient)
 	opts, err := p.clientAuthOptions(d.endpoint.TokenURL, now)

@@ -185,5 +185,8 @@ func TestRefusedCallbacks(t *testing.T) {
 		cb.Issuer = "https://evil.example"
 		_, err := p.Exchange(ctx, testBase, cb, l.Expect(), time.Now())
 		mustRefuse(t, err, MessageNotAccepted)
+		cb.Issuer = "" // the provider advertises that it always sends iss
+		_, err = p.Exchange(ctx, testBase, cb, l.Expect(), time.Now())
+		mustRefuse(t, err, MessageNotAccepted)
 	})
 }

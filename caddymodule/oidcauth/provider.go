@@ -49,6 +49,7 @@ type discovered struct {
 	endpoint   oauth2.Endpoint
 	userinfo   string
 	endSession string
+	issParam   bool // the callback carries iss (RFC 9207)
 	algs       []string
 	keys       *keyCache
 }
