@@ -80,7 +80,7 @@ func TestRunKeepsTheLastGoodCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = p.Exchange(context.Background(), testBase, Callback{Code: "c", State: l.State}, l.Expect(), time.Now())
+	_, err = p.Exchange(context.Background(), testBase, Callback{Code: "c", State: l.State, Issuer: o.Issuer}, l.Expect(), time.Now())
 	var r *Refusal
 	if err == nil || errors.As(err, &r) {
 		t.Fatalf("Exchange with the provider down: %v, want a plain error", err)
