@@ -64,6 +64,7 @@ func (p *Provider) Run(ctx context.Context) {
 // discoveryExtra are the fields of the discovery document go-oidc does not
 // keep.
 type discoveryExtra struct {
+	JWKSURL     string   `json:"jwks_uri"`
 	EndSession  string   `json:"end_session_endpoint"`
 	Algs        []string `json:"id_token_signing_alg_values_supported"`
 	AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
@@ -83,12 +84,8 @@ func (p *Provider) load(ctx context.Context) error {
 	if err := op.Claims(&extra); err != nil {
 		return fmt.Errorf("discovery: %w", err)
 	}
-	var raw struct {
-		JWKSURL string `json:"jwks_uri"`
-	}
-	_ = op.Claims(&raw)
 	ep := op.Endpoint()
-	if ep.AuthURL == "" || ep.TokenURL == "" || raw.JWKSURL == "" {
+	if ep.AuthURL == "" || ep.TokenURL == "" || extra.JWKSURL == "" {
 		return fmt.Errorf("discovery: authorization_endpoint, token_endpoint and jwks_uri are required")
 	}
 	d := &discovered{
@@ -109,10 +106,10 @@ func (p *Provider) load(ctx context.Context) error {
 		d.algs = []string{oidc.RS256} // the default of OpenID Connect Discovery
 	}
 	old := p.state.Load()
-	if old != nil && old.keys.url == raw.JWKSURL {
+	if old != nil && old.keys.url == extra.JWKSURL {
 		d.keys = old.keys
 	} else {
-		d.keys = newKeyCache(raw.JWKSURL, p.HTTPClient)
+		d.keys = newKeyCache(extra.JWKSURL, p.HTTPClient)
 	}
 	if err := d.keys.refresh(ctx); err != nil {
 		return fmt.Errorf("jwks_uri: %w", err)
@@ -120,7 +117,7 @@ func (p *Provider) load(ctx context.Context) error {
 	p.state.Store(d)
 	if old == nil {
 		p.logger.Info("OpenID provider loaded", zap.String("issuer", p.cfg.Issuer),
-			zap.String("jwks_uri", raw.JWKSURL), zap.Bool("end_session", d.endSession != ""))
+			zap.String("jwks_uri", extra.JWKSURL), zap.Bool("end_session", d.endSession != ""))
 	}
 	return nil
 }

@@ -47,6 +47,12 @@
 // reload). Only asymmetric algorithms the provider advertises are accepted;
 // "none" and HMAC never are.
 //
+// # Time
+//
+// Exchange checks the ID token's exp and iat against the now it is given,
+// with Config.ClockSkew of leeway either way. go-oidc allows a fixed five
+// minutes of leeway on nbf, which providers rarely send.
+//
 // # Client authentication
 //
 // With a client secret the client authenticates by client_secret_basic

@@ -115,11 +115,10 @@ const CallbackPath = "/oidc/callback"
 
 // oauth2Config is the OAuth 2.0 view of the client for a login at base.
 func (p *Provider) oauth2Config(d *discovered, base string) *oauth2.Config {
-	ep := d.endpoint
 	return &oauth2.Config{
 		ClientID:     p.cfg.ClientID,
 		ClientSecret: p.cfg.ClientSecret,
-		Endpoint:     ep,
+		Endpoint:     d.endpoint,
 		RedirectURL:  base + CallbackPath,
 		Scopes:       p.cfg.scopes(),
 	}
