@@ -130,4 +130,3 @@ func TestLogout(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
