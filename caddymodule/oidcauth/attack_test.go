@@ -164,3 +164,32 @@ func TestTamperedIDTokens(t *testing.T) {
 		})
 	}
 }
+
+// userinfoSwap is an attacker in the middle of the userinfo response: it
+// answers for another user.
+type userinfoSwap struct{}
+
+func (userinfoSwap) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || req.URL.Path != "/me" {
+		return resp, err
+	}
+	resp.Body.Close()
+	body := []byte(`{"sub":"mallory","email":"mallory@example.com","ui_groups":["admins"]}`)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return resp, nil
+}
+
+// TestUserinfoOfAnotherUser: claims from a userinfo response whose sub is
+// not the ID token's are refused.
+func TestUserinfoOfAnotherUser(t *testing.T) {
+	o := startOP(t, 0, newTestKey(t, "k1"))
+	cfg := secretConfig(o)
+	cfg.GroupsClaim, cfg.GroupsFromUserinfo = "ui_groups", true
+	p := newLoaded(t, cfg, func(p *Provider) { p.HTTPClient = &http.Client{Transport: userinfoSwap{}, Timeout: 10 * time.Second} })
+	l, cb := login(t, p, "alice")
+	_, err := p.Exchange(context.Background(), testBase, cb, l.Expect(), time.Now())
+	mustRefuse(t, err, MessageNotAccepted)
+}

@@ -51,6 +51,9 @@ func (p *Provider) identity(ctx context.Context, d *discovered, idt *oidc.IDToke
 	claims := fromToken
 	_, hasEmail := fromToken[emailClaim]
 	var fromUserinfo claimSet
+	if p.cfg.GroupsFromUserinfo && d.userinfo == "" {
+		return nil, refuse("groups_from_userinfo is set but the provider has no userinfo_endpoint", MessageNotAccepted)
+	}
 	if p.cfg.GroupsFromUserinfo || (!hasEmail && d.userinfo != "") {
 		ui, err := d.op.UserInfo(ctx, oauth2.StaticTokenSource(token))
 		if err != nil {
