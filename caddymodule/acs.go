@@ -32,7 +32,8 @@ func (h *Handler) serveMetadata(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-// serveLogin starts a SAML login that returns to return_to (GET /saml/login).
+// serveLogin starts a login that returns to return_to (GET /saml/login or
+// /oidc/login).
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	if !allowMethods(w, r, http.MethodGet) {
 		return nil
@@ -55,9 +56,12 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnPath 
 		return h.page(w, r, http.StatusTooManyRequests, "Too many sign-ins",
 			"Too many sign-ins were started from your network address. Please try again in a minute.")
 	}
+	if h.oidc != nil {
+		return h.startOIDCLogin(w, r, returnPath, client, now)
+	}
 	// Just after start-up the first fetch of the IdP metadata may still be
 	// under way: wait for it a moment rather than fail the login.
-	h.sp.AwaitLoaded(r.Context(), metadataWait)
+	awaitLoaded(r, h.sp.Loaded)
 	relay := randomID()
 	rd, err := h.sp.AuthnRequest(h.baseURL(r), relay)
 	if errors.Is(err, samlauth.ErrNoMetadata) {
@@ -80,6 +84,12 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnPath 
 	}
 	return h.postForm(w, rd.URL, rd.Form)
 }
+
+// How a browser signs in at the identity provider, in logs and metrics.
+const (
+	signInSAML = "saml"
+	signInOIDC = "oidc"
+)
 
 // metadataWait is how long a login waits for IdP metadata still loading.
 const metadataWait = 3 * time.Second
@@ -116,13 +126,13 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request) error {
 		return h.page(w, r, http.StatusBadRequest, "Sign-in failed", "The SAML response is not valid base64.")
 	}
 	if !validToken(relay) { // ours are randomID()s: anything else names no login of ours
-		return h.loginRefused(w, r, http.StatusBadRequest, "no login in progress (IdP-initiated or missing RelayState)",
+		return h.loginRefused(w, r, signInSAML, http.StatusBadRequest, "no login in progress (IdP-initiated or missing RelayState)",
 			"Sign-in failed", samlauth.MessageNotStarted)
 	}
 	now := h.now()
 	state, err := h.states.TakeLogin(r.Context(), relay, now)
 	if errors.Is(err, store.ErrNotFound) {
-		return h.loginRefused(w, r, http.StatusBadRequest, "unknown, expired or already used RelayState",
+		return h.loginRefused(w, r, signInSAML, http.StatusBadRequest, "unknown, expired or already used RelayState",
 			"Sign-in failed", "This sign-in has expired or was already used. Open the challenge link from your terminal again.")
 	}
 	if err != nil {
@@ -136,14 +146,14 @@ func (h *Handler) serveACS(w http.ResponseWriter, r *http.Request) error {
 		if refused.Message == samlauth.MessageNoEmail {
 			fields = append(fields, zap.String("email_attribute", h.SAML.EmailAttribute))
 		}
-		return h.loginRefused(w, r, http.StatusForbidden, refused.Reason, "Sign-in failed", refused.Message, fields...)
+		return h.loginRefused(w, r, signInSAML, http.StatusForbidden, refused.Reason, "Sign-in failed", refused.Message, fields...)
 	case errors.Is(err, samlauth.ErrNoMetadata):
 		return h.page(w, r, http.StatusServiceUnavailable, "Sign-in unavailable",
 			"The identity provider's metadata is not loaded. Please try again in a minute.")
 	case err != nil:
 		return h.storePage(w, r, err)
 	}
-	return h.signIn(w, r, id.Email, h.policy.filterGroups(id.Groups), id.Issuer, state.ReturnPath, now)
+	return h.signIn(w, r, signInSAML, id.Email, h.policy.filterGroups(id.Groups), id.Issuer, state.ReturnPath, now)
 }
 
 // safeReturnPath allows only a local absolute path; anything else goes to /.
@@ -160,18 +170,18 @@ func safeReturnPath(p string) string {
 
 // signIn finishes an IdP login: the session cookie, the audit line, and back
 // to where the login started. A token too large for a cookie is refused.
-func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, email string, groups []string, idp, returnPath string, now time.Time) error {
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, via, email string, groups []string, idp, returnPath string, now time.Time) error {
 	if err := h.sessions.issue(w, r, email, groups, now); err != nil {
 		if errors.Is(err, errTokenTooLarge) {
-			return h.loginRefused(w, r, http.StatusForbidden, "token too large for a cookie", "Too many groups", tooManyGroups,
+			return h.loginRefused(w, r, via, http.StatusForbidden, "token too large for a cookie", "Too many groups", tooManyGroups,
 				zap.String("user", email), zap.Int("groups", len(groups)))
 		}
 		h.logger.Error("minting token", zap.Error(err))
 		return h.page(w, r, http.StatusInternalServerError, "Sign-in failed", "The session could not be created.")
 	}
-	metrics.logins.WithLabelValues("success").Inc()
+	countLogin(via, "success")
 	setUser(r, email)
-	h.logger.Info("SAML login", zap.String("user", email), zap.Int("groups", len(groups)),
+	h.logger.Info(loginMessage(via, ""), zap.String("user", email), zap.Int("groups", len(groups)),
 		zap.String("idp", idp), zap.String("remote_ip", clientIP(r)))
 	http.Redirect(w, r, safeReturnPath(returnPath), http.StatusSeeOther)
 	return nil

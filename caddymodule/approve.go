@@ -159,7 +159,7 @@ func (h *Handler) serveValidator(w http.ResponseWriter, r *http.Request, tok str
 	if ck.refused == nil && id == nil {
 		// The challenge is live: sign the browser in (again, when its
 		// session is too old) and come back here.
-		if h.sp == nil {
+		if h.sp == nil && h.oidc == nil {
 			return h.page(w, r, http.StatusUnauthorized, "Sign in to ConsoleMe first",
 				"Sign in to ConsoleMe in this browser, then open this challenge link again.")
 		}

@@ -107,13 +107,21 @@ func (h *Handler) validate() error {
 		if h.WebLogin.MaxSessionAge != 0 && h.MaxSessionAge != 0 && h.WebLogin.MaxSessionAge != h.MaxSessionAge {
 			return errors.New("web_login: max_session_age: differs from the handler's max_session_age; set only one")
 		}
-		if err := h.WebLogin.validate(h.SAML != nil); err != nil {
+		if err := h.WebLogin.validate(h.SAML != nil || h.OIDC != nil); err != nil {
 			return fmt.Errorf("web_login: %w", err)
 		}
+	}
+	if h.SAML != nil && h.OIDC != nil {
+		return errors.New("saml and oidc: give a site one way to sign in, not both")
 	}
 	if h.SAML != nil {
 		if err := h.SAML.validate(); err != nil {
 			return fmt.Errorf("saml: %w", err)
+		}
+	}
+	if h.OIDC != nil {
+		if err := h.OIDC.validate(); err != nil {
+			return fmt.Errorf("oidc: %w", err)
 		}
 	}
 	if h.MTLS != nil {

@@ -648,7 +648,7 @@ func TestRoutesAndInputs(t *testing.T) {
 		{"/", false, routeNone, ""},
 		{"", false, routeNone, ""},
 	} {
-		rt, arg := matchRoute(tc.path, tc.saml)
+		rt, arg := matchRoute(tc.path, tc.saml, false)
 		if rt != tc.rt || arg != tc.arg {
 			t.Errorf("matchRoute(%q) = %v %q, want %v %q", tc.path, rt, arg, tc.rt, tc.arg)
 		}

@@ -14,6 +14,7 @@ var metrics = struct {
 	cancelled                             prometheus.Counter
 	refused                               *prometheus.CounterVec
 	logins                                *prometheus.CounterVec
+	loginsByMethod                        *prometheus.CounterVec
 	storeErrors                           prometheus.Counter
 	pending                               prometheus.GaugeFunc
 	duration                              *prometheus.HistogramVec
@@ -46,6 +47,10 @@ var metrics = struct {
 		Namespace: "consoleme_auth", Name: "saml_logins_total",
 		Help: "SAML logins at the assertion consumer, by result.",
 	}, []string{"result"}),
+	loginsByMethod: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "consoleme_auth", Name: "logins_total",
+		Help: "Logins at the identity provider, by method (saml, oidc) and result.",
+	}, []string{"method", "result"}),
 	storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "consoleme_auth", Name: "store_errors_total",
 		Help: "Challenge store calls that failed (unreachable or full).",
@@ -75,7 +80,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{metrics.created, metrics.approved, metrics.cancelled, metrics.collected, metrics.expired,
-		metrics.refused, metrics.logins, metrics.storeErrors, metrics.pending, metrics.duration} {
+		metrics.refused, metrics.logins, metrics.loginsByMethod, metrics.storeErrors, metrics.pending, metrics.duration} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -84,6 +89,15 @@ func registerMetrics(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// countLogin counts a login's result, by method; SAML logins also keep
+// their own counter, which predates OpenID Connect.
+func countLogin(via, result string) {
+	metrics.loginsByMethod.WithLabelValues(via, result).Inc()
+	if via == signInSAML {
+		metrics.logins.WithLabelValues(result).Inc()
+	}
 }
 
 // observe records how long a CLI route took.

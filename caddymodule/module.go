@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/oidcauth"
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth"
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
@@ -186,6 +187,11 @@ type Handler struct {
 	// ConsoleMe. Default: off.
 	MTLS *MTLSConfig `json:"mtls,omitempty"`
 
+	// OIDC authenticates browsers with OpenID Connect instead of SAML, at
+	// the validator and for web_login. A site has a saml or an oidc block,
+	// not both.
+	OIDC *OIDCConfig `json:"oidc,omitempty"`
+
 	// SAML authenticates browsers at the validator. Without it, only a
 	// browser that already carries a valid consoleme_auth cookie (from
 	// ConsoleMe's own login) can approve, and /saml/* is passed through.
@@ -198,6 +204,7 @@ type Handler struct {
 	base     *url.URL // parsed PublicURL, nil when unset
 	csrfKey  []byte
 	sp       *samlauth.Provider
+	oidc     *oidcauth.Provider
 	mtls     *certMapper
 	now      func() time.Time
 	genRL    *ipLimiter
@@ -280,6 +287,11 @@ func (h *Handler) provision(ctx caddy.Context) error {
 	if h.SAML != nil {
 		if h.sp, err = h.SAML.provision(ctx, repl, h.logger); err != nil {
 			return fmt.Errorf("saml: %w", err)
+		}
+	}
+	if h.OIDC != nil {
+		if h.oidc, err = h.OIDC.provision(ctx, repl, h.logger); err != nil {
+			return fmt.Errorf("oidc: %w", err)
 		}
 	}
 	h.states, h.release, err = h.Store.open(ctx, repl, h.siteKey(), storeBounds{h.MaxPending, h.MaxLoginsPerClient}, h.logger)

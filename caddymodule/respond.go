@@ -105,12 +105,22 @@ func (h *Handler) audit(r *http.Request, msg, reason string, fields ...zap.Field
 	h.logger.Info(msg, append([]zap.Field{zap.String("reason", reason), zap.String("remote_ip", clientIP(r))}, fields...)...)
 }
 
-// loginRefused answers a SAML response or login the module does not accept:
-// counted, logged at info with its reason, and a page for the browser.
-func (h *Handler) loginRefused(w http.ResponseWriter, r *http.Request, status int, reason, title, text string, fields ...zap.Field) error {
-	metrics.logins.WithLabelValues("refused").Inc()
-	h.logger.Info("SAML login refused", append([]zap.Field{zap.String("reason", reason), zap.String("remote_ip", clientIP(r))}, fields...)...)
+// loginRefused answers an identity provider's answer (or a login) the
+// module does not accept: counted, logged at info with its reason, and a
+// page for the browser. via is signInSAML or signInOIDC.
+func (h *Handler) loginRefused(w http.ResponseWriter, r *http.Request, via string, status int, reason, title, text string, fields ...zap.Field) error {
+	countLogin(via, "refused")
+	h.logger.Info(loginMessage(via, " refused"), append([]zap.Field{zap.String("reason", reason), zap.String("remote_ip", clientIP(r))}, fields...)...)
 	return h.page(w, r, status, title, text)
+}
+
+// loginMessage is the audit message of a login by via: "SAML login" or
+// "OIDC login", then suffix.
+func loginMessage(via, suffix string) string {
+	if via == signInOIDC {
+		return "OIDC login" + suffix
+	}
+	return "SAML login" + suffix
 }
 
 // page answers a browser with an information or error page. When the

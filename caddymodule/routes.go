@@ -15,6 +15,8 @@ const (
 	routeSAMLACS
 	routeSAMLLogin
 	routeSAMLSLO
+	routeOIDCLogin
+	routeOIDCCallback
 )
 
 // prefixes maps each spelling of a parameterised route to the route. The
@@ -38,12 +40,22 @@ var prefixes = []struct {
 // the path after the route's prefix and its slash: the user name or token,
 // possibly empty or malformed, which the route's handler checks. Paths that
 // are not ours return routeNone quickly: every request pays for this call.
-func matchRoute(path string, saml bool) (route, string) {
+func matchRoute(path string, saml, oidc bool) (route, string) {
 	if len(path) < 2 {
 		return routeNone, ""
 	}
 	switch path[1] {
 	case 'n', 'c', 'a':
+	case 'o':
+		if oidc {
+			switch path {
+			case "/oidc/login":
+				return routeOIDCLogin, ""
+			case "/oidc/callback":
+				return routeOIDCCallback, ""
+			}
+		}
+		return routeNone, ""
 	case 's':
 		if saml {
 			switch path {
@@ -79,7 +91,7 @@ func matchRoute(path string, saml bool) (route, string) {
 // redactURI is a request path fit for the log: a challenge token in it is
 // cut to its first characters, and the query is left out.
 func redactURI(path string) string {
-	rt, arg := matchRoute(path, false)
+	rt, arg := matchRoute(path, false, false)
 	if rt == routePoller || rt == routeValidator || rt == routeValidatorAPI {
 		return strings.TrimSuffix(path, arg) + shortToken(arg) + "…"
 	}

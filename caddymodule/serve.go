@@ -10,7 +10,7 @@ import (
 // to next: with a verified client certificate (mtls) as that certificate's
 // user, under web_login only with a session, and otherwise untouched.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	rt, arg := matchRoute(r.URL.Path, h.sp != nil)
+	rt, arg := matchRoute(r.URL.Path, h.sp != nil, h.oidc != nil)
 	switch rt {
 	case routeGenerator:
 		return h.serveGenerator(w, r, arg)
@@ -28,6 +28,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveLogin(w, r)
 	case routeSAMLSLO:
 		return h.serveSLO(w, r)
+	case routeOIDCLogin:
+		return h.serveLogin(w, r)
+	case routeOIDCCallback:
+		return h.serveOIDCCallback(w, r)
 	}
 	if h.mtls != nil {
 		if cert := verifiedLeaf(r); cert != nil {

@@ -146,7 +146,7 @@ func (h *Handler) guardWebLogin(w http.ResponseWriter, r *http.Request) (bool, e
 		return false, nil
 	}
 	// No session, an invalid one, or one whose IdP sign-in is too old.
-	loginURL := h.baseURL(r) + "/saml/login?return_to=" + url.QueryEscape(r.URL.RequestURI())
+	loginURL := h.baseURL(r) + h.loginPath() + "?return_to=" + url.QueryEscape(r.URL.RequestURI())
 	if isXHR(r) || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		return true, writeJSON(w, http.StatusForbidden, apiRedirect{
 			Type:        "redirect",
@@ -194,9 +194,9 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Info("logout", zap.String("user", id.email), zap.String("remote_ip", clientIP(r)))
 	}
 	if id != nil {
-		if u, err := h.sp.LogoutRedirect(h.baseURL(r), id.email, ""); err == nil {
+		if u, ok := h.idpLogout(r, id.email); ok {
 			w.Header().Set("Cache-Control", "no-store")
-			http.Redirect(w, r, u.String(), http.StatusFound)
+			http.Redirect(w, r, u, http.StatusFound)
 			return nil
 		}
 	}
@@ -212,4 +212,26 @@ func sameSiteRequest(r *http.Request) bool {
 		return true
 	}
 	return false
+}
+
+// loginPath is where a browser starts a login: /oidc/login or /saml/login.
+func (h *Handler) loginPath() string {
+	if h.oidc != nil {
+		return "/oidc/login"
+	}
+	return "/saml/login"
+}
+
+// idpLogout is where to send a browser to sign out at the identity
+// provider too, when it offers that.
+func (h *Handler) idpLogout(r *http.Request, user string) (string, bool) {
+	base := h.baseURL(r)
+	if h.oidc != nil {
+		return h.oidc.LogoutURL(base+"/", "")
+	}
+	u, err := h.sp.LogoutRedirect(base, user, "")
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
 }

@@ -1,10 +1,6 @@
 package samlauth
 
-import (
-	"context"
-	"testing"
-	"time"
-)
+import "testing"
 
 func TestSeedCarriesMetadataAcrossProviders(t *testing.T) {
 	dir := t.TempDir()
@@ -28,23 +24,5 @@ func TestSeedCarriesMetadataAcrossProviders(t *testing.T) {
 	o.Seed(prev)
 	if o.Loaded() {
 		t.Error("Seed carried metadata to a provider of another URL")
-	}
-}
-
-func TestAwaitLoaded(t *testing.T) {
-	dir := t.TempDir()
-	cfg := spConfig(t, newTestSigner(t, dir, "idp").metadataFile(t, dir))
-	loaded := mustNew(t, cfg)
-	cfg.IDPMetadataFile, cfg.IDPMetadataURL = "", "https://idp.example.com/metadata"
-	p := mustNew(t, cfg)
-	if p.AwaitLoaded(context.Background(), 50*time.Millisecond) {
-		t.Fatal("AwaitLoaded reported metadata that is not there")
-	}
-	go func() {
-		time.Sleep(30 * time.Millisecond) // the fetch completing meanwhile
-		p.idp.Store(loaded.idp.Load())
-	}()
-	if !p.AwaitLoaded(context.Background(), 5*time.Second) {
-		t.Error("AwaitLoaded did not see the metadata arrive")
 	}
 }
