@@ -326,19 +326,21 @@ func (e *env) checkJWT(t testing.TB, token string, user idpUser, notBefore time.
 	if _, ok := claims["aud"]; ok {
 		t.Errorf("JWT has an aud claim, which ConsoleMe answers with a 500: %s", rawPayload)
 	}
+	// nbf and iat lie 5 s before the minting time, so that a ConsoleMe
+	// whose clock is up to 5 s behind accepts the token.
 	now := time.Now().Unix()
-	if c.Iat < notBefore.Unix()-1 || c.Iat > now+1 {
-		t.Errorf("iat %d is not the minting time (between %d and %d)", c.Iat, notBefore.Unix(), now)
+	if c.Iat < notBefore.Unix()-6 || c.Iat > now-4 {
+		t.Errorf("iat %d is not 5 s before the minting time (between %d and %d)", c.Iat, notBefore.Unix(), now)
 	}
-	if d := c.Iat - c.Nbf; d < 4 || d > 6 {
-		t.Errorf("nbf %d is %d s before iat %d, want 5 s", c.Nbf, d, c.Iat)
+	if d := c.Iat - c.Nbf; d < -1 || d > 1 {
+		t.Errorf("nbf %d is %d s before iat %d, want both 5 s before the minting time", c.Nbf, d, c.Iat)
 	}
 	lifetime := time.Hour
 	if e.Config.JWTExpiration != "" {
 		lifetime, _ = time.ParseDuration(e.Config.JWTExpiration)
 	}
-	if d := c.Exp - c.Iat; d < int64(lifetime.Seconds())-1 || d > int64(lifetime.Seconds())+1 {
-		t.Errorf("exp - iat = %d s, want jwt_expiration %v", d, lifetime)
+	if d := c.Exp - c.Iat - 5; d < int64(lifetime.Seconds())-1 || d > int64(lifetime.Seconds())+1 {
+		t.Errorf("exp - iat - 5 s = %d s, want jwt_expiration %v", d, lifetime)
 	}
 
 	emailClaim, groupsClaim := "email", "groups"

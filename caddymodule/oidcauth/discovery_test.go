@@ -71,7 +71,7 @@ func TestRunKeepsTheLastGoodCopy(t *testing.T) {
 	cfg := secretConfig(o)
 	cfg.DiscoveryRefresh = 50 * time.Millisecond
 	p := newLoaded(t, cfg)
-	o.stop()
+	o.Stop()
 	time.Sleep(400 * time.Millisecond)
 	if !p.Loaded() {
 		t.Fatal("the last good copy was dropped")

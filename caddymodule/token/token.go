@@ -175,9 +175,10 @@ func (m *Codec) MintAt(email string, groups []string, issuedAt, now time.Time) (
 	return m.MintSubject(Subject{Email: email, Groups: groups}, issuedAt, now)
 }
 
-// MintSubject returns a signed token for s and its expiry: iat is issuedAt,
-// nbf is issuedAt − 5 s but never later than now − 5 s, and exp is now +
-// lifetime, or s.NotAfter when that is earlier.
+// MintSubject returns a signed token for s and its expiry: iat is issuedAt
+// and nbf is issuedAt − 5 s, each never later than now − 5 s (so a
+// verifier up to 5 s behind accepts the token), and exp is now + lifetime,
+// or s.NotAfter when that is earlier.
 func (m *Codec) MintSubject(s Subject, issuedAt, now time.Time) (string, time.Time, error) {
 	if s.Email == "" {
 		return "", time.Time{}, errors.New("minting token: empty email")
@@ -187,12 +188,20 @@ func (m *Codec) MintSubject(s Subject, issuedAt, now time.Time) (string, time.Ti
 		exp = s.NotAfter
 	}
 	exp = exp.Truncate(time.Second)
+	// A verifier whose clock is a few seconds behind ours must not see nbf
+	// or iat in its future (PyJWT 2.6, which real ConsoleMe runs on, checks
+	// both): both lie at least NotBeforeSkew in the past.
+	lim := now.Add(-NotBeforeSkew)
 	nbf := issuedAt.Add(-NotBeforeSkew)
-	if lim := now.Add(-NotBeforeSkew); nbf.After(lim) {
+	if nbf.After(lim) {
 		nbf = lim
 	}
+	iat := issuedAt
+	if iat.After(lim) {
+		iat = lim
+	}
 	c := claims{
-		nbf: nbf.Unix(), iat: issuedAt.Unix(), exp: exp.Unix(),
+		nbf: nbf.Unix(), iat: iat.Unix(), exp: exp.Unix(),
 		emailName: m.emailClaim, groupName: m.groupsClaim,
 		email: s.Email, groups: s.Groups, method: s.Method,
 	}
