@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -39,6 +40,14 @@ func oidcKeySet(t *testing.T, kid string) jose.JSONWebKeySet {
 }
 
 func newOIDCWorld(t *testing.T, extra ...string) *oidcWorld {
+	t.Helper()
+	return newOIDCWorldSite(t, nil, extra...)
+}
+
+// newOIDCWorldSite is newOIDCWorld with the site's body made by site from
+// the consoleme_auth block and the upstream address (nil: the block and a
+// reverse_proxy to the stand-in).
+func newOIDCWorldSite(t *testing.T, site func(block, upstream string) string, extra ...string) *oidcWorld {
 	t.Helper()
 	if err := oidctest.Available(); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -83,7 +92,11 @@ func newOIDCWorld(t *testing.T, extra ...string) *oidcWorld {
 		"\t\tgroups_claim groups",
 		"\t}",
 	}, append(extra, "}")...), "\n")
-	w.Caddy = startCaddy(t, siteCaddyfile(port, block, w.Upstream.Addr()))
+	caddyfile := siteCaddyfile(port, block, w.Upstream.Addr())
+	if site != nil {
+		caddyfile = globalOptions(port) + fmt.Sprintf("\nhttp://127.0.0.1:%d {\n%s\n}\n", port, site(indent(block, "\t"), w.Upstream.Addr()))
+	}
+	w.Caddy = startCaddy(t, caddyfile)
 	return w
 }
 
@@ -166,5 +179,88 @@ func (w *oidcWorld) expectSignedIn(t *testing.T, tb *tab, email string) {
 	}
 	if who := w.Upstream.checkToken(c.Value); who.Verdict != tokenValid || who.Email != email {
 		t.Errorf("ConsoleMe sees the browser as %+v, want %s", who, email)
+	}
+}
+
+// The approval, refusal and success pages as a user sees them in Chromium
+// (a screenshot of each is written to the test output on failure): the
+// approval page names the site and what approving grants, "This wasn't me"
+// cancels, a link opened from another address warns of phishing, and the
+// success page sends the user back to the terminal.
+func TestApprovalPagesInChromium(t *testing.T) {
+	w := newOIDCWorld(t, "\tsite_name \"ConsoleMe (test)\"")
+	generate := func(header http.Header) (string, string) {
+		m := call(t, "GET", w.Base+"/noauth/v1/challenge_generator/"+userAlice.Email, header, "").object(t)
+		return m["challenge_url"].(string), m["polling_url"].(string)
+	}
+	browser := startChromium(t)
+	tb := browser.newTab(t)
+
+	// Cancelled: the poller then answers as for an unknown challenge.
+	challengeURL, pollingURL := generate(nil)
+	tb.Navigate(challengeURL)
+	signInAtProvider(tb, "alice")
+	tb.WaitVisible("#cancel")
+	page := tb.Text()
+	for _, want := range []string{"ConsoleMe (test)", userAlice.Email, "1 hour", "AWS role credentials", "This wasn't me"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the approval page lacks %q:\n%s", want, page)
+		}
+	}
+	tb.Snapshot("approval-page")
+	tb.Click("#cancel")
+	tb.WaitText("Request cancelled")
+	if m := call(t, "GET", pollingURL, nil, "").object(t); m["status"] != "unknown" {
+		t.Errorf("poll after This wasn't me: %v, want unknown", m)
+	}
+	if !strings.Contains(w.Caddy.Output(), `"msg":"challenge cancelled"`) {
+		t.Error("the cancellation was not audit-logged")
+	}
+
+	// Asked for from another address: both addresses and a phishing warning.
+	challengeURL, _ = generate(http.Header{"X-Forwarded-For": {"198.51.100.7"}})
+	tb.Navigate(challengeURL)
+	tb.WaitText("phishing")
+	page = tb.Text()
+	if !strings.Contains(page, "198.51.100.7") || !strings.Contains(page, "127.0.0.1") {
+		t.Errorf("the other-address refusal does not show both addresses:\n%s", page)
+	}
+	tb.Snapshot("other-address-refusal")
+
+	// Approved: back to the terminal.
+	challengeURL, pollingURL = generate(nil)
+	tb.Navigate(challengeURL)
+	tb.WaitVisible("#approve")
+	tb.Click("#approve")
+	tb.WaitText("Return to your terminal")
+	tb.Snapshot("success-page")
+	if m := call(t, "GET", pollingURL, nil, "").object(t); m["status"] != "success" {
+		t.Errorf("poll after the approval: %v", m)
+	}
+}
+
+// The directive runs before every other route of the site: under web_login
+// no handle, handle_path, route or respond block (nor a fallback respond)
+// serves a browser without a session; each is sent to sign in instead.
+func TestDirectiveOrderGuardsEveryRoute(t *testing.T) {
+	w := newOIDCWorldSite(t, func(block, _ string) string {
+		return `	handle_path /docs/* {
+		respond "docs-content"
+	}
+	handle /ops {
+		respond "ops-content"
+	}
+	route /status {
+		respond "status-content"
+	}
+	respond /ping "ping-content"
+` + block + `
+	respond "fallback-content"`
+	}, "\tweb_login")
+	for _, path := range []string{"/docs/index.html", "/ops", "/status", "/ping", "/anything"} {
+		r := call(t, "GET", w.Base+path, nil, "")
+		if r.Status != http.StatusFound || !strings.HasPrefix(r.Header.Get("Location"), w.OP.Issuer) || strings.Contains(string(r.Body), "-content") {
+			t.Errorf("GET %s without a session: %s; want a redirect to the provider and no content", path, r)
+		}
 	}
 }
