@@ -6,18 +6,17 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"golang.org/x/oauth2"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/internal/pemfile"
 )
 
 // clientAssertionType is the client_assertion_type of private_key_jwt
@@ -119,42 +118,17 @@ func thumbprint(pub crypto.PublicKey) (string, error) {
 // holding an RSA or ECDSA key), and checks that a client assertion can be
 // signed with it. Errors name the file but never quote the key material.
 func loadPrivateKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+	signer, err := pemfile.LoadPrivateKey(path)
 	if err != nil {
 		return nil, err
 	}
-	for {
-		var blk *pem.Block
-		blk, data = pem.Decode(data)
-		if blk == nil {
-			return nil, fmt.Errorf("%s: no PEM private key block", path)
-		}
-		var key any
-		switch blk.Type {
-		case "RSA PRIVATE KEY":
-			key, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(blk.Bytes)
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: invalid %s block", path, blk.Type)
-		}
-		signer, ok := key.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("%s: unsupported key type %T", path, key)
-		}
-		if _, err := signingAlg(signer); err != nil {
-			return nil, fmt.Errorf("%s: unsupported key: want RSA or ECDSA on P-256, P-384 or P-521", path)
-		}
-		if rk, ok := signer.(*rsa.PrivateKey); ok && rk.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("%s: RSA key shorter than 2048 bits", path)
-		}
-		return signer, nil
+	if _, err := signingAlg(signer); err != nil {
+		return nil, fmt.Errorf("%s: unsupported key: want RSA or ECDSA on P-256, P-384 or P-521", path)
 	}
+	if rk, ok := signer.(*rsa.PrivateKey); ok && rk.N.BitLen() < 2048 {
+		return nil, fmt.Errorf("%s: RSA key shorter than 2048 bits", path)
+	}
+	return signer, nil
 }
 
 // randomString is 32 random bytes, base64url-encoded.

@@ -9,6 +9,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"go.uber.org/zap"
 	"golang.org/x/oauth2"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/internal/refresh"
 )
 
 // signingAlgs are the ID token signature algorithms accepted, whatever the
@@ -28,37 +30,10 @@ var signingAlgs = []string{
 // again every DiscoveryRefresh. Call it once per Provider, in its own
 // goroutine; it returns when ctx is done.
 func (p *Provider) Run(ctx context.Context) {
-	refresh := p.cfg.refresh()
-	first, most := p.RetryFirst, p.RetryMax
-	if first <= 0 {
-		first = time.Second
-	}
-	if most < first {
-		most = first
-	}
-	backoff := first
-	for {
-		err := p.load(ctx)
-		wait := refresh
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			p.logger.Warn("fetching the OpenID provider's discovery document and keys; keeping the last good copy",
-				zap.String("issuer", p.cfg.Issuer), zap.Error(err), zap.Duration("retry_in", backoff))
-			wait = backoff
-			backoff = min(backoff*2, most)
-		} else {
-			backoff = first
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
+	refresh.Keep(ctx, p.load, p.cfg.refresh(), p.RetryFirst, p.RetryMax, func(err error, retryIn time.Duration) {
+		p.logger.Warn("fetching the OpenID provider's discovery document and keys; keeping the last good copy",
+			zap.String("issuer", p.cfg.Issuer), zap.Error(err), zap.Duration("retry_in", retryIn))
+	})
 }
 
 // discoveryExtra are the fields of the discovery document go-oidc does not

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/internal/refresh"
 )
 
 // Run keeps the IdP metadata of Config.IDPMetadataURL fresh until ctx
@@ -20,37 +22,10 @@ func (p *Provider) Run(ctx context.Context) {
 	if p.cfg.IDPMetadataURL == "" {
 		return
 	}
-	refresh := p.cfg.refresh()
-	first, most := p.RetryFirst, p.RetryMax
-	if first <= 0 {
-		first = time.Second
-	}
-	if most < first {
-		most = first
-	}
-	backoff := first
-	for {
-		err := p.fetchMetadata(ctx)
-		wait := refresh
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			p.logger.Warn("fetching IdP metadata; keeping the last good copy",
-				zap.String("url", p.cfg.IDPMetadataURL), zap.Error(err), zap.Duration("retry_in", backoff))
-			wait = backoff
-			backoff = min(backoff*2, most)
-		} else {
-			backoff = first
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-	}
+	refresh.Keep(ctx, p.fetchMetadata, p.cfg.refresh(), p.RetryFirst, p.RetryMax, func(err error, retryIn time.Duration) {
+		p.logger.Warn("fetching IdP metadata; keeping the last good copy",
+			zap.String("url", p.cfg.IDPMetadataURL), zap.Error(err), zap.Duration("retry_in", retryIn))
+	})
 }
 
 // fetchMetadata fetches and parses the metadata URL once and, when it is

@@ -2,12 +2,12 @@ package samlauth
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"os"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/internal/pemfile"
 )
 
 // LoadCertificate reads the first CERTIFICATE block of a PEM file, skipping
@@ -38,44 +38,7 @@ func LoadCertificate(path string) (*x509.Certificate, error) {
 // holding an RSA or ECDSA key). Errors name the file but never quote the
 // key material.
 func LoadPrivateKey(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		var blk *pem.Block
-		blk, data = pem.Decode(data)
-		if blk == nil {
-			return nil, fmt.Errorf("%s: no PEM private key block", path)
-		}
-		switch blk.Type {
-		case "RSA PRIVATE KEY":
-			k, err := x509.ParsePKCS1PrivateKey(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: invalid PKCS#1 key", path)
-			}
-			return k, nil
-		case "EC PRIVATE KEY":
-			k, err := x509.ParseECPrivateKey(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: invalid SEC 1 key", path)
-			}
-			return k, nil
-		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: invalid PKCS#8 key", path)
-			}
-			switch k := k.(type) {
-			case *rsa.PrivateKey:
-				return k, nil
-			case *ecdsa.PrivateKey:
-				return k, nil
-			default:
-				return nil, fmt.Errorf("%s: key type %T is not supported (want RSA or ECDSA)", path, k)
-			}
-		}
-	}
+	return pemfile.LoadPrivateKey(path)
 }
 
 // publicKeysEqual reports whether two public keys are the same key.
