@@ -4,11 +4,13 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 func TestSeedCarriesMetadataAcrossProviders(t *testing.T) {
 	dir := t.TempDir()
-	cfg := spConfig(t, newTestSigner(t, dir, "idp").metadataFile(t, dir))
+	cfg := spConfig(t, samltest.NewIdP(t, dir, "idp").MetadataFile(t, dir))
 	loaded := mustNew(t, cfg)
 	if !loaded.Loaded() {
 		t.Fatal("the metadata file was not loaded")
@@ -33,7 +35,7 @@ func TestSeedCarriesMetadataAcrossProviders(t *testing.T) {
 
 func TestAwaitLoaded(t *testing.T) {
 	dir := t.TempDir()
-	cfg := spConfig(t, newTestSigner(t, dir, "idp").metadataFile(t, dir))
+	cfg := spConfig(t, samltest.NewIdP(t, dir, "idp").MetadataFile(t, dir))
 	loaded := mustNew(t, cfg)
 	cfg.IDPMetadataFile, cfg.IDPMetadataURL = "", "https://idp.example.com/metadata"
 	p := mustNew(t, cfg)
