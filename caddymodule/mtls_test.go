@@ -23,6 +23,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // testCA signs client certificates for the mTLS tests.
@@ -536,11 +538,11 @@ func TestReplaceCookie(t *testing.T) {
 func TestMTLSWithWebLogin(t *testing.T) {
 	ca := mtlsCA(t)
 	dir := t.TempDir()
-	certPath, keyPath, _, _ := keyPair(t, dir, "sp")
-	md := idpMetadataFile(t, dir)
+	sp := samltest.NewKeyPair(t, dir, "sp")
+	md := samltest.NewIdP(t, dir, "idp").MetadataFile(t, dir)
 	now := time.Now()
 	h := mtlsHandler(t, &MTLSConfig{}, now, func(h *Handler) {
-		h.SAML = &SAMLConfig{IDPMetadataFile: md, SPCert: certPath, SPKey: keyPath}
+		h.SAML = &SAMLConfig{IDPMetadataFile: md, SPCert: sp.CertFile, SPKey: sp.KeyFile}
 		h.WebLogin = &WebLoginConfig{}
 	})
 	leaf := ca.leaf(t, now.Add(-30*24*time.Hour), func(c *x509.Certificate) { c.EmailAddresses = []string{"o@example.com"} })

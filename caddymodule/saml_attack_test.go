@@ -1,15 +1,8 @@
 package consolemeauth
 
 import (
-	"bytes"
-	"compress/flate"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/xml"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,105 +14,32 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beevik/etree"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/crewjam/saml"
-	"github.com/crewjam/saml/xmlenc"
-	dsig "github.com/russellhaering/goxmldsig"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth"
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
-// The parties of the attack tests, as the handler of newAttackEnv sees them.
+// The browser of the ACS tests, and how long one ACS answer may take. The
+// IdP, the SP's names and the users are samltest's.
 const (
-	attackIdPEntity   = "https://idp.example.com/metadata"
-	attackSPEntity    = "https://consoleme.example.com/saml/metadata"
-	attackACS         = "https://consoleme.example.com/saml/acs"
-	otherSPEntity     = "https://other-sp.example.com/saml/metadata"
-	otherSPACS        = "https://other-sp.example.com/saml/acs"
-	otherIdPEntity    = "https://evil-idp.example.com/metadata"
 	attackBrowserIP   = "192.0.2.10"
-	attackVictim      = "alice@example.com"
-	attackAttacker    = "mallory@example.com"
 	attackACSDeadline = 30 * time.Second
-	// hostileXMLDeadline bounds the answer to a parser attack; a correct
-	// refusal takes milliseconds even under the race detector.
-	hostileXMLDeadline = 5 * time.Second
 )
 
-// attackSigner is the signing key of an IdP: the one the handler trusts, or an
-// impostor whose key is in no metadata the handler has.
-type attackSigner struct {
-	key  *rsa.PrivateKey
-	cert *x509.Certificate
-}
-
-func newAttackSigner(t testing.TB, dir, name string) *attackSigner {
-	t.Helper()
-	_, _, key, cert := keyPair(t, dir, name)
-	return &attackSigner{key: key, cert: cert}
-}
-
-// sign returns a copy of el with an enveloped RSA-SHA256 signature (carrying
-// the signer's certificate in KeyInfo) right after the Issuer, as IdPs do.
-func (s *attackSigner) sign(t testing.TB, el *etree.Element) *etree.Element {
-	t.Helper()
-	ctx, err := dsig.NewSigningContext(s.key, [][]byte{s.cert.Raw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
-		t.Fatal(err)
-	}
-	signed, err := ctx.SignEnveloped(el)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// SignEnveloped appends the signature without making it a proper child;
-	// take it off and put a detached copy where it belongs.
-	last := len(signed.Child) - 1
-	sig := signed.Child[last].(*etree.Element).Copy()
-	signed.Child = signed.Child[:last]
-	if iss := signed.SelectElement("Issuer"); iss != nil {
-		signed.InsertChildAt(iss.Index()+1, sig)
-	} else {
-		signed.InsertChildAt(0, sig)
-	}
-	return signed
-}
-
-// metadataFile writes IdP metadata naming s as the signing key.
-func (s *attackSigner) metadataFile(t testing.TB, dir string) string {
-	t.Helper()
-	md, _ := url.Parse(attackIdPEntity)
-	sso, _ := url.Parse("https://idp.example.com/sso")
-	idp := saml.IdentityProvider{Key: s.key, Certificate: s.cert, MetadataURL: *md, SSOURL: *sso}
-	b, err := xml.Marshal(idp.Metadata())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "idp-metadata.xml")
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// attackEnv is a SAML handler whose IdP key the test holds, an impostor key,
-// and the handler's log, where every refusal must name its reason.
+// attackEnv is a SAML handler whose IdP key the test holds, and the
+// handler's log, where every refusal must name its reason.
 type attackEnv struct {
-	h        *Handler
-	idp      *attackSigner
-	impostor *attackSigner
-	logs     *observer.ObservedLogs
-	mdFile   string
-	spCert   *x509.Certificate // the SP's certificate, to encrypt to
-	deadline time.Duration     // for one ACS answer; attackACSDeadline when zero
+	h      *Handler
+	idp    *samltest.IdP
+	logs   *observer.ObservedLogs
+	mdFile string
+	spCert *x509.Certificate // the SP's certificate, to encrypt to
 }
 
 // newAttackEnv provisions a handler that reads the email from the "email"
@@ -127,8 +47,8 @@ type attackEnv struct {
 func newAttackEnv(t testing.TB, mutate func(*SAMLConfig)) *attackEnv {
 	t.Helper()
 	dir := t.TempDir()
-	e := &attackEnv{idp: newAttackSigner(t, dir, "idp"), impostor: newAttackSigner(t, dir, "impostor")}
-	e.mdFile = e.idp.metadataFile(t, dir)
+	e := &attackEnv{idp: samltest.NewIdP(t, dir, "idp")}
+	e.mdFile = e.idp.MetadataFile(t, dir)
 	e.h, e.logs, e.spCert = newAttackHandler(t, e.mdFile, mutate, nil)
 	return e
 }
@@ -138,9 +58,9 @@ func newAttackEnv(t testing.TB, mutate func(*SAMLConfig)) *attackEnv {
 // nil).
 func newAttackHandler(t testing.TB, mdFile string, mutate func(*SAMLConfig), st *StoreConfig) (*Handler, *observer.ObservedLogs, *x509.Certificate) {
 	t.Helper()
-	certPath, keyPath, _, spCert := keyPair(t, t.TempDir(), "sp")
+	sp := samltest.NewKeyPair(t, t.TempDir(), "sp")
 	h := newTestHandler(t, func(h *Handler) {
-		h.SAML = &SAMLConfig{IDPMetadataFile: mdFile, SPCert: certPath, SPKey: keyPath,
+		h.SAML = &SAMLConfig{IDPMetadataFile: mdFile, SPCert: sp.CertFile, SPKey: sp.KeyFile,
 			EmailAttribute: "email", GroupsAttribute: "groups"}
 		if mutate != nil {
 			mutate(h.SAML)
@@ -151,7 +71,7 @@ func newAttackHandler(t testing.TB, mdFile string, mutate func(*SAMLConfig), st 
 	})
 	core, logs := observer.New(zapcore.DebugLevel)
 	h.logger = zap.New(core)
-	return h, logs, spCert
+	return h, logs, sp.Cert
 }
 
 // attackLogin is an SP-initiated login in progress: the challenge it returns
@@ -164,189 +84,30 @@ type attackLogin struct {
 // the browser to the IdP; the AuthnRequest is decoded from the redirect.
 func (e *attackEnv) login(t testing.TB) attackLogin {
 	t.Helper()
-	tok := generate(t, e.h, attackVictim, attackBrowserIP)
+	tok := generate(t, e.h, samltest.Victim, attackBrowserIP)
 	rec, _ := serve(t, e.h, request("GET", "/challenge_validator/"+tok, attackBrowserIP, nil))
 	if rec.Code != http.StatusFound {
 		t.Fatalf("validator without a session: %d %s", rec.Code, rec.Body)
 	}
-	loc, err := url.Parse(rec.Header().Get("Location"))
+	loc := rec.Header().Get("Location")
+	var req saml.AuthnRequest
+	samltest.DecodeRedirect(t, loc, "SAMLRequest", &req)
+	u, err := url.Parse(loc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := loc.Query()
-	deflated, err := base64.StdEncoding.DecodeString(q.Get("SAMLRequest"))
-	if err != nil {
-		t.Fatalf("SAMLRequest: %v", err)
-	}
-	raw, err := io.ReadAll(flate.NewReader(bytes.NewReader(deflated)))
-	if err != nil {
-		t.Fatalf("inflating SAMLRequest: %v", err)
-	}
-	var req saml.AuthnRequest
-	if err := xml.Unmarshal(raw, &req); err != nil {
-		t.Fatalf("AuthnRequest: %v", err)
-	}
-	if req.ID == "" || q.Get("RelayState") == "" {
+	relay := u.Query().Get("RelayState")
+	if req.ID == "" || relay == "" {
 		t.Fatalf("no request ID or RelayState in %s", loc)
 	}
-	return attackLogin{token: tok, relay: q.Get("RelayState"), requestID: req.ID}
+	return attackLogin{token: tok, relay: relay, requestID: req.ID}
 }
 
-// attackResponse is what the IdP answers to a login, before it is signed; each
-// attack changes it, or its signed XML, in one way.
-type attackResponse struct {
-	resp      saml.Response
-	assertion saml.Assertion
-
-	signAssertion bool
-	signResponse  bool
-	assertionKey  *attackSigner     // signs the assertion
-	responseKey   *attackSigner     // signs the response
-	encryptFor    *x509.Certificate // when set, the signed assertion is encrypted to it
-	afterSigning  []func(t testing.TB, root *etree.Element) *etree.Element
-	prependToXML  string // raw text put before the root element
-	truncateXMLTo int    // when > 0, the serialized XML is cut to this length
-}
-
-func attackXMLID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return "_" + hex.EncodeToString(b)
-}
-
-// attackClock returns now and the library's current tolerances, which other
-// tests may have widened (they are process-wide).
-func attackClock() (now time.Time, skew, issueDelay time.Duration) {
-	skew, issueDelay = samlauth.Tolerances()
-	return time.Now().UTC(), skew, issueDelay
-}
-
-// attackAssertion is the assertion the IdP makes for email answering l.
-func attackAssertion(l attackLogin, email string, groups ...string) saml.Assertion {
-	now, _, _ := attackClock()
-	vals := func(vs ...string) []saml.AttributeValue {
-		out := make([]saml.AttributeValue, 0, len(vs))
-		for _, v := range vs {
-			out = append(out, saml.AttributeValue{Type: "xs:string", Value: v})
-		}
-		return out
-	}
-	basic := "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"
-	return saml.Assertion{
-		ID:           attackXMLID(),
-		IssueInstant: now,
-		Version:      "2.0",
-		Issuer:       saml.Issuer{Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:entity", Value: attackIdPEntity},
-		Subject: &saml.Subject{
-			NameID: &saml.NameID{Format: string(saml.EmailAddressNameIDFormat), Value: email},
-			SubjectConfirmations: []saml.SubjectConfirmation{{
-				Method: "urn:oasis:names:tc:SAML:2.0:cm:bearer",
-				SubjectConfirmationData: &saml.SubjectConfirmationData{
-					InResponseTo: l.requestID,
-					NotOnOrAfter: now.Add(5 * time.Minute),
-					Recipient:    attackACS,
-				},
-			}},
-		},
-		Conditions: &saml.Conditions{
-			NotBefore:            now.Add(-30 * time.Second),
-			NotOnOrAfter:         now.Add(5 * time.Minute),
-			AudienceRestrictions: []saml.AudienceRestriction{{Audience: saml.Audience{Value: attackSPEntity}}},
-		},
-		AuthnStatements: []saml.AuthnStatement{{
-			AuthnInstant: now,
-			SessionIndex: attackXMLID(),
-			AuthnContext: saml.AuthnContext{AuthnContextClassRef: &saml.AuthnContextClassRef{
-				Value: "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"}},
-		}},
-		AttributeStatements: []saml.AttributeStatement{{Attributes: []saml.Attribute{
-			{Name: "email", NameFormat: basic, Values: vals(email)},
-			{Name: "groups", NameFormat: basic, Values: vals(groups...)},
-		}}},
-	}
-}
-
-// response is the correct answer of the trusted IdP to l: alice, with her
-// assertion signed and the response itself unsigned (the common setup).
-func (e *attackEnv) response(l attackLogin) *attackResponse {
-	now, _, _ := attackClock()
-	return &attackResponse{
-		resp: saml.Response{
-			ID:           attackXMLID(),
-			InResponseTo: l.requestID,
-			Version:      "2.0",
-			IssueInstant: now,
-			Destination:  attackACS,
-			Issuer:       &saml.Issuer{Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:entity", Value: attackIdPEntity},
-			Status:       saml.Status{StatusCode: saml.StatusCode{Value: saml.StatusSuccess}},
-		},
-		assertion:     attackAssertion(l, attackVictim, "engineering"),
-		signAssertion: true,
-		assertionKey:  e.idp,
-		responseKey:   e.idp,
-	}
-}
-
-// element builds the response as it goes over the wire.
-func (r *attackResponse) element(t testing.TB) *etree.Element {
-	t.Helper()
-	a := r.assertion.Element()
-	if r.signAssertion {
-		a = r.assertionKey.sign(t, a)
-	}
-	if r.encryptFor != nil {
-		a = attackEncrypt(t, a, r.encryptFor)
-	}
-	root := r.resp.Element()
-	root.AddChild(a)
-	if r.signResponse {
-		root = r.responseKey.sign(t, root)
-	}
-	for _, f := range r.afterSigning {
-		root = f(t, root)
-	}
-	return root
-}
-
-func (r *attackResponse) xml(t testing.TB) []byte {
-	t.Helper()
-	b := attackXMLBytes(t, r.element(t))
-	if r.prependToXML != "" {
-		b = append([]byte(r.prependToXML), b...)
-	}
-	if r.truncateXMLTo > 0 && r.truncateXMLTo < len(b) {
-		b = b[:r.truncateXMLTo]
-	}
-	return b
-}
-
-func attackXMLBytes(t testing.TB, el *etree.Element) []byte {
-	t.Helper()
-	doc := etree.NewDocument()
-	doc.SetRoot(el)
-	b, err := doc.WriteToBytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// attackEncrypt wraps a (signed) assertion in an EncryptedAssertion for
-// the holder of cert, the way crewjam/saml's IdP does.
-func attackEncrypt(t testing.TB, a *etree.Element, cert *x509.Certificate) *etree.Element {
-	t.Helper()
-	enc := xmlenc.OAEP()
-	enc.BlockCipher = xmlenc.AES128CBC
-	enc.DigestMethod = &xmlenc.SHA1
-	data, err := enc.Encrypt(cert, attackXMLBytes(t, a), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data.CreateAttr("Type", "http://www.w3.org/2001/04/xmlenc#Element")
-	ea := etree.NewElement("saml:EncryptedAssertion")
-	ea.CreateAttr("xmlns:saml", "urn:oasis:names:tc:SAML:2.0:assertion")
-	ea.AddChild(data)
-	return ea
+// response is the correct answer of the trusted IdP to l: the victim, in
+// the group engineering, with her assertion signed and the response itself
+// unsigned (the common setup).
+func (e *attackEnv) response(l attackLogin) *samltest.Response {
+	return e.idp.Response(l.requestID, samltest.Victim, "engineering")
 }
 
 // attackACSResult is one answer of the ACS.
@@ -357,22 +118,17 @@ type attackACSResult struct {
 	panic  any
 }
 
-// post sends a SAMLResponse (and the RelayState, unless empty) to the ACS.
+// post sends a SAMLResponse (and the RelayState, unless empty) to the ACS,
+// turning a panic or an answer that takes longer than attackACSDeadline
+// into a test failure.
 func (e *attackEnv) post(t testing.TB, relay string, samlXML []byte) *httptest.ResponseRecorder {
 	t.Helper()
 	form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(samlXML)}}
 	if relay != "" {
 		form.Set("RelayState", relay)
 	}
-	return e.postForm(t, form.Encode())
-}
-
-// postForm posts a raw form body to the ACS, turning a panic or an answer
-// that takes longer than e.deadline into a test failure.
-func (e *attackEnv) postForm(t testing.TB, body string) *httptest.ResponseRecorder {
-	t.Helper()
 	e.logs.TakeAll()
-	r := request("POST", "/saml/acs", attackBrowserIP, strings.NewReader(body))
+	r := request("POST", "/saml/acs", attackBrowserIP, strings.NewReader(form.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	done := make(chan attackACSResult, 1)
 	go func() {
@@ -391,10 +147,6 @@ func (e *attackEnv) postForm(t testing.TB, body string) *httptest.ResponseRecord
 		})
 		res.err = e.h.ServeHTTP(res.rec, r, next)
 	}()
-	deadline := e.deadline
-	if deadline == 0 {
-		deadline = attackACSDeadline
-	}
 	select {
 	case res := <-done:
 		switch {
@@ -406,8 +158,8 @@ func (e *attackEnv) postForm(t testing.TB, body string) *httptest.ResponseRecord
 			t.Fatal("the ACS passed the request on to the next handler")
 		}
 		return res.rec
-	case <-time.After(deadline):
-		t.Fatalf("the ACS did not answer within %s", deadline)
+	case <-time.After(attackACSDeadline):
+		t.Fatalf("the ACS did not answer within %s", attackACSDeadline)
 		return nil
 	}
 }
@@ -440,12 +192,7 @@ func (e *attackEnv) expectLogin(t testing.TB, rec *httptest.ResponseRecorder, l 
 	if err != nil {
 		t.Fatalf("the session JWT does not verify: %v", err)
 	}
-	if id.Email != email {
-		t.Errorf("session for %q, want %q", id.Email, email)
-	}
-	if len(id.Groups) != 1 || id.Groups[0] != "engineering" {
-		t.Errorf("groups %q, want [engineering]", id.Groups)
-	}
+	samltest.ExpectUser(t, id.Email, id.Groups, email, "engineering")
 }
 
 // expectRefused checks that the ACS refused: a 4xx page, no session cookie,
@@ -494,64 +241,17 @@ func (e *attackEnv) loggedReasons() []string {
 	return out
 }
 
-// attackForgedAssertion is the unsigned assertion an attacker would like the
-// SP to believe: mallory, answering the victim's login, otherwise correct.
-func attackForgedAssertion(l attackLogin, id string) *etree.Element {
-	a := attackAssertion(l, attackAttacker, "engineering", "consoleme-admins")
-	if id != "" {
-		a.ID = id
-	}
-	return a.Element()
-}
-
-// attackChild returns the first child element of el named tag (any prefix).
-func attackChild(t testing.TB, el *etree.Element, tag string) *etree.Element {
-	t.Helper()
-	c := el.SelectElement(tag)
-	if c == nil {
-		t.Fatalf("no %s in %s", tag, el.Tag)
-	}
-	return c
-}
-
-// attackAttrValue returns the first AttributeValue of the named attribute.
-func attackAttrValue(t testing.TB, root *etree.Element, name string) *etree.Element {
-	t.Helper()
-	for _, attr := range root.FindElements(".//Attribute") {
-		if attr.SelectAttrValue("Name", "") == name {
-			return attackChild(t, attr, "AttributeValue")
-		}
-	}
-	t.Fatalf("no attribute %s", name)
-	return nil
-}
-
 // TestSAMLAttackControl proves that the responses the attack tests start
 // from are accepted, so that each refusal below is due to its one change.
 func TestSAMLAttackControl(t *testing.T) {
 	e := newAttackEnv(t, nil)
-	for _, tc := range []struct {
-		name string
-		edit func(*attackResponse)
-	}{
-		{"signed assertion", func(*attackResponse) {}},
-		{"signed response, unsigned assertion", func(r *attackResponse) { r.signAssertion, r.signResponse = false, true }},
-		{"signed response and assertion", func(r *attackResponse) { r.signResponse = true }},
-		{"encrypted signed assertion", func(r *attackResponse) { r.encryptFor = e.spCert }},
-		{"within the clock skew", func(r *attackResponse) {
-			now, skew, delay := attackClock()
-			r.assertion.Conditions.NotOnOrAfter = now.Add(-skew / 2)
-			r.assertion.Subject.SubjectConfirmations[0].SubjectConfirmationData.NotOnOrAfter = now.Add(-skew / 2)
-			r.assertion.Conditions.NotBefore = now.Add(skew / 2)
-			r.assertion.IssueInstant = now.Add(-delay / 2)
-			r.resp.IssueInstant = now.Add(-delay / 2)
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	skew, delay := samlauth.Tolerances()
+	for _, tc := range samltest.Accepted(e.spCert, skew, delay) {
+		t.Run(tc.Name, func(t *testing.T) {
 			l := e.login(t)
 			r := e.response(l)
-			tc.edit(r)
-			e.expectLogin(t, e.post(t, l.relay, r.xml(t)), l, attackVictim)
+			tc.Edit(r)
+			e.expectLogin(t, e.post(t, l.relay, r.XML(t)), l, samltest.Victim)
 		})
 	}
 }
@@ -564,8 +264,8 @@ func TestSAMLAttackReplay(t *testing.T) {
 
 	l1 := e.login(t)
 	first := e.response(l1)
-	firstXML := first.xml(t)
-	e.expectLogin(t, e.post(t, l1.relay, firstXML), l1, attackVictim)
+	firstXML := first.XML(t)
+	e.expectLogin(t, e.post(t, l1.relay, firstXML), l1, samltest.Victim)
 
 	// The very same POST again: its RelayState was used up.
 	t.Run("same response twice", func(t *testing.T) {
@@ -584,14 +284,14 @@ func TestSAMLAttackReplay(t *testing.T) {
 	t.Run("same assertion ID for a new login", func(t *testing.T) {
 		l3 := e.login(t)
 		r := e.response(l3)
-		r.assertion.ID = first.assertion.ID
-		e.expectRefused(t, e.post(t, l3.relay, r.xml(t)), "replayed")
+		r.Assertion.ID = first.Assertion.ID
+		e.expectRefused(t, e.post(t, l3.relay, r.XML(t)), "replayed")
 	})
 
 	// Two instances share one store: a login started on one completes on the
 	// other, and neither accepts what the other consumed.
 	t.Run("across instances sharing a store", func(t *testing.T) {
-		b := &attackEnv{idp: e.idp, impostor: e.impostor, mdFile: e.mdFile}
+		b := &attackEnv{idp: e.idp, mdFile: e.mdFile}
 		b.h, b.logs, b.spCert = newAttackHandler(t, e.mdFile, nil, nil)
 		b.h.states = e.h.states
 		attackReplayAcrossInstances(t, e, b)
@@ -604,9 +304,9 @@ func TestSAMLAttackReplay(t *testing.T) {
 func TestSAMLAttackReplayRedis(t *testing.T) {
 	redisURL := startAttackRedis(t)
 	dir := t.TempDir()
-	idp := newAttackSigner(t, dir, "idp")
-	md := idp.metadataFile(t, dir)
-	st := &StoreConfig{Type: "redis", URL: redisURL, KeyPrefix: "attack" + attackXMLID() + ":"}
+	idp := samltest.NewIdP(t, dir, "idp")
+	md := idp.MetadataFile(t, dir)
+	st := &StoreConfig{Type: "redis", URL: redisURL, KeyPrefix: "attack" + samltest.NewID() + ":"}
 	instance := func() *attackEnv {
 		e := &attackEnv{idp: idp, mdFile: md}
 		e.h, e.logs, e.spCert = newAttackHandler(t, md, nil, st)
@@ -622,21 +322,21 @@ func attackReplayAcrossInstances(t *testing.T, a, b *attackEnv) {
 	t.Helper()
 	la := a.login(t)
 	ra := a.response(la)
-	raXML := ra.xml(t)
-	b.expectLogin(t, b.post(t, la.relay, raXML), la, attackVictim)
+	raXML := ra.XML(t)
+	b.expectLogin(t, b.post(t, la.relay, raXML), la, samltest.Victim)
 
 	// The same POST at the other instance: the RelayState is used up.
 	a.expectRefused(t, a.post(t, la.relay, raXML), "RelayState")
 
 	lb := b.login(t)
 	rb := b.response(lb)
-	rb.assertion.ID = ra.assertion.ID
-	a.expectRefused(t, a.post(t, lb.relay, rb.xml(t)), "replayed")
+	rb.Assertion.ID = ra.Assertion.ID
+	a.expectRefused(t, a.post(t, lb.relay, rb.XML(t)), "replayed")
 
 	lc := a.login(t)
 	rc := a.response(lc)
-	rc.assertion.ID = ra.assertion.ID
-	b.expectRefused(t, b.post(t, lc.relay, rc.xml(t)), "replayed")
+	rc.Assertion.ID = ra.Assertion.ID
+	b.expectRefused(t, b.post(t, lc.relay, rc.XML(t)), "replayed")
 }
 
 // startAttackRedis starts a redis-server of this test on a unix socket (no

@@ -1,14 +1,8 @@
 package consolemeauth
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"encoding/xml"
-	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,60 +11,17 @@ import (
 	"time"
 
 	"github.com/crewjam/saml"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
-
-// keyPair writes a fresh RSA key (PKCS#8) and self-signed certificate.
-func keyPair(t testing.TB, dir, name string) (certPath, keyPath string, key *rsa.PrivateKey, cert *x509.Certificate) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ = x509.ParseCertificate(der)
-	pk, _ := x509.MarshalPKCS8PrivateKey(key)
-	certPath, keyPath = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath, key, cert
-}
-
-// idpMetadataFile writes the metadata of an IdP that only exists on paper.
-func idpMetadataFile(t testing.TB, dir string) string {
-	t.Helper()
-	_, _, key, cert := keyPair(t, dir, "idp")
-	md, _ := url.Parse("https://idp.example.com/metadata")
-	sso, _ := url.Parse("https://idp.example.com/sso")
-	idp := saml.IdentityProvider{Key: key, Certificate: cert, MetadataURL: *md, SSOURL: *sso}
-	b, err := xml.Marshal(idp.Metadata())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "idp.xml")
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 func newSAMLHandler(t testing.TB) *Handler {
 	t.Helper()
 	dir := t.TempDir()
-	certPath, keyPath, _, _ := keyPair(t, dir, "sp")
-	md := idpMetadataFile(t, dir)
+	sp := samltest.NewKeyPair(t, dir, "sp")
+	md := samltest.NewIdP(t, dir, "idp").MetadataFile(t, dir)
 	return newTestHandler(t, func(h *Handler) {
-		h.SAML = &SAMLConfig{IDPMetadataFile: md, SPCert: certPath, SPKey: keyPath, GroupsAttribute: "groups"}
+		h.SAML = &SAMLConfig{IDPMetadataFile: md, SPCert: sp.CertFile, SPKey: sp.KeyFile, GroupsAttribute: "groups"}
 	})
 }
 
@@ -166,9 +117,9 @@ func TestACSRefusesBadInput(t *testing.T) {
 
 func TestSAMLConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	certPath, keyPath, _, _ := keyPair(t, dir, "sp")
-	otherCert, _, _, _ := keyPair(t, dir, "other")
-	md := idpMetadataFile(t, dir)
+	sp, other := samltest.NewKeyPair(t, dir, "sp"), samltest.NewKeyPair(t, dir, "other")
+	certPath, keyPath := sp.CertFile, sp.KeyFile
+	md := samltest.NewIdP(t, dir, "idp").MetadataFile(t, dir)
 	garbage := filepath.Join(dir, "garbage")
 	_ = os.WriteFile(garbage, []byte("not pem"), 0o600)
 	for _, tc := range []struct {
@@ -182,7 +133,7 @@ func TestSAMLConfigErrors(t *testing.T) {
 		{SAMLConfig{SPCert: certPath, SPKey: keyPath, IDPMetadataURL: "not a url"}, "idp_metadata_url"},
 		{SAMLConfig{SPCert: garbage, SPKey: keyPath, IDPMetadataFile: md}, "sp_cert"},
 		{SAMLConfig{SPCert: certPath, SPKey: garbage, IDPMetadataFile: md}, "sp_key"},
-		{SAMLConfig{SPCert: otherCert, SPKey: keyPath, IDPMetadataFile: md}, "does not match"},
+		{SAMLConfig{SPCert: other.CertFile, SPKey: keyPath, IDPMetadataFile: md}, "does not match"},
 		{SAMLConfig{SPCert: certPath, SPKey: keyPath, IDPMetadataFile: md, NameIDFormat: "x509"}, "name_id_format"},
 	} {
 		cfg := tc.cfg

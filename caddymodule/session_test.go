@@ -13,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // idpSession mints a browser cookie as the ACS does for a sign-in at the
@@ -115,12 +117,12 @@ func TestSessionAgeChainEndsAtMaxSessionAge(t *testing.T) {
 func TestCertificateTokenIsNotABrowserSession(t *testing.T) {
 	ca := mtlsCA(t)
 	dir := t.TempDir()
-	certPath, keyPath, _, _ := keyPair(t, dir, "sp")
-	md := idpMetadataFile(t, dir)
+	sp := samltest.NewKeyPair(t, dir, "sp")
+	md := samltest.NewIdP(t, dir, "idp").MetadataFile(t, dir)
 	now := time.Now()
 	for _, webLogin := range []bool{false, true} {
 		h := mtlsHandler(t, &MTLSConfig{}, now, func(h *Handler) {
-			h.SAML = &SAMLConfig{IDPMetadataFile: md, SPCert: certPath, SPKey: keyPath}
+			h.SAML = &SAMLConfig{IDPMetadataFile: md, SPCert: sp.CertFile, SPKey: sp.KeyFile}
 			if webLogin {
 				h.WebLogin = &WebLoginConfig{}
 			}

@@ -11,15 +11,17 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 func newWebLoginHandler(t *testing.T, mutate func(*Handler)) *Handler {
 	t.Helper()
 	dir := t.TempDir()
-	certPath, keyPath, _, _ := keyPair(t, dir, "sp")
-	md := idpMetadataFile(t, dir)
+	sp := samltest.NewKeyPair(t, dir, "sp")
+	md := samltest.NewIdP(t, dir, "idp").MetadataFile(t, dir)
 	return newTestHandler(t, func(h *Handler) {
-		h.SAML = &SAMLConfig{IDPMetadataFile: md, SPCert: certPath, SPKey: keyPath}
+		h.SAML = &SAMLConfig{IDPMetadataFile: md, SPCert: sp.CertFile, SPKey: sp.KeyFile}
 		h.WebLogin = &WebLoginConfig{PublicPaths: []string{"/healthcheck", "/static/"}}
 		if mutate != nil {
 			mutate(h)

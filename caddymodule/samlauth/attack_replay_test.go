@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // TestAttackCommentInjection covers the XML comment truncation attack: the
@@ -16,32 +18,32 @@ import (
 // Canonicalization drops comments, so the signature still verifies; the SP
 // must not read the value as "alice@example.com".
 func TestAttackCommentInjection(t *testing.T) {
-	const signed = attackVictim + ".evil.com"
+	const signed = samltest.Victim + ".evil.com"
 	for _, tc := range []struct {
 		name     string
 		cfg      func(*Config)
 		location func(t testing.TB, root *etree.Element) *etree.Element
 	}{
 		{"email attribute", nil, func(t testing.TB, root *etree.Element) *etree.Element {
-			return attackAttrValue(t, root, "email")
+			return samltest.AttrValue(t, root, "email")
 		}},
 		{"NameID", func(c *Config) { c.EmailAttribute = "" }, func(t testing.TB, root *etree.Element) *etree.Element {
-			return attackChild(t, attackChild(t, attackChild(t, root, "Assertion"), "Subject"), "NameID")
+			return samltest.Child(t, samltest.Child(t, samltest.Child(t, root, "Assertion"), "Subject"), "NameID")
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newAttackEnv(t, tc.cfg)
 			l := e.login(t)
 			r := e.response(l)
-			r.assertion = attackAssertion(l, signed, "engineering")
+			r.Assertion = samltest.Assertion(l.requestID, signed, "engineering")
 			after(r, func(t testing.TB, root *etree.Element) *etree.Element {
 				el := tc.location(t, root)
-				el.SetText(attackVictim)
+				el.SetText(samltest.Victim)
 				el.CreateComment("")
 				el.CreateText(".evil.com")
 				return root
 			})
-			id, err := e.verify(t, l, r.xml(t))
+			id, err := e.verify(t, l, r.XML(t))
 			if err != nil {
 				expectRefused(t, id, err, "")
 				return
@@ -60,9 +62,9 @@ func TestAttackReplay(t *testing.T) {
 	e := newAttackEnv(t, nil)
 	l1 := e.login(t)
 	first := e.response(l1)
-	firstXML := first.xml(t)
+	firstXML := first.XML(t)
 	id, err := e.verify(t, l1, firstXML)
-	expectLogin(t, id, err, attackVictim)
+	expectLogin(t, id, err, samltest.Victim)
 
 	// The very same response for the same login again: the assertion was
 	// consumed.
@@ -82,8 +84,8 @@ func TestAttackReplay(t *testing.T) {
 	t.Run("same assertion ID for a new login", func(t *testing.T) {
 		l3 := e.login(t)
 		r := e.response(l3)
-		r.assertion.ID = first.assertion.ID
-		id, err := e.verify(t, l3, r.xml(t))
+		r.Assertion.ID = first.Assertion.ID
+		id, err := e.verify(t, l3, r.XML(t))
 		expectRefused(t, id, err, "replayed")
 	})
 }
@@ -99,9 +101,9 @@ func TestAttackReplayAcrossProviders(t *testing.T) {
 
 	la := a.login(t)
 	ra := a.response(la)
-	raXML := ra.xml(t)
+	raXML := ra.XML(t)
 	id, err := b.verify(t, la, raXML)
-	expectLogin(t, id, err, attackVictim)
+	expectLogin(t, id, err, samltest.Victim)
 
 	// The same response at the first instance.
 	id, err = a.verify(t, la, raXML)
@@ -110,14 +112,14 @@ func TestAttackReplayAcrossProviders(t *testing.T) {
 	// The ID re-signed for a login at b, verified at a; and the other way.
 	lb := b.login(t)
 	rb := b.response(lb)
-	rb.assertion.ID = ra.assertion.ID
-	id, err = a.verify(t, lb, rb.xml(t))
+	rb.Assertion.ID = ra.Assertion.ID
+	id, err = a.verify(t, lb, rb.XML(t))
 	expectRefused(t, id, err, "replayed")
 
 	lc := a.login(t)
 	rc := a.response(lc)
-	rc.assertion.ID = ra.assertion.ID
-	id, err = b.verify(t, lc, rc.xml(t))
+	rc.Assertion.ID = ra.Assertion.ID
+	id, err = b.verify(t, lc, rc.XML(t))
 	expectRefused(t, id, err, "replayed")
 }
 
@@ -153,8 +155,8 @@ func TestAttackHostileXML(t *testing.T) {
 		// use for a DTD, and accepting one invites parser differentials.
 		{"DOCTYPE before a valid response", func(t testing.TB, l attackLogin) []byte {
 			r := e.response(l)
-			r.prependToXML = `<?xml version="1.0"?>` + "\n" + `<!DOCTYPE samlp:Response [<!ENTITY x "y">]>` + "\n"
-			return r.xml(t)
+			r.PrependXML = `<?xml version="1.0"?>` + "\n" + `<!DOCTYPE samlp:Response [<!ENTITY x "y">]>` + "\n"
+			return r.XML(t)
 		}, "DOCTYPE"},
 		// Not XML at all.
 		{"invalid XML", func(testing.TB, attackLogin) []byte { return []byte("<samlp:Response><<>>") }, "invalid xml"},
@@ -190,7 +192,7 @@ func TestAttackHostileXML(t *testing.T) {
 func TestVerifyUndecided(t *testing.T) {
 	e := newAttackEnv(t, nil)
 	l := e.login(t)
-	raw := e.response(l).xml(t)
+	raw := e.response(l).XML(t)
 
 	down := errors.New("store down")
 	e.guard = failingGuard{err: down}
@@ -204,21 +206,21 @@ func TestVerifyUndecided(t *testing.T) {
 	g := newMemGuard()
 	e.guard = g
 	r := e.response(l)
-	r.signAssertion = false
-	id, err = e.verify(t, l, r.xml(t))
+	r.SignAssertion = false
+	id, err = e.verify(t, l, r.XML(t))
 	expectRefused(t, id, err, "signature")
 	if len(g.calls) != 0 {
 		t.Errorf("the guard was asked %q for a refused response", g.calls)
 	}
 	id, err = e.verify(t, l, raw)
-	expectLogin(t, id, err, attackVictim)
+	expectLogin(t, id, err, samltest.Victim)
 	if len(g.calls) != 1 || g.calls[0] != "assertion:"+id.AssertionID {
 		t.Errorf("guard keys %q, want [assertion:%s]", g.calls, id.AssertionID)
 	}
 
-	spCert, spKey, _, _ := keyPair(t, t.TempDir(), "sp")
-	p := mustNew(t, Config{IDPMetadataURL: "http://127.0.0.1:1/metadata", SPCert: spCert, SPKey: spKey})
-	if _, err := p.Verify(t.Context(), raw, testBase, l.requestID, newMemGuard(), time.Now()); !errors.Is(err, ErrNoMetadata) {
+	sp := samltest.NewKeyPair(t, t.TempDir(), "sp")
+	p := mustNew(t, Config{IDPMetadataURL: "http://127.0.0.1:1/metadata", SPCert: sp.CertFile, SPKey: sp.KeyFile})
+	if _, err := p.Verify(t.Context(), raw, samltest.SPBaseURL, l.requestID, newMemGuard(), time.Now()); !errors.Is(err, ErrNoMetadata) {
 		t.Errorf("without metadata: %v, want ErrNoMetadata", err)
 	}
 }

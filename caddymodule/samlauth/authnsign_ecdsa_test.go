@@ -19,6 +19,8 @@ import (
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
 	"github.com/russellhaering/goxmldsig/etreeutils"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // ecdsaKeyFiles writes a fresh P-256 SP key (PKCS#8) and certificate.
@@ -36,8 +38,8 @@ func ecdsaKeyFiles(t testing.TB) (certPath, keyPath string, pub *ecdsa.PublicKey
 	}
 	pk, _ := x509.MarshalPKCS8PrivateKey(key)
 	dir := t.TempDir()
-	certPath = writeFile(t, dir, "ec.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	keyPath = writeFile(t, dir, "ec.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}))
+	certPath = samltest.WriteFile(t, dir, "ec.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	keyPath = samltest.WriteFile(t, dir, "ec.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}))
 	return certPath, keyPath, &key.PublicKey
 }
 
@@ -57,11 +59,11 @@ func ecdsaSP(t *testing.T, binding string) (*Provider, *ecdsa.PublicKey) {
 func TestEncryptedAssertionECDSAKey(t *testing.T) {
 	certPath, keyPath, _ := ecdsaKeyFiles(t)
 	e := newAttackEnv(t, func(c *Config) { c.SPCert, c.SPKey = certPath, keyPath })
-	rsaCert := newTestSigner(t, t.TempDir(), "someone").cert
+	rsaCert := samltest.NewKeyPair(t, t.TempDir(), "someone").Cert
 	l := e.login(t)
 	r := e.response(l)
-	r.encryptFor = rsaCert
-	id, err := e.verify(t, l, r.xml(t))
+	r.EncryptFor = rsaCert
+	id, err := e.verify(t, l, r.XML(t))
 	expectRefused(t, id, err, "not an RSA key")
 }
 
@@ -82,7 +84,7 @@ func verifyRawECDSA(t testing.TB, pub *ecdsa.PublicKey, data, sig []byte) {
 func TestSignedAuthnRequestsECDSA(t *testing.T) {
 	t.Run("Redirect", func(t *testing.T) {
 		p, pub := ecdsaSP(t, saml.HTTPRedirectBinding)
-		r, err := p.AuthnRequest(testBase, "relay")
+		r, err := p.AuthnRequest(samltest.SPBaseURL, "relay")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +99,7 @@ func TestSignedAuthnRequestsECDSA(t *testing.T) {
 	})
 	t.Run("POST", func(t *testing.T) {
 		p, pub := ecdsaSP(t, saml.HTTPPostBinding)
-		r, err := p.AuthnRequest(testBase, "relay")
+		r, err := p.AuthnRequest(samltest.SPBaseURL, "relay")
 		if err != nil {
 			t.Fatal(err)
 		}

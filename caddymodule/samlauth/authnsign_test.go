@@ -15,14 +15,16 @@ import (
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // idpWanting is the test IdP's metadata with WantAuthnRequestsSigned set
 // to want, and only the binding given among its SSO endpoints.
 func idpWanting(t testing.TB, want *bool, binding string) *saml.EntityDescriptor {
 	t.Helper()
-	idp := newTestSigner(t, t.TempDir(), "idp")
-	ed := idpDescriptor(false, idp.cert)
+	idp := samltest.NewIdP(t, t.TempDir(), "idp")
+	ed := samltest.Descriptor(idp.Cert)
 	d := &ed.IDPSSODescriptors[0]
 	d.WantAuthnRequestsSigned = want
 	var sso []saml.Endpoint
@@ -120,7 +122,7 @@ func TestSignedAuthnRequests(t *testing.T) {
 			t.Run(tc.name+"/"+binding[strings.LastIndex(binding, ":")+1:], func(t *testing.T) {
 				p := providerWith(t, idpWanting(t, tc.want, binding), func(c *Config) { c.SignAuthnRequests = tc.force })
 				const relay = "relay+/=?&x"
-				r, err := p.AuthnRequest(testBase, relay)
+				r, err := p.AuthnRequest(samltest.SPBaseURL, relay)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -156,7 +158,7 @@ func TestSignedAuthnRequests(t *testing.T) {
 // spMetadataOf parses p's live SP metadata.
 func spMetadataOf(t testing.TB, p *Provider) *saml.EntityDescriptor {
 	t.Helper()
-	b, err := p.Metadata(testBase)
+	b, err := p.Metadata(samltest.SPBaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +192,7 @@ func TestSPMetadataValidity(t *testing.T) {
 
 	cfg := p.cfg
 	cfg.IDPMetadataFile = ""
-	b, err := SPMetadata(cfg, testBase, 0)
+	b, err := SPMetadata(cfg, samltest.SPBaseURL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,10 +200,10 @@ func TestSPMetadataValidity(t *testing.T) {
 		t.Errorf("metadata for a file has validUntil:\n%s", b)
 	}
 	var f saml.EntityDescriptor
-	if err := xml.Unmarshal(b, &f); err != nil || f.EntityID != testSPEntity || len(f.SPSSODescriptors) != 1 {
+	if err := xml.Unmarshal(b, &f); err != nil || f.EntityID != samltest.SPEntityID || len(f.SPSSODescriptors) != 1 {
 		t.Fatalf("metadata file %v:\n%s", err, b)
 	}
-	b, err = SPMetadata(cfg, testBase, 365*24*time.Hour)
+	b, err = SPMetadata(cfg, samltest.SPBaseURL, 365*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +211,7 @@ func TestSPMetadataValidity(t *testing.T) {
 		t.Errorf("metadata valid for a year: validUntil %s, %v", f.ValidUntil, err)
 	}
 	cfg.SPKey = ""
-	if _, err := SPMetadata(cfg, testBase, 0); err == nil || !strings.Contains(err.Error(), "sp_key") {
+	if _, err := SPMetadata(cfg, samltest.SPBaseURL, 0); err == nil || !strings.Contains(err.Error(), "sp_key") {
 		t.Errorf("metadata without sp_key: %v", err)
 	}
 }

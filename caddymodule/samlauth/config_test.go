@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/crewjam/saml"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // TestConfigValidate: each faulty setting is refused with a message that
@@ -62,10 +64,11 @@ func TestConfigValidate(t *testing.T) {
 // widens (never narrows) the library's tolerances.
 func TestNew(t *testing.T) {
 	dir := t.TempDir()
-	certPath, keyPath, _, _ := keyPair(t, dir, "sp")
-	otherCert, _, _, _ := keyPair(t, dir, "other")
-	md := idpMetadataFileFor(t, dir)
-	garbage := writeFile(t, dir, "garbage", []byte("not pem"))
+	sp := samltest.NewKeyPair(t, dir, "sp")
+	otherCert := samltest.NewKeyPair(t, dir, "other").CertFile
+	certPath, keyPath := sp.CertFile, sp.KeyFile
+	md := samltest.NewIdP(t, dir, "idp").MetadataFile(t, dir)
+	garbage := samltest.WriteFile(t, dir, "garbage", []byte("not pem"))
 	for _, tc := range []struct {
 		cfg  Config
 		want string
@@ -86,7 +89,7 @@ func TestNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Loaded() || p.IDPEntityID() != testIdPEntity || p.cert == nil || p.key == nil {
+	if !p.Loaded() || p.IDPEntityID() != samltest.IdPEntityID || p.cert == nil || p.key == nil {
 		t.Errorf("provider %+v", p)
 	}
 	if p.RetryFirst != time.Second || p.RetryMax != time.Minute || p.HTTPClient == nil {
@@ -109,11 +112,12 @@ func TestNew(t *testing.T) {
 // quoting the key.
 func TestLoadKeys(t *testing.T) {
 	dir := t.TempDir()
-	certPath, keyPath, key, cert := keyPair(t, dir, "sp")
-	certPEM, _ := os.ReadFile(certPath)
-	keyPEM, _ := os.ReadFile(keyPath)
+	sp := samltest.NewKeyPair(t, dir, "sp")
+	key, cert := sp.Key, sp.Cert
+	certPEM, _ := os.ReadFile(sp.CertFile)
+	keyPEM, _ := os.ReadFile(sp.KeyFile)
 
-	bundle := writeFile(t, dir, "bundle.pem", append(append([]byte{}, keyPEM...), certPEM...))
+	bundle := samltest.WriteFile(t, dir, "bundle.pem", append(append([]byte{}, keyPEM...), certPEM...))
 	if c, err := LoadCertificate(bundle); err != nil || !c.Equal(cert) {
 		t.Errorf("LoadCertificate(key then cert) = %v", err)
 	}
@@ -125,7 +129,7 @@ func TestLoadKeys(t *testing.T) {
 		{"sec1", pemKey(t, "EC PRIVATE KEY", nil)},
 		{"pkcs8-ec", pemKey(t, "PRIVATE KEY", nil)},
 	} {
-		p := writeFile(t, dir, tc.name, []byte(tc.pem))
+		p := samltest.WriteFile(t, dir, tc.name, []byte(tc.pem))
 		if k, err := LoadPrivateKey(p); err != nil || k == nil {
 			t.Errorf("%s: %v", tc.name, err)
 		}
@@ -137,13 +141,13 @@ func TestLoadKeys(t *testing.T) {
 		{"ed25519", pemKey(t, "ED25519", nil), "is not supported"},
 		{"cert-only", string(certPEM), "no PEM private key block"},
 	} {
-		p := writeFile(t, dir, tc.name, []byte(tc.pem))
+		p := samltest.WriteFile(t, dir, tc.name, []byte(tc.pem))
 		_, err := LoadPrivateKey(p)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) || strings.Contains(err.Error(), "AAAA") {
 			t.Errorf("%s: %v, want %q naming the file", tc.name, err, tc.want)
 		}
 	}
-	badCert := writeFile(t, dir, "bad.crt", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	badCert := samltest.WriteFile(t, dir, "bad.crt", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
 	if _, err := LoadCertificate(badCert); err == nil || !strings.Contains(err.Error(), badCert) {
 		t.Errorf("bad certificate: %v", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/crewjam/saml"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // Entity IDs of the other members of the test federation.
@@ -21,8 +23,8 @@ const (
 // IdP ed.
 func federationAggregate(t testing.TB, ed *saml.EntityDescriptor, withOurs bool) []byte {
 	t.Helper()
-	other := newTestSigner(t, t.TempDir(), "other-idp")
-	otherIdP := idpDescriptor(false, other.cert)
+	other := samltest.NewIdP(t, t.TempDir(), "other-idp")
+	otherIdP := samltest.Descriptor(other.Cert)
 	otherIdP.EntityID = fedOtherIdP
 	sp := saml.EntityDescriptor{EntityID: fedSomeSP, SPSSODescriptors: []saml.SPSSODescriptor{{}}}
 	var b bytes.Buffer
@@ -32,12 +34,12 @@ func federationAggregate(t testing.TB, ed *saml.EntityDescriptor, withOurs bool)
 <ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo/></ds:Signature>
 <md:EntitiesDescriptor Name="members">
 `)
-	b.Write(marshalMetadata(t, otherIdP))
+	b.Write(samltest.MarshalMetadata(t, otherIdP))
 	b.WriteString("\n")
-	b.Write(marshalMetadata(t, &sp))
+	b.Write(samltest.MarshalMetadata(t, &sp))
 	b.WriteString("\n</md:EntitiesDescriptor>\n")
 	if withOurs {
-		b.Write(marshalMetadata(t, ed))
+		b.Write(samltest.MarshalMetadata(t, ed))
 	}
 	b.WriteString("\n</md:EntitiesDescriptor>\n")
 	return b.Bytes()
@@ -47,32 +49,32 @@ func federationAggregate(t testing.TB, ed *saml.EntityDescriptor, withOurs bool)
 // federation aggregate, read from a file and from a URL.
 func TestFederationMetadata(t *testing.T) {
 	e := newAttackEnv(t, nil)
-	agg := federationAggregate(t, idpDescriptor(false, e.idp.cert), true)
-	file := writeFile(t, t.TempDir(), "federation.xml", agg)
-	pick := func(c *Config) { c.IDPEntityID = testIdPEntity }
+	agg := federationAggregate(t, samltest.Descriptor(e.idp.Cert), true)
+	file := samltest.WriteFile(t, t.TempDir(), "federation.xml", agg)
+	pick := func(c *Config) { c.IDPEntityID = samltest.IdPEntityID }
 
 	t.Run("file", func(t *testing.T) {
 		e.p = newAttackProvider(t, file, pick)
-		if got := e.p.IDPEntityID(); got != testIdPEntity {
-			t.Fatalf("IdP %q, want %q", got, testIdPEntity)
+		if got := e.p.IDPEntityID(); got != samltest.IdPEntityID {
+			t.Fatalf("IdP %q, want %q", got, samltest.IdPEntityID)
 		}
 		l := e.login(t)
-		id, err := e.verify(t, l, e.response(l).xml(t))
-		expectLogin(t, id, err, attackVictim)
+		id, err := e.verify(t, l, e.response(l).XML(t))
+		expectLogin(t, id, err, samltest.Victim)
 	})
 	t.Run("URL", func(t *testing.T) {
 		srv := newMetadataServer(t, agg)
 		cfg := spConfig(t, "")
-		cfg.IDPMetadataFile, cfg.IDPMetadataURL, cfg.IDPEntityID = "", srv.URL, testIdPEntity
+		cfg.IDPMetadataFile, cfg.IDPMetadataURL, cfg.IDPEntityID = "", srv.URL, samltest.IdPEntityID
 		e.p = mustNew(t, cfg)
 		runProvider(t, e.p)
 		waitFor(t, "metadata", e.p.Loaded)
-		if got := e.p.IDPEntityID(); got != testIdPEntity {
-			t.Fatalf("IdP %q, want %q", got, testIdPEntity)
+		if got := e.p.IDPEntityID(); got != samltest.IdPEntityID {
+			t.Fatalf("IdP %q, want %q", got, samltest.IdPEntityID)
 		}
 		l := e.login(t)
-		id, err := e.verify(t, l, e.response(l).xml(t))
-		expectLogin(t, id, err, attackVictim)
+		id, err := e.verify(t, l, e.response(l).XML(t))
+		expectLogin(t, id, err, samltest.Victim)
 	})
 	t.Run("the other IdP", func(t *testing.T) {
 		p := newAttackProvider(t, file, func(c *Config) { c.IDPEntityID = fedOtherIdP })
@@ -85,16 +87,16 @@ func TestFederationMetadata(t *testing.T) {
 // TestFederationMetadataErrors: without idp_entity_id, or naming no IdP of
 // the metadata, New says what to set.
 func TestFederationMetadataErrors(t *testing.T) {
-	idp := newTestSigner(t, t.TempDir(), "idp")
-	ours := idpDescriptor(false, idp.cert)
+	idp := samltest.NewIdP(t, t.TempDir(), "idp")
+	ours := samltest.Descriptor(idp.Cert)
 	dir := t.TempDir()
-	agg := writeFile(t, dir, "federation.xml", federationAggregate(t, ours, true))
-	single := writeFile(t, dir, "single.xml", marshalMetadata(t, ours))
+	agg := samltest.WriteFile(t, dir, "federation.xml", federationAggregate(t, ours, true))
+	single := samltest.WriteFile(t, dir, "single.xml", samltest.MarshalMetadata(t, ours))
 	for _, tc := range []struct {
 		name, file, entity string
 		want               []string
 	}{
-		{"aggregate without idp_entity_id", agg, "", []string{"idp_entity_id: required", fedOtherIdP, testIdPEntity}},
+		{"aggregate without idp_entity_id", agg, "", []string{"idp_entity_id: required", fedOtherIdP, samltest.IdPEntityID}},
 		{"idp_entity_id not in the aggregate", agg, "https://nowhere.example/idp", []string{"idp_entity_id", "no entity", "nowhere.example", "3 entities"}},
 		{"idp_entity_id names an SP", agg, fedSomeSP, []string{"idp_entity_id", "not an identity provider"}},
 		{"idp_entity_id not the single IdP", single, fedOtherIdP, []string{"idp_entity_id", "no entity"}},
@@ -112,13 +114,13 @@ func TestFederationMetadataErrors(t *testing.T) {
 	}
 	// One IdP among SPs needs no idp_entity_id; a single EntityDescriptor
 	// may name its entity ID.
-	oneIdP := writeFile(t, dir, "one.xml", federationAggregate(t, ours, false))
+	oneIdP := samltest.WriteFile(t, dir, "one.xml", federationAggregate(t, ours, false))
 	if p, err := New(spConfig(t, oneIdP), nil); err != nil || p.IDPEntityID() != fedOtherIdP {
 		t.Errorf("aggregate with one IdP: %v", err)
 	}
 	cfg := spConfig(t, single)
-	cfg.IDPEntityID = testIdPEntity
-	if p, err := New(cfg, nil); err != nil || p.IDPEntityID() != testIdPEntity {
+	cfg.IDPEntityID = samltest.IdPEntityID
+	if p, err := New(cfg, nil); err != nil || p.IDPEntityID() != samltest.IdPEntityID {
 		t.Errorf("single IdP named: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/crewjam/saml"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // TestIdentity: the email comes from the email attribute (Name or
@@ -15,7 +17,7 @@ import (
 func TestIdentity(t *testing.T) {
 	a := &saml.Assertion{
 		ID:      "_a",
-		Issuer:  saml.Issuer{Value: testIdPEntity},
+		Issuer:  saml.Issuer{Value: samltest.IdPEntityID},
 		Subject: &saml.Subject{NameID: &saml.NameID{Value: " nameid@example.com "}},
 		AttributeStatements: []saml.AttributeStatement{
 			{Attributes: []saml.Attribute{
@@ -38,11 +40,11 @@ func TestIdentity(t *testing.T) {
 		p := &Provider{cfg: Config{EmailAttribute: tc.email, GroupsAttribute: tc.groups}}
 		id := p.identity(a)
 		if id.Email != tc.wantEmail || !slices.Equal(id.Groups, tc.wantGroups) || id.Groups == nil ||
-			id.Issuer != testIdPEntity || id.AssertionID != "_a" {
+			id.Issuer != samltest.IdPEntityID || id.AssertionID != "_a" {
 			t.Errorf("email_attribute %q groups_attribute %q: %+v", tc.email, tc.groups, id)
 		}
 	}
-	noSubject := &saml.Assertion{Issuer: saml.Issuer{Value: testIdPEntity}}
+	noSubject := &saml.Assertion{Issuer: saml.Issuer{Value: samltest.IdPEntityID}}
 	if id := (&Provider{}).identity(noSubject); id.Email != "" {
 		t.Errorf("email %q from an assertion without a subject", id.Email)
 	}
@@ -68,12 +70,12 @@ func TestVerifyReplayWindow(t *testing.T) {
 	l := e.login(t)
 	r := e.response(l)
 	now := time.Now()
-	id, err := e.p.Verify(t.Context(), r.xml(t), testBase, l.requestID, g, now)
-	expectLogin(t, id, err, attackVictim)
+	id, err := e.p.Verify(t.Context(), r.XML(t), samltest.SPBaseURL, l.requestID, g, now)
+	expectLogin(t, id, err, samltest.Victim)
 	// The XML carries milliseconds.
 	skew, _ := Tolerances()
-	want := r.assertion.Conditions.NotOnOrAfter.Add(skew)
-	if g.key != "assertion:"+r.assertion.ID || g.expires.Sub(want).Abs() >= time.Millisecond || !g.now.Equal(now) {
-		t.Errorf("MarkOnce(%q, %v, %v), want (assertion:%s, %v, %v)", g.key, g.expires, g.now, r.assertion.ID, want, now)
+	want := r.Assertion.Conditions.NotOnOrAfter.Add(skew)
+	if g.key != "assertion:"+r.Assertion.ID || g.expires.Sub(want).Abs() >= time.Millisecond || !g.now.Equal(now) {
+		t.Errorf("MarkOnce(%q, %v, %v), want (assertion:%s, %v, %v)", g.key, g.expires, g.now, r.Assertion.ID, want, now)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // signingCerts lists the IdP certificates p currently trusts.
@@ -95,11 +97,11 @@ func runProvider(t *testing.T, p *Provider) {
 // picked up live.
 func TestMetadataRotation(t *testing.T) {
 	dir := t.TempDir()
-	_, _, _, certA := keyPair(t, dir, "idp-a")
-	_, _, _, certB := keyPair(t, dir, "idp-b")
-	srv := newMetadataServer(t, idpMetadata(t, certA))
-	spCert, spKey, _, _ := keyPair(t, dir, "sp")
-	p := mustNew(t, Config{IDPMetadataURL: srv.URL, SPCert: spCert, SPKey: spKey,
+	certA := samltest.NewKeyPair(t, dir, "idp-a").Cert
+	certB := samltest.NewKeyPair(t, dir, "idp-b").Cert
+	srv := newMetadataServer(t, samltest.Metadata(t, certA))
+	sp := samltest.NewKeyPair(t, dir, "sp")
+	p := mustNew(t, Config{IDPMetadataURL: srv.URL, SPCert: sp.CertFile, SPKey: sp.KeyFile,
 		IDPMetadataRefresh: 20 * time.Millisecond})
 	p.RetryFirst, p.RetryMax = time.Millisecond, 10*time.Millisecond
 	if p.Loaded() || p.IDPEntityID() != "" {
@@ -110,7 +112,7 @@ func TestMetadataRotation(t *testing.T) {
 	a := base64.StdEncoding.EncodeToString(certA.Raw)
 	b := base64.StdEncoding.EncodeToString(certB.Raw)
 	waitFor(t, "first fetch", func() bool { c := signingCerts(p); return len(c) == 1 && c[0] == a })
-	if !p.Loaded() || p.IDPEntityID() != testIdPEntity {
+	if !p.Loaded() || p.IDPEntityID() != samltest.IdPEntityID {
 		t.Errorf("Loaded %v, IDPEntityID %q", p.Loaded(), p.IDPEntityID())
 	}
 
@@ -131,9 +133,9 @@ func TestMetadataRotation(t *testing.T) {
 	if c := signingCerts(p); len(c) != 1 || c[0] != a {
 		t.Fatalf("after garbage trusting %d certs", len(c))
 	}
-	srv.body.Store(idpMetadata(t, certA, certB))
+	srv.body.Store(samltest.Metadata(t, certA, certB))
 	waitFor(t, "rotation start", func() bool { return len(signingCerts(p)) == 2 })
-	srv.body.Store(idpMetadata(t, certB))
+	srv.body.Store(samltest.Metadata(t, certB))
 	waitFor(t, "rotation end", func() bool { c := signingCerts(p); return len(c) == 1 && c[0] == b })
 }
 
@@ -142,10 +144,10 @@ func TestMetadataRotation(t *testing.T) {
 // and the SP metadata is served anyway.
 func TestMetadataNotYetLoaded(t *testing.T) {
 	dir := t.TempDir()
-	spCert, spKey, _, _ := keyPair(t, dir, "sp")
+	sp := samltest.NewKeyPair(t, dir, "sp")
 	srv := newMetadataServer(t, nil)
 	srv.fail.Store(true)
-	p := mustNew(t, Config{IDPMetadataURL: srv.URL, SPCert: spCert, SPKey: spKey})
+	p := mustNew(t, Config{IDPMetadataURL: srv.URL, SPCert: sp.CertFile, SPKey: sp.KeyFile})
 	p.RetryFirst, p.RetryMax = time.Millisecond, time.Millisecond
 	runProvider(t, p)
 	waitFor(t, "retries", func() bool { return srv.fetches.Load() >= 3 })
@@ -153,17 +155,17 @@ func TestMetadataNotYetLoaded(t *testing.T) {
 	if p.Loaded() || p.IDPEntityID() != "" {
 		t.Error("Loaded after failed fetches")
 	}
-	if _, err := p.AuthnRequest(testBase, "relay"); !errors.Is(err, ErrNoMetadata) {
+	if _, err := p.AuthnRequest(samltest.SPBaseURL, "relay"); !errors.Is(err, ErrNoMetadata) {
 		t.Errorf("AuthnRequest: %v, want ErrNoMetadata", err)
 	}
-	if _, err := p.LogoutRedirect(testBase, "alice@example.com", ""); !errors.Is(err, ErrNoMetadata) {
+	if _, err := p.LogoutRedirect(samltest.SPBaseURL, "alice@example.com", ""); !errors.Is(err, ErrNoMetadata) {
 		t.Errorf("LogoutRedirect: %v, want ErrNoMetadata", err)
 	}
 	r := httptest.NewRequest(http.MethodGet, testSLO+"?SAMLResponse=x", nil)
-	if err := p.ValidateLogoutResponse(r, testBase); !errors.Is(err, ErrNoMetadata) {
+	if err := p.ValidateLogoutResponse(r, samltest.SPBaseURL); !errors.Is(err, ErrNoMetadata) {
 		t.Errorf("ValidateLogoutResponse: %v, want ErrNoMetadata", err)
 	}
-	if _, err := p.Metadata(testBase); err != nil {
+	if _, err := p.Metadata(samltest.SPBaseURL); err != nil {
 		t.Errorf("SP metadata without the IdP's: %v", err)
 	}
 }
@@ -172,10 +174,10 @@ func TestMetadataNotYetLoaded(t *testing.T) {
 // RetryMax; Run returns when its context ends, and at once without a URL.
 func TestRunBackoff(t *testing.T) {
 	dir := t.TempDir()
-	spCert, spKey, _, _ := keyPair(t, dir, "sp")
+	sp := samltest.NewKeyPair(t, dir, "sp")
 	srv := newMetadataServer(t, nil)
 	srv.fail.Store(true)
-	p := mustNew(t, Config{IDPMetadataURL: srv.URL, SPCert: spCert, SPKey: spKey})
+	p := mustNew(t, Config{IDPMetadataURL: srv.URL, SPCert: sp.CertFile, SPKey: sp.KeyFile})
 	p.RetryFirst, p.RetryMax = time.Millisecond, 2*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -203,7 +205,7 @@ func TestRunBackoff(t *testing.T) {
 	}
 
 	// Without a metadata URL there is nothing to keep fresh.
-	q := mustNew(t, spConfig(t, idpMetadataFileFor(t, dir)))
+	q := mustNew(t, spConfig(t, samltest.NewIdP(t, dir, "idp").MetadataFile(t, dir)))
 	returned := make(chan struct{})
 	go func() {
 		q.Run(context.Background())
@@ -216,22 +218,15 @@ func TestRunBackoff(t *testing.T) {
 	}
 }
 
-// idpMetadataFileFor writes the metadata of an IdP with a fresh key.
-func idpMetadataFileFor(t testing.TB, dir string) string {
-	t.Helper()
-	_, _, _, cert := keyPair(t, dir, "idp")
-	return writeFile(t, dir, "idp.xml", idpMetadata(t, cert))
-}
-
 // TestMetadataFileErrors: New refuses a metadata file that is missing, not
 // metadata, or describes an IdP without a usable SSO endpoint, naming the
 // setting; parseIDPMetadata says what is wrong.
 func TestMetadataFileErrors(t *testing.T) {
 	dir := t.TempDir()
-	_, _, _, cert := keyPair(t, dir, "x")
-	noSSO := writeFile(t, dir, "nosso.xml",
-		bytes.ReplaceAll(idpMetadata(t, cert), []byte("SingleSignOnService"), []byte("ArtifactResolutionService")))
-	garbage := writeFile(t, dir, "garbage.xml", []byte("<x/>"))
+	cert := samltest.NewKeyPair(t, dir, "x").Cert
+	noSSO := samltest.WriteFile(t, dir, "nosso.xml",
+		bytes.ReplaceAll(samltest.Metadata(t, cert), []byte("SingleSignOnService"), []byte("ArtifactResolutionService")))
+	garbage := samltest.WriteFile(t, dir, "garbage.xml", []byte("<x/>"))
 	for _, tc := range []struct {
 		file, want string
 	}{
@@ -247,7 +242,7 @@ func TestMetadataFileErrors(t *testing.T) {
 	if _, err := parseIDPMetadata([]byte("<x/>")); err == nil {
 		t.Error("garbage metadata accepted")
 	}
-	noIDP := bytes.ReplaceAll(idpMetadata(t, cert), []byte("IDPSSODescriptor"), []byte("SPSSODescriptor"))
+	noIDP := bytes.ReplaceAll(samltest.Metadata(t, cert), []byte("IDPSSODescriptor"), []byte("SPSSODescriptor"))
 	if _, err := parseIDPMetadata(noIDP); err == nil || !strings.Contains(err.Error(), "IDPSSODescriptor") {
 		t.Errorf("metadata without an IdP: %v", err)
 	}

@@ -12,7 +12,8 @@ import (
 	"testing"
 
 	"github.com/beevik/etree"
-	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // interopCase is one way an IdP may build an encrypted (or plain)
@@ -104,43 +105,15 @@ func (c interopCase) relayout(el *etree.Element) *etree.Element {
 	return el
 }
 
-// sign signs el with s in the case's layout (the signature's prefix is
-// the layout's one for xmldsig), placing the signature after the Issuer.
-func (c interopCase) sign(t testing.TB, s *testSigner, el *etree.Element) *etree.Element {
-	t.Helper()
-	ctx, err := dsig.NewSigningContext(s.key, [][]byte{s.cert.Raw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx.Prefix = c.elementPrefix(nsDSig)
-	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
-	if err := ctx.SetSignatureMethod(dsig.RSASHA256SignatureMethod); err != nil {
-		t.Fatal(err)
-	}
-	signed, err := ctx.SignEnveloped(el)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last := len(signed.Child) - 1
-	sig := signed.Child[last].(*etree.Element).Copy()
-	signed.Child = signed.Child[:last]
-	if iss := signed.SelectElement("Issuer"); iss != nil {
-		signed.InsertChildAt(iss.Index()+1, sig)
-	} else {
-		signed.InsertChildAt(0, sig)
-	}
-	return signed
-}
-
 // interopResponse is the IdP's answer to l built as c says.
 func (e *attackEnv) interopResponse(t testing.TB, l attackLogin, c interopCase) []byte {
 	t.Helper()
 	r := e.response(l)
-	a := c.relayout(r.assertion.Element())
+	a := c.relayout(r.Assertion.Element())
 	if c.signAssertion {
-		a = c.sign(t, e.idp, a)
+		a = e.idp.SignPrefixed(t, a, c.elementPrefix(nsDSig))
 	}
-	root := c.relayout(r.resp.Element())
+	root := c.relayout(r.Response.Element())
 	if c.data == "" {
 		root.AddChild(a)
 	} else {
@@ -148,12 +121,12 @@ func (e *attackEnv) interopResponse(t testing.TB, l attackLogin, c interopCase) 
 			a.RemoveAttr("xmlns:saml")
 			a.RemoveAttr("xmlns:samlp")
 		}
-		root.AddChild(c.encrypt(t, attackXMLBytes(t, a), e.p.cert))
+		root.AddChild(c.encrypt(t, samltest.XMLBytes(t, a), e.p.cert))
 	}
 	if c.signResponse {
-		root = c.sign(t, e.idp, root)
+		root = e.idp.SignPrefixed(t, root, c.elementPrefix(nsDSig))
 	}
-	return attackXMLBytes(t, root)
+	return samltest.XMLBytes(t, root)
 }
 
 // encrypt wraps plain in an EncryptedAssertion for cert.

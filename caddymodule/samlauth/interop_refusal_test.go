@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/beevik/etree"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // tamperCipherValue flips bit 0 of byte at (from the end when negative)
@@ -34,7 +36,7 @@ func tamperCipherValue(t testing.TB, raw []byte, key bool, at int) []byte {
 	}
 	b[at] ^= 1
 	cv.SetText(base64.StdEncoding.EncodeToString(b))
-	return attackXMLBytes(t, doc.Root())
+	return samltest.XMLBytes(t, doc.Root())
 }
 
 // setAlgorithm replaces the Algorithm of the EncryptedData's method.
@@ -45,16 +47,16 @@ func setAlgorithm(t testing.TB, raw []byte, alg string) []byte {
 		t.Fatal(err)
 	}
 	doc.FindElement("//EncryptedData/EncryptionMethod").CreateAttr("Algorithm", alg)
-	return attackXMLBytes(t, doc.Root())
+	return samltest.XMLBytes(t, doc.Root())
 }
 
 // responseWithPlaintext is the IdP's response carrying plain, encrypted
 // as c says, in the place of the assertion.
 func (e *attackEnv) responseWithPlaintext(t testing.TB, l attackLogin, c interopCase, plain string) []byte {
 	t.Helper()
-	root := e.response(l).resp.Element()
+	root := e.response(l).Response.Element()
 	root.AddChild(c.encrypt(t, []byte(plain), e.p.cert))
-	return attackXMLBytes(t, root)
+	return samltest.XMLBytes(t, root)
 }
 
 // TestDecryptionFailuresLookAlike proves that every way a decryption can
@@ -62,14 +64,14 @@ func (e *attackEnv) responseWithPlaintext(t testing.TB, l attackLogin, c interop
 // altered ciphertexts learns nothing (no padding or parsing oracle).
 func TestDecryptionFailuresLookAlike(t *testing.T) {
 	e := newAttackEnv(t, nil)
-	other := newTestSigner(t, t.TempDir(), "other-sp")
+	other := samltest.NewKeyPair(t, t.TempDir(), "other-sp")
 	cbc := interopCase{data: algAES128CBC, transport: algRSAOAEPMGF1P, layout: "prefixed", signAssertion: true}
 	gcm := cbc
 	gcm.data = algAES256GCM
 	des3 := cbc
 	des3.data = algTripleDESCBC
-	plainAssertion := attackAssertion(attackLogin{}, attackVictim)
-	signed := e.idp.sign(t, plainAssertion.Element())
+	plainAssertion := samltest.Assertion("", samltest.Victim)
+	signed := e.idp.Sign(t, plainAssertion.Element())
 	cases := []struct {
 		name string
 		make func(l attackLogin) []byte
@@ -82,18 +84,18 @@ func TestDecryptionFailuresLookAlike(t *testing.T) {
 		{"EncryptedKey altered", func(l attackLogin) []byte { return tamperCipherValue(t, e.interopResponse(t, l, cbc), true, 5) }},
 		{"key length of another cipher", func(l attackLogin) []byte { return setAlgorithm(t, e.interopResponse(t, l, cbc), algAES256CBC) }},
 		{"encrypted to another SP", func(l attackLogin) []byte {
-			root := e.response(l).resp.Element()
-			root.AddChild(cbc.encrypt(t, attackXMLBytes(t, signed), other.cert))
-			return attackXMLBytes(t, root)
+			root := e.response(l).Response.Element()
+			root.AddChild(cbc.encrypt(t, samltest.XMLBytes(t, signed), other.Cert))
+			return samltest.XMLBytes(t, root)
 		}},
 		{"plaintext is not an assertion", func(l attackLogin) []byte {
 			return e.responseWithPlaintext(t, l, cbc, `<saml:Foo xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"/>`)
 		}},
 		{"plaintext has a DOCTYPE", func(l attackLogin) []byte {
-			return e.responseWithPlaintext(t, l, cbc, `<!DOCTYPE x [<!ENTITY a "b">]>`+string(attackXMLBytes(t, signed)))
+			return e.responseWithPlaintext(t, l, cbc, `<!DOCTYPE x [<!ENTITY a "b">]>`+string(samltest.XMLBytes(t, signed)))
 		}},
 		{"plaintext has two assertions", func(l attackLogin) []byte {
-			s := string(attackXMLBytes(t, signed))
+			s := string(samltest.XMLBytes(t, signed))
 			return e.responseWithPlaintext(t, l, cbc, s+s)
 		}},
 		{"plaintext is text", func(l attackLogin) []byte { return e.responseWithPlaintext(t, l, cbc, "alice") }},
@@ -107,8 +109,8 @@ func TestDecryptionFailuresLookAlike(t *testing.T) {
 		// be told apart from one that did not decrypt.
 		{"signed assertion altered before encryption", func(l attackLogin) []byte {
 			a := signed.Copy()
-			attackAttrValue(t, a, "email").SetText(attackAttacker)
-			return e.responseWithPlaintext(t, l, cbc, string(attackXMLBytes(t, a)))
+			samltest.AttrValue(t, a, "email").SetText(samltest.Attacker)
+			return e.responseWithPlaintext(t, l, cbc, string(samltest.XMLBytes(t, a)))
 		}},
 	}
 	for _, tc := range cases {
@@ -176,7 +178,7 @@ func TestAllowRSA15(t *testing.T) {
 		t.Run(short(data), func(t *testing.T) {
 			l := e.login(t)
 			id, err := e.verify(t, l, e.interopResponse(t, l, c))
-			expectLogin(t, id, err, attackVictim)
+			expectLogin(t, id, err, samltest.Victim)
 			l = e.login(t)
 			id, err = e.verify(t, l, tamperCipherValue(t, e.interopResponse(t, l, c), true, 5))
 			expectRefused(t, id, err, "")

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // The algorithm URIs the tests use, written out.
@@ -61,7 +63,7 @@ func TestInteropAlgorithms(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%s-%s-%s", short(data), short(tr.alg), short(tr.digest), short(tr.mgf)), func(t *testing.T) {
 				l := e.login(t)
 				id, err := e.verify(t, l, e.interopResponse(t, l, c))
-				expectLogin(t, id, err, attackVictim)
+				expectLogin(t, id, err, samltest.Victim)
 			})
 		}
 	}
@@ -106,7 +108,7 @@ func TestInteropLayouts(t *testing.T) {
 					if err != nil {
 						t.Logf("response: %s", raw)
 					}
-					expectLogin(t, id, err, attackVictim)
+					expectLogin(t, id, err, samltest.Victim)
 				})
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/crewjam/saml"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // providerWith makes a Provider trusting the IdP metadata ed, after edit
@@ -15,7 +17,7 @@ import (
 func providerWith(t testing.TB, ed *saml.EntityDescriptor, edit func(*Config)) *Provider {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := spConfig(t, writeFile(t, dir, "idp.xml", marshalMetadata(t, ed)))
+	cfg := spConfig(t, samltest.WriteFile(t, dir, "idp.xml", samltest.MarshalMetadata(t, ed)))
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -26,34 +28,34 @@ func providerWith(t testing.TB, ed *saml.EntityDescriptor, edit func(*Config)) *
 // goes there by a redirect whose AuthnRequest asks for an HTTP-POST answer
 // at <base>/saml/acs and carries the relay state.
 func TestAuthnRequestRedirect(t *testing.T) {
-	idp := newTestSigner(t, t.TempDir(), "idp")
-	p := providerWith(t, idpDescriptor(false, idp.cert), func(c *Config) { c.NameIDFormat = "email" })
-	r, err := p.AuthnRequest(testBase, "relay-1")
+	idp := samltest.NewIdP(t, t.TempDir(), "idp")
+	p := providerWith(t, samltest.Descriptor(idp.Cert), func(c *Config) { c.NameIDFormat = "email" })
+	r, err := p.AuthnRequest(samltest.SPBaseURL, "relay-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Binding != saml.HTTPRedirectBinding || r.Form != nil || r.IDPEntityID != testIdPEntity {
+	if r.Binding != saml.HTTPRedirectBinding || r.Form != nil || r.IDPEntityID != samltest.IdPEntityID {
 		t.Errorf("redirect %+v", r)
 	}
 	loc, err := url.Parse(r.URL)
-	if err != nil || loc.Scheme+"://"+loc.Host+loc.Path != testIdPSSO || loc.Query().Get("RelayState") != "relay-1" {
+	if err != nil || loc.Scheme+"://"+loc.Host+loc.Path != samltest.IdPSSOURL || loc.Query().Get("RelayState") != "relay-1" {
 		t.Fatalf("URL %q", r.URL)
 	}
 	req := decodeRedirectRequest(t, r.URL)
 	if req.ID != r.RequestID || !strings.HasPrefix(req.ID, "id-") {
 		t.Errorf("request ID %q, Redirect.RequestID %q", req.ID, r.RequestID)
 	}
-	if req.AssertionConsumerServiceURL != testACS || req.ProtocolBinding != saml.HTTPPostBinding || req.Destination != testIdPSSO {
+	if req.AssertionConsumerServiceURL != samltest.ACSURL || req.ProtocolBinding != saml.HTTPPostBinding || req.Destination != samltest.IdPSSOURL {
 		t.Errorf("ACS %q, binding %q, destination %q", req.AssertionConsumerServiceURL, req.ProtocolBinding, req.Destination)
 	}
-	if req.Issuer == nil || req.Issuer.Value != testSPEntity {
+	if req.Issuer == nil || req.Issuer.Value != samltest.SPEntityID {
 		t.Errorf("issuer %+v, want the default entity ID", req.Issuer)
 	}
 	if req.NameIDPolicy == nil || req.NameIDPolicy.Format == nil || *req.NameIDPolicy.Format != string(saml.EmailAddressNameIDFormat) {
 		t.Errorf("NameIDPolicy %+v", req.NameIDPolicy)
 	}
 	// Each login has its own request ID.
-	if r2, err := p.AuthnRequest(testBase, "relay-2"); err != nil || r2.RequestID == r.RequestID {
+	if r2, err := p.AuthnRequest(samltest.SPBaseURL, "relay-2"); err != nil || r2.RequestID == r.RequestID {
 		t.Errorf("second request %+v, %v", r2, err)
 	}
 }
@@ -61,8 +63,8 @@ func TestAuthnRequestRedirect(t *testing.T) {
 // TestAuthnRequestPost: an IdP with only an HTTP-POST SSO endpoint gets the
 // AuthnRequest by a form with SAMLRequest and RelayState.
 func TestAuthnRequestPost(t *testing.T) {
-	idp := newTestSigner(t, t.TempDir(), "idp")
-	ed := idpDescriptor(false, idp.cert)
+	idp := samltest.NewIdP(t, t.TempDir(), "idp")
+	ed := samltest.Descriptor(idp.Cert)
 	sso := ed.IDPSSODescriptors[0].SingleSignOnServices
 	ed.IDPSSODescriptors[0].SingleSignOnServices = nil
 	for _, s := range sso {
@@ -71,11 +73,11 @@ func TestAuthnRequestPost(t *testing.T) {
 		}
 	}
 	p := providerWith(t, ed, func(c *Config) { c.EntityID = "urn:consoleme" })
-	r, err := p.AuthnRequest(testBase+"/prefix", "relay-1")
+	r, err := p.AuthnRequest(samltest.SPBaseURL+"/prefix", "relay-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Binding != saml.HTTPPostBinding || r.URL != testIdPSSO || r.Form["RelayState"] != "relay-1" || len(r.Form) != 2 {
+	if r.Binding != saml.HTTPPostBinding || r.URL != samltest.IdPSSOURL || r.Form["RelayState"] != "relay-1" || len(r.Form) != 2 {
 		t.Fatalf("post %+v", r)
 	}
 	raw, err := base64.StdEncoding.DecodeString(r.Form["SAMLRequest"])
@@ -86,7 +88,7 @@ func TestAuthnRequestPost(t *testing.T) {
 	if err := xml.Unmarshal(raw, &req); err != nil {
 		t.Fatal(err)
 	}
-	if req.ID != r.RequestID || req.AssertionConsumerServiceURL != testBase+"/prefix/saml/acs" || req.Issuer.Value != "urn:consoleme" {
+	if req.ID != r.RequestID || req.AssertionConsumerServiceURL != samltest.SPBaseURL+"/prefix/saml/acs" || req.Issuer.Value != "urn:consoleme" {
 		t.Errorf("request %+v", req)
 	}
 }
@@ -94,9 +96,9 @@ func TestAuthnRequestPost(t *testing.T) {
 // TestMetadata: the SP metadata names the entity ID, lists only the
 // HTTP-POST ACS, both SLO bindings, and the SP certificate.
 func TestMetadata(t *testing.T) {
-	idp := newTestSigner(t, t.TempDir(), "idp")
-	p := providerWith(t, idpDescriptor(false, idp.cert), nil)
-	b, err := p.Metadata(testBase)
+	idp := samltest.NewIdP(t, t.TempDir(), "idp")
+	p := providerWith(t, samltest.Descriptor(idp.Cert), nil)
+	b, err := p.Metadata(samltest.SPBaseURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,12 +109,12 @@ func TestMetadata(t *testing.T) {
 	if err := xml.Unmarshal(b, &md); err != nil {
 		t.Fatal(err)
 	}
-	if md.EntityID != testSPEntity || len(md.SPSSODescriptors) != 1 {
+	if md.EntityID != samltest.SPEntityID || len(md.SPSSODescriptors) != 1 {
 		t.Fatalf("metadata %s", b)
 	}
 	d := md.SPSSODescriptors[0]
-	if acs := d.AssertionConsumerServices; len(acs) != 1 || acs[0].Binding != saml.HTTPPostBinding || acs[0].Location != testACS {
-		t.Errorf("ACS endpoints %+v, want only HTTP-POST at %s", acs, testACS)
+	if acs := d.AssertionConsumerServices; len(acs) != 1 || acs[0].Binding != saml.HTTPPostBinding || acs[0].Location != samltest.ACSURL {
+		t.Errorf("ACS endpoints %+v, want only HTTP-POST at %s", acs, samltest.ACSURL)
 	}
 	var slo []string
 	for _, s := range d.SingleLogoutServices {
@@ -135,8 +137,8 @@ func TestMetadata(t *testing.T) {
 		t.Error("the SP certificate is not in the metadata")
 	}
 
-	q := providerWith(t, idpDescriptor(false, idp.cert), func(c *Config) { c.EntityID = "urn:consoleme" })
-	if b, err := q.Metadata(testBase); err != nil || !strings.Contains(string(b), `entityID="urn:consoleme"`) {
+	q := providerWith(t, samltest.Descriptor(idp.Cert), func(c *Config) { c.EntityID = "urn:consoleme" })
+	if b, err := q.Metadata(samltest.SPBaseURL); err != nil || !strings.Contains(string(b), `entityID="urn:consoleme"`) {
 		t.Errorf("configured entity ID: %v\n%s", err, b)
 	}
 	if _, err := p.Metadata("http://[::1"); err == nil {

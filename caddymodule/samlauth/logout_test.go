@@ -13,47 +13,49 @@ import (
 	"time"
 
 	"github.com/crewjam/saml"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // TestLogoutRedirect: with an HTTP-Redirect SLO endpoint the user is sent
 // there with a LogoutRequest for their NameID; without one, ErrNoSLO.
 func TestLogoutRedirect(t *testing.T) {
-	idp := newTestSigner(t, t.TempDir(), "idp")
-	p := providerWith(t, idpDescriptor(true, idp.cert), nil)
-	u, err := p.LogoutRedirect(testBase, attackVictim, "back")
+	idp := samltest.NewIdP(t, t.TempDir(), "idp")
+	p := providerWith(t, samltest.LogoutDescriptor(idp.Cert), nil)
+	u, err := p.LogoutRedirect(samltest.SPBaseURL, samltest.Victim, "back")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Scheme+"://"+u.Host+u.Path != testIdPLogout || u.Query().Get("RelayState") != "back" {
+	if u.Scheme+"://"+u.Host+u.Path != samltest.IdPSLOURL || u.Query().Get("RelayState") != "back" {
 		t.Errorf("URL %s", u)
 	}
 	var req saml.LogoutRequest
-	decodeRedirect(t, u.String(), "SAMLRequest", &req)
-	if req.NameID == nil || req.NameID.Value != attackVictim || req.Destination != testIdPLogout ||
-		req.Issuer == nil || req.Issuer.Value != testSPEntity || req.ID == "" {
+	samltest.DecodeRedirect(t, u.String(), "SAMLRequest", &req)
+	if req.NameID == nil || req.NameID.Value != samltest.Victim || req.Destination != samltest.IdPSLOURL ||
+		req.Issuer == nil || req.Issuer.Value != samltest.SPEntityID || req.ID == "" {
 		t.Errorf("LogoutRequest %+v", req)
 	}
-	if u, err := p.LogoutRedirect(testBase, attackVictim, ""); err != nil || u.Query().Has("RelayState") {
+	if u, err := p.LogoutRedirect(samltest.SPBaseURL, samltest.Victim, ""); err != nil || u.Query().Has("RelayState") {
 		t.Errorf("without relay state: %v, %v", u, err)
 	}
 
-	q := providerWith(t, idpDescriptor(false, idp.cert), nil)
-	if u, err := q.LogoutRedirect(testBase, attackVictim, ""); !errors.Is(err, ErrNoSLO) || u != nil {
+	q := providerWith(t, samltest.Descriptor(idp.Cert), nil)
+	if u, err := q.LogoutRedirect(samltest.SPBaseURL, samltest.Victim, ""); !errors.Is(err, ErrNoSLO) || u != nil {
 		t.Errorf("IdP without SLO: %v, %v; want ErrNoSLO", u, err)
 	}
 }
 
 // logoutResponse is the IdP's answer to a logout, signed by signer unless
 // nil; edit may change it first.
-func logoutResponse(t testing.TB, signer *testSigner, edit func(*saml.LogoutResponse)) []byte {
+func logoutResponse(t testing.TB, signer *samltest.IdP, edit func(*saml.LogoutResponse)) []byte {
 	t.Helper()
 	r := saml.LogoutResponse{
-		ID:           attackXMLID(),
+		ID:           samltest.NewID(),
 		InResponseTo: "id-logout",
 		Version:      "2.0",
 		IssueInstant: time.Now().UTC(),
 		Destination:  testSLO,
-		Issuer:       &saml.Issuer{Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:entity", Value: testIdPEntity},
+		Issuer:       &saml.Issuer{Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:entity", Value: samltest.IdPEntityID},
 		Status:       saml.Status{StatusCode: saml.StatusCode{Value: saml.StatusSuccess}},
 	}
 	if edit != nil {
@@ -61,9 +63,9 @@ func logoutResponse(t testing.TB, signer *testSigner, edit func(*saml.LogoutResp
 	}
 	el := r.Element()
 	if signer != nil {
-		el = signer.sign(t, el)
+		el = signer.Sign(t, el)
 	}
-	return attackXMLBytes(t, el)
+	return samltest.XMLBytes(t, el)
 }
 
 // postLogout is a POST to <base>/saml/slo carrying a LogoutResponse.
@@ -95,13 +97,13 @@ func redirectLogout(t testing.TB, raw []byte) *http.Request {
 // anything else is an error, and a malformed one does not panic.
 func TestValidateLogoutResponse(t *testing.T) {
 	dir := t.TempDir()
-	idp, impostor := newTestSigner(t, dir, "idp"), newTestSigner(t, dir, "impostor")
-	p := providerWith(t, idpDescriptor(true, idp.cert), nil)
+	idp, impostor := samltest.NewIdP(t, dir, "idp"), samltest.NewIdP(t, dir, "impostor")
+	p := providerWith(t, samltest.LogoutDescriptor(idp.Cert), nil)
 
-	if err := p.ValidateLogoutResponse(postLogout(logoutResponse(t, idp, nil)), testBase); err != nil {
+	if err := p.ValidateLogoutResponse(postLogout(logoutResponse(t, idp, nil)), samltest.SPBaseURL); err != nil {
 		t.Errorf("POST binding: %v", err)
 	}
-	if err := p.ValidateLogoutResponse(redirectLogout(t, logoutResponse(t, idp, nil)), testBase); err != nil {
+	if err := p.ValidateLogoutResponse(redirectLogout(t, logoutResponse(t, idp, nil)), samltest.SPBaseURL); err != nil {
 		t.Errorf("Redirect binding: %v", err)
 	}
 	for _, tc := range []struct {
@@ -111,8 +113,8 @@ func TestValidateLogoutResponse(t *testing.T) {
 	}{
 		{"unsigned", postLogout(logoutResponse(t, nil, nil)), "signature"},
 		{"signed by an unknown key", postLogout(logoutResponse(t, impostor, nil)), "signature"},
-		{"wrong Destination", postLogout(logoutResponse(t, idp, func(r *saml.LogoutResponse) { r.Destination = otherSPACS })), "Destination"},
-		{"another issuer", postLogout(logoutResponse(t, idp, func(r *saml.LogoutResponse) { r.Issuer.Value = otherIdPEntity })), "issuer"},
+		{"wrong Destination", postLogout(logoutResponse(t, idp, func(r *saml.LogoutResponse) { r.Destination = samltest.OtherACSURL })), "Destination"},
+		{"another issuer", postLogout(logoutResponse(t, idp, func(r *saml.LogoutResponse) { r.Issuer.Value = samltest.OtherIdPEntityID })), "issuer"},
 		{"no issuer", postLogout(logoutResponse(t, idp, func(r *saml.LogoutResponse) { r.Issuer = nil })), "failed on it"},
 		{"failed status", postLogout(logoutResponse(t, idp, func(r *saml.LogoutResponse) {
 			r.Status.StatusCode.Value = saml.StatusResponder
@@ -133,7 +135,7 @@ func TestValidateLogoutResponse(t *testing.T) {
 						t.Fatalf("panicked: %v", r)
 					}
 				}()
-				err = p.ValidateLogoutResponse(tc.r, testBase)
+				err = p.ValidateLogoutResponse(tc.r, samltest.SPBaseURL)
 			}()
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("%v, want an error about %q", err, tc.want)

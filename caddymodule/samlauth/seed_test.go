@@ -1,10 +1,14 @@
 package samlauth
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
+)
 
 func TestSeedCarriesMetadataAcrossProviders(t *testing.T) {
 	dir := t.TempDir()
-	cfg := spConfig(t, newTestSigner(t, dir, "idp").metadataFile(t, dir))
+	cfg := spConfig(t, samltest.NewIdP(t, dir, "idp").MetadataFile(t, dir))
 	loaded := mustNew(t, cfg)
 	if !loaded.Loaded() {
 		t.Fatal("the metadata file was not loaded")

@@ -3,12 +3,14 @@ package samlauth
 import (
 	"strings"
 	"testing"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/samlauth/samltest"
 )
 
 // TestResponseAudiences: SAML lets one AudienceRestriction list several
 // audiences, any of which may be ours; every restriction must name us.
 func TestResponseAudiences(t *testing.T) {
-	const us = testSPEntity
+	const us = samltest.SPEntityID
 	doc := func(restrictions string) []byte {
 		return []byte(`<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">` +
 			`<saml:Assertion><saml:Conditions>` + restrictions + `</saml:Conditions></saml:Assertion></samlp:Response>`)
