@@ -1,23 +1,13 @@
 package oidcauth
 
+import "github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/internal/refusal"
+
 // Refusal is Exchange's answer to a callback it does not accept: the
 // provider refused or the user cancelled, the callback answers no login
 // started here, the code is replayed or was not issued to this client, or
 // the ID token is forged, expired, meant for another client or lacks what
-// a login needs. The browser should see a "sign-in failed" page (403) with
-// Message; the log gets Reason.
-type Refusal struct {
-	// Reason says for the log why the callback was refused, and may name
-	// details (error codes of the provider, claims, the library's
-	// diagnosis). Do not show it to the user.
-	Reason string
-
-	// Message is a sentence that is safe to show the user.
-	Message string
-}
-
-// Error returns the Reason.
-func (r *Refusal) Error() string { return r.Reason }
+// a login needs (see package refusal).
+type Refusal = refusal.Refusal
 
 // The Messages of the refusals.
 const (

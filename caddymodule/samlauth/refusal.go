@@ -1,21 +1,11 @@
 package samlauth
 
+import "github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/internal/refusal"
+
 // Refusal is Verify's answer to a SAML response it does not accept: the
 // response is forged, tampered with, meant for someone else, stale,
-// replayed or lacks what a login needs. The browser should see a "sign-in
-// failed" page (403) with Message; the log gets Reason.
-type Refusal struct {
-	// Reason says for the log why the response was refused, and may name
-	// details of the response (IDs, URLs, the library's own diagnosis). Do
-	// not show it to the user.
-	Reason string
-
-	// Message is a sentence that is safe to show the user.
-	Message string
-}
-
-// Error returns the Reason.
-func (r *Refusal) Error() string { return r.Reason }
+// replayed or lacks what a login needs (see package refusal).
+type Refusal = refusal.Refusal
 
 // The Messages of the refusals.
 const (
