@@ -125,8 +125,9 @@ func TestNewOptions(t *testing.T) {
 		}},
 	} {
 		s := newStore(t, tc.opts)
-		if err := tc.check(s.rdb.Options()); err != nil {
-			t.Errorf("New(%+v): %v: %+v", tc.opts, err, s.rdb.Options())
+		o := s.rdb.(*redis.Client).Options()
+		if err := tc.check(o); err != nil {
+			t.Errorf("New(%+v): %v: %+v", tc.opts, err, o)
 		}
 	}
 	s := newStore(t, Options{})
