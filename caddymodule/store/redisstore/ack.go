@@ -33,12 +33,12 @@ import (
 // waited for hold its claim, so a replica that acknowledged never hands it
 // out again when promoted, and a success is handed out at most once as long
 // as the replica promoted is one that acknowledged. The automatic mode
-// waits for every replica connected to the primary at the claim, and for at
-// least one with Sentinel, so that a primary cut off from its replicas
-// hands out nothing. Not guaranteed: a replica disconnected at the claim
-// and promoted later without having caught up may still hold the success
-// (setting ReplicaAcks to the number of replicas closes that gap, at the
-// price of no success while any replica is down); a success whose claim
+// waits for every replica connected to the primary at the claim. Not
+// guaranteed by it: a replica disconnected at the claim (a primary cut off
+// from its replicas by a partition, a replica restarting) and promoted
+// later without having caught up may still hold the success; setting
+// ReplicaAcks to the number of replicas closes that gap, at the price of no
+// success being handed out while any replica is down. A success whose claim
 // reached a replica but whose acknowledgement or release did not get back
 // before a failover, or whose Caddy stopped in between, is lost (the user
 // approves again), never handed out twice. WAIT is not a consensus: a
@@ -54,7 +54,7 @@ func (s *Store) pollAcked(ctx context.Context, token, key string, args []any) (s
 	}
 	defer conn.Close()
 	keys := []string{key}
-	res, err := pollScript.Run(ctx, conn, keys, append(args, s.acks, s.minAcks, id)...).Result()
+	res, err := pollScript.Run(ctx, conn, keys, append(args, s.acks, id)...).Result()
 	if err != nil {
 		s.redirected(ctx, err)
 		return store.PollUnknown, nil, unavailable("poll", err)

@@ -150,7 +150,7 @@ func (s *Store) Poll(ctx context.Context, token, ip string, checkIP bool, now ti
 	if s.acks != ReplicaAcksOff {
 		return s.pollAcked(ctx, token, key, args)
 	}
-	res, err := pollScript.Run(ctx, s.rdb, []string{key}, append(args, ReplicaAcksOff, 0, "")...).Result()
+	res, err := pollScript.Run(ctx, s.rdb, []string{key}, append(args, ReplicaAcksOff, "")...).Result()
 	if err != nil {
 		return store.PollUnknown, nil, unavailable("poll", err)
 	}

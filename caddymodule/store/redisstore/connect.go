@@ -19,10 +19,7 @@ type client struct {
 	// pin returns a connection of its own to the primary that holds key,
 	// for a script and the WAIT after it (WAIT counts the replicas that
 	// have the writes made on its own connection).
-	pin func(ctx context.Context, key string) (*redis.Conn, error)
-	// minAcks is the least number of replica acknowledgements the
-	// automatic mode waits for.
-	minAcks     int
+	pin         func(ctx context.Context, key string) (*redis.Conn, error)
 	poolSize    int
 	callTimeout time.Duration
 }
@@ -128,9 +125,7 @@ func connectSentinel(opts Options) (*client, error) {
 		TLSConfig:             tc,
 	}
 	rdb := redis.NewFailoverClient(fo)
-	// A primary cut off from its replicas must not hand out a success on
-	// its own: the replica promoted in its place still holds it.
-	return &client{rdb: rdb, pin: pinClient(rdb), minAcks: 1, poolSize: rdb.Options().PoolSize,
+	return &client{rdb: rdb, pin: pinClient(rdb), poolSize: rdb.Options().PoolSize,
 		callTimeout: fo.DialTimeout + fo.WriteTimeout + fo.ReadTimeout}, nil
 }
 

@@ -106,8 +106,10 @@ type Options struct {
 	// success is claimed before Poll hands it out (see ack.go), so that a
 	// replica promoted by a failover never hands it out again. 0, the
 	// default, waits for every replica the primary has connected at that
-	// moment, and for at least one with Sentinel; with none connected (a
-	// lone server, a cluster without replicas) nothing is waited for.
+	// moment: with none connected (a lone server, a cluster without
+	// replicas, a primary whose replicas are down) nothing is waited for.
+	// A number N waits for N replicas, also when fewer are connected, so
+	// that a primary cut off from its replicas hands out nothing.
 	// ReplicaAcksOff (-1) never waits.
 	ReplicaAcks int
 	// ReplicaAckTimeout bounds that wait. When it runs out, Poll hands
@@ -167,7 +169,7 @@ func New(opts Options) (*Store, error) {
 	// several pipelines in flight.
 	workers := max(2, c.poolSize/8)
 	return &Store{rdb: c.rdb, pin: c.pin, keys: newKeys(prefix), grace: grace, perClient: opts.MaxLoginsPerClient,
-		acks: opts.ReplicaAcks, minAcks: c.minAcks, ackTimeout: ackTimeout, callTimeout: c.callTimeout,
+		acks: opts.ReplicaAcks, ackTimeout: ackTimeout, callTimeout: c.callTimeout,
 		creates: newBatcher(c.rdb, createScript, workers, c.callTimeout)}, nil
 }
 

@@ -45,7 +45,6 @@ type Store struct {
 	grace      time.Duration
 	perClient  int
 	acks       int // Options.ReplicaAcks
-	minAcks    int // the least the automatic mode waits for
 	ackTimeout time.Duration
 	// callTimeout bounds one call: dial, write and read.
 	callTimeout time.Duration

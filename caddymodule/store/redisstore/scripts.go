@@ -131,9 +131,9 @@ return 3
 // (deleted), other IP when ARGV[6] is "1" (compared with ARGV[5]), success,
 // pending. A success is returned and taken in the same step, so only one
 // caller ever sees it: deleted when no replica is to acknowledge it, else
-// claimed with the id ARGV[9] and returned with the field "w", the number
+// claimed with the id ARGV[8] and returned with the field "w", the number
 // of replicas to wait for (see ack.go). ARGV[7] is that number, or 0 for
-// every replica connected but at least ARGV[8], or -1 for none.
+// every replica connected to this primary, or -1 for none.
 var pollScript = redis.NewScript(prelude + `
 local f, expired = load('ip')
 if not f then
@@ -151,14 +151,13 @@ if f[3] == 'success' then
 	local need = tonumber(ARGV[7])
 	if need == 0 then
 		local info = redis.call('INFO', 'replication')
-		local connected = tonumber(string.match(info, 'connected_slaves:(%d+)') or '0')
-		need = math.max(tonumber(ARGV[8]), connected)
+		need = tonumber(string.match(info, 'connected_slaves:(%d+)') or '0')
 	end
 	if need <= 0 then
 		redis.call('DEL', key)
 		return all
 	end
-	redis.call('HSET', key, 's', 'claimed', 'x', ARGV[9])
+	redis.call('HSET', key, 's', 'claimed', 'x', ARGV[8])
 	all[#all + 1] = 'w'
 	all[#all + 1] = tostring(need)
 	return all
