@@ -113,3 +113,32 @@ func TestSentinelFailover(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPollSuccess measures the success path (the poll that collects
+// an approved challenge) against a primary with one replica, with and
+// without waiting for the replica's acknowledgement. Only Poll is timed.
+func BenchmarkPollSuccess(b *testing.B) {
+	primary := redistest.StartServer(b)
+	redistest.StartReplica(b, primary)
+	for _, bc := range []struct {
+		name string
+		acks int
+	}{{"replica-ack", 0}, {"no-ack", ReplicaAcksOff}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := newStore(b, Options{URL: "redis://" + primary.Addr, KeyPrefix: uniquePrefix(), ReplicaAcks: bc.acks})
+			now := time.Now()
+			for b.Loop() {
+				b.StopTimer()
+				c := testChallenge(now)
+				if err := s.Create(b.Context(), c, now); err != nil {
+					b.Fatal(err)
+				}
+				approve(b, s, c, now)
+				b.StartTimer()
+				if out, _, err := s.Poll(b.Context(), c.Token, c.IP, true, now); out != store.PollSuccess {
+					b.Fatalf("Poll: %v, %v", out, err)
+				}
+			}
+		})
+	}
+}
