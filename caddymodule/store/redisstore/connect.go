@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -159,11 +158,7 @@ func connectCluster(opts Options) (*client, error) {
 		}
 		return node.Conn(), nil
 	}
-	poolSize := co.PoolSize
-	if poolSize == 0 {
-		poolSize = 10 * runtime.GOMAXPROCS(0) // go-redis's default
-	}
-	return &client{rdb: rdb, pin: pin, poolSize: poolSize,
+	return &client{rdb: rdb, pin: pin, poolSize: rdb.Options().PoolSize,
 		callTimeout: co.DialTimeout + co.WriteTimeout + co.ReadTimeout}, nil
 }
 

@@ -49,6 +49,35 @@ func TestConformanceCluster(t *testing.T) {
 	if holding < 2 || withLogins != 1 {
 		t.Errorf("challenges on %d masters (want them spread), logins on %d (want one)", holding, withLogins)
 	}
+
+	// Whatever the prefix holds, a login and its client's set meet in one
+	// slot; prefixes without a tag of their own get slots of their own.
+	rc := cl.Nodes[0].Client(t)
+	slot := func(key string) int64 {
+		n, err := rc.ClusterKeySlot(t.Context(), key).Result()
+		if err != nil {
+			t.Fatalf("CLUSTER KEYSLOT: %v", err)
+		}
+		return n
+	}
+	slots := map[int64]string{}
+	for _, prefix := range []string{"consoleme_auth:0123456789abcdef:", "consoleme_auth:fedcba9876543210:",
+		"a:", "app:{eu}:", "odd{x:", "}{:", "a}{"} {
+		k := newKeys(prefix)
+		if a, b := slot(k.login("id-1")), slot(k.client("192.0.2.1")); a != b {
+			t.Errorf("prefix %q: login in slot %d, its client's set in %d", prefix, a, b)
+		}
+		if prefix == "app:{eu}:" {
+			if a, b := slot(k.login("id-1")), slot(k.challenge("t")); a != b {
+				t.Errorf("prefix %q: its own hash tag is not used (%d, %d)", prefix, a, b)
+			}
+			continue
+		}
+		if other, ok := slots[slot(k.login("x"))]; ok {
+			t.Errorf("prefixes %q and %q share the logins' slot", prefix, other)
+		}
+		slots[slot(k.login("x"))] = prefix
+	}
 }
 
 // TestConformanceSentinel runs the suite through Sentinel against a primary

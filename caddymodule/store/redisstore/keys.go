@@ -3,6 +3,8 @@ package redisstore
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"strings"
 )
 
 // keys lays out the keys of one site. Every key starts with the prefix, so
@@ -18,6 +20,8 @@ import (
 // they must live in one slot: Redis hashes only the part of a key between
 // its first "{" and the first "}" after it (the hash tag), and both keys
 // read the same up to and including "{"+tag+"}", whatever the prefix holds.
+// (New refuses the one prefix that defeats this: one whose first "{" is
+// followed at once by "}", as Redis then hashes whole keys.)
 // Without braces in the prefix that part is tag itself, so every site (every
 // prefix) has its own slot for its logins and no two sites share one; a
 // prefix that holds a hash tag of its own ("app:{eu}:") puts all its keys,
@@ -27,6 +31,16 @@ import (
 type keys struct {
 	prefix string
 	group  string // prefix+"{"+tag+"}", the start of the login keys
+}
+
+// checkPrefix refuses a prefix whose first "{" is followed at once by "}":
+// Redis would hash each key whole, and a login and its client's set could
+// land in different slots of a cluster.
+func checkPrefix(prefix string) error {
+	if i := strings.IndexByte(prefix, '{'); i >= 0 && strings.HasPrefix(prefix[i:], "{}") {
+		return fmt.Errorf("redis store: key prefix %q: its first \"{\" is followed at once by \"}\", which keeps a Redis Cluster from keeping a login and its client's logins in one slot", prefix)
+	}
+	return nil
 }
 
 func newKeys(prefix string) keys {

@@ -144,14 +144,16 @@ func New(opts Options) (*Store, error) {
 	case opts.ReplicaAcks < ReplicaAcksOff:
 		return nil, fmt.Errorf("redis store: replica acks must be -1 (off), 0 (automatic) or a number of replicas, got %d", opts.ReplicaAcks)
 	}
-	c, err := connect(opts)
-	if err != nil {
-		return nil, err
-	}
-
 	prefix := opts.KeyPrefix
 	if prefix == "" {
 		prefix = DefaultKeyPrefix
+	}
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
+	c, err := connect(opts)
+	if err != nil {
+		return nil, err
 	}
 	grace := opts.ExpiredGrace
 	switch {

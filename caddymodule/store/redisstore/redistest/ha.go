@@ -28,7 +28,9 @@ type Sentinels struct {
 // knows the others and the primary's replicas.
 func StartSentinels(tb testing.TB, primary *Server, replicas, n int, downAfter time.Duration) *Sentinels {
 	tb.Helper()
-	bin := Binary(tb, "redis-sentinel")
+	// redis-server runs as a sentinel with --sentinel, so that only the
+	// redis-server package is needed.
+	bin := Binary(tb, "redis-server")
 	s := &Sentinels{}
 	for range n {
 		p := start(tb, "redis-sentinel", func(port int, dir string) *exec.Cmd {
@@ -46,7 +48,7 @@ sentinel parallel-syncs %s 1
 			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 				tb.Fatalf("writing sentinel.conf: %v", err)
 			}
-			return exec.Command(bin, conf)
+			return exec.Command(bin, conf, "--sentinel")
 		}, false)
 		s.Procs = append(s.Procs, p)
 		s.Addrs = append(s.Addrs, p.Addr)

@@ -1,8 +1,9 @@
 // Package redistest starts real Redis deployments on loopback for tests: a
 // server, a replica, Sentinels, and a Cluster, each process owned by the test
-// and killed when it ends. Without the Redis binaries (Debian's redis-server
-// and redis-sentinel packages) a test is skipped, or fails when the
-// environment variable CI is "true".
+// and killed when it ends. Sentinels are redis-server in sentinel mode.
+// Without the Redis binaries (Debian's redis-server package, with
+// redis-cli) a test is skipped, or fails when the environment variable CI
+// is "true".
 package redistest
 
 import (
@@ -40,7 +41,7 @@ func Binary(tb testing.TB, name string) string {
 	if p := "/usr/bin/" + name; fileExists(p) {
 		return p
 	}
-	msg := name + " not found (install Debian's redis-server, redis-sentinel and redis-tools packages)"
+	msg := name + " not found (install Debian's redis-server package, which brings redis-cli)"
 	if os.Getenv("CI") == "true" {
 		tb.Fatal(msg + "; CI must run the Redis tests")
 	}
