@@ -57,7 +57,10 @@ type StoreConfig struct {
 	// and claim names, SAML IdP and entity ID, and group policy): the instances of one site share their
 	// challenges, and two sites on one Redis never see each other's
 	// challenges, logins or replay marks. Setting it by hand, give every
-	// site its own prefix.
+	// site its own prefix. In a Redis Cluster each prefix gets a hash tag
+	// of its own for its logins; a prefix holding a hash tag ("app:{eu}:")
+	// keeps all its keys in that tag's slot, and one whose first "{" is
+	// followed at once by "}" is refused.
 	KeyPrefix string `json:"key_prefix,omitempty"`
 
 	// DialTimeout, ReadTimeout and WriteTimeout bound each Redis call, so

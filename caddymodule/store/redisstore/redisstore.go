@@ -11,7 +11,8 @@
 // instances. The scripts compare times passed in by the caller, never the
 // server's clock, so the Redis store answers exactly as the memory store
 // does; the keys' times to live only collect what nobody asks for any more.
-// Redis 4.0 or later is needed.
+// Redis 5.0 or later (or Valkey) is needed: the poll script reads INFO
+// before it writes, which needs scripts to replicate their effects.
 //
 // Any failure to reach or use Redis comes back as an error wrapping
 // store.ErrUnavailable, after at most about the configured timeouts.
