@@ -204,7 +204,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 // unmarshalStore parses `store memory`, `store redis [<url>]` and the redis
-// block form.
+// block form (see StoreConfig.unmarshalRedis).
 func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 	if !d.NextArg() {
 		return d.ArgErr()
@@ -215,49 +215,9 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 	case "memory":
 		return noArgs(d)
 	case "redis":
-	default:
-		return d.Errf("store: unknown type '%s' (want memory or redis)", sc.Type)
+		return sc.unmarshalRedis(d)
 	}
-	if d.NextArg() {
-		sc.URL = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		name := d.Val()
-		var err error
-		switch name {
-		case "url":
-			err = oneString(d, &sc.URL)
-		case "username":
-			err = oneString(d, &sc.Username)
-		case "password":
-			err = oneString(d, &sc.Password)
-		case "key_prefix":
-			err = oneString(d, &sc.KeyPrefix)
-		case "dial_timeout":
-			err = oneDuration(d, &sc.DialTimeout)
-		case "read_timeout":
-			err = oneDuration(d, &sc.ReadTimeout)
-		case "write_timeout":
-			err = oneDuration(d, &sc.WriteTimeout)
-		case "pool_size":
-			err = oneInt(d, &sc.PoolSize, 1, 1<<31-1)
-		case "tls":
-			err = noArgs(d)
-			sc.TLS = true
-		case "insecure_skip_verify":
-			err = noArgs(d)
-			sc.InsecureSkipVerify = true
-		default:
-			return d.Errf("store redis: unrecognized subdirective '%s'", name)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return d.Errf("store: unknown type '%s' (want memory or redis)", sc.Type)
 }
 
 // Interface guards

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -30,11 +31,22 @@ type StoreConfig struct {
 
 	// URL of the Redis server (redis only): redis://[[user]:password@]host[:port][/db],
 	// rediss://... for TLS, or unix:///path/to/socket. Placeholders are
-	// expanded. Default: redis://127.0.0.1:6379/0.
+	// expanded. Default: redis://127.0.0.1:6379/0. Not with sentinel or
+	// cluster.
 	URL string `json:"url,omitempty"`
+
+	// Sentinel reaches the primary through Redis Sentinel (redis only),
+	// following it through failovers without a restart. Database 0.
+	Sentinel *SentinelConfig `json:"sentinel,omitempty"`
+
+	// Cluster lists some nodes of a Redis Cluster, host:port each (redis
+	// only); the rest of the cluster is learnt from them. Placeholders are
+	// expanded.
+	Cluster []string `json:"cluster,omitempty"`
 
 	// Username and Password replace those in the URL (redis only), so the
 	// password can come from a placeholder such as {env.REDIS_PASSWORD}.
+	// With sentinel or cluster they authenticate to every Redis server.
 	// Never logged.
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
@@ -45,7 +57,10 @@ type StoreConfig struct {
 	// and claim names, SAML IdP and entity ID, and group policy): the instances of one site share their
 	// challenges, and two sites on one Redis never see each other's
 	// challenges, logins or replay marks. Setting it by hand, give every
-	// site its own prefix.
+	// site its own prefix. In a Redis Cluster each prefix gets a hash tag
+	// of its own for its logins; a prefix holding a hash tag ("app:{eu}:")
+	// keeps all its keys in that tag's slot, and one whose first "{" is
+	// followed at once by "}" is refused.
 	KeyPrefix string `json:"key_prefix,omitempty"`
 
 	// DialTimeout, ReadTimeout and WriteTimeout bound each Redis call, so
@@ -63,6 +78,32 @@ type StoreConfig struct {
 
 	// InsecureSkipVerify accepts any Redis server certificate (tests only).
 	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
+
+	// ReplicaAcks is how many replicas must acknowledge that a success is
+	// taken before the poller hands it out, so that a replica promoted by a
+	// failover never hands it out again (redis only). 0, the default, waits
+	// for every replica connected to the primary at that moment, none when
+	// there is none; a number N waits for N replicas even when fewer are
+	// connected (a primary cut off from its replicas then hands out
+	// nothing); -1 never waits. In the Caddyfile: auto, off or N.
+	ReplicaAcks int `json:"replica_acks,omitempty"`
+
+	// ReplicaAckTimeout bounds that wait; when it runs out the poller
+	// answers 503 and the success is kept for its next poll. Default: 500ms.
+	ReplicaAckTimeout caddy.Duration `json:"replica_ack_timeout,omitempty"`
+}
+
+// SentinelConfig locates the primary through Redis Sentinel.
+type SentinelConfig struct {
+	// MasterName is the name the sentinels monitor the primary under.
+	MasterName string `json:"master_name,omitempty"`
+	// Addrs are the sentinels, host:port each (Sentinel's port is usually
+	// 26379). Placeholders are expanded.
+	Addrs []string `json:"addrs,omitempty"`
+	// Username and Password authenticate to the sentinels, when they ask
+	// for it; placeholders are expanded. Never logged.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
 }
 
 // checkRedisURL refuses a redis:// or rediss:// URL whose port is not a
@@ -78,6 +119,111 @@ func checkRedisURL(raw string) error {
 	return nil
 }
 
+// unmarshalRedis parses the rest of `store redis [<url>] [{ ... }]`:
+//
+//	store redis [<url>] {
+//		url <url>
+//		sentinel <master_name> <host:port>...
+//		sentinel_username <name>
+//		sentinel_password <password>
+//		cluster <host:port>...
+//		username <name>
+//		password <password>
+//		key_prefix <prefix>
+//		dial_timeout|read_timeout|write_timeout <duration>
+//		pool_size <n>
+//		tls
+//		insecure_skip_verify
+//		replica_acks auto|off|<n>
+//		replica_ack_timeout <duration>
+//	}
+func (sc *StoreConfig) unmarshalRedis(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		sc.URL = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	sentinel := func() *SentinelConfig {
+		if sc.Sentinel == nil {
+			sc.Sentinel = &SentinelConfig{}
+		}
+		return sc.Sentinel
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		var err error
+		switch name {
+		case "url":
+			err = oneString(d, &sc.URL)
+		case "sentinel":
+			var args []string
+			if args, err = someArgs(d); err == nil && len(args) < 2 {
+				err = d.Errf("store redis: sentinel wants a master name and at least one sentinel address")
+			} else if err == nil {
+				sentinel().MasterName, sentinel().Addrs = args[0], args[1:]
+			}
+		case "sentinel_username":
+			err = oneString(d, &sentinel().Username)
+		case "sentinel_password":
+			err = oneString(d, &sentinel().Password)
+		case "cluster":
+			sc.Cluster, err = someArgs(d)
+		case "username":
+			err = oneString(d, &sc.Username)
+		case "password":
+			err = oneString(d, &sc.Password)
+		case "key_prefix":
+			err = oneString(d, &sc.KeyPrefix)
+		case "dial_timeout":
+			err = oneDuration(d, &sc.DialTimeout)
+		case "read_timeout":
+			err = oneDuration(d, &sc.ReadTimeout)
+		case "write_timeout":
+			err = oneDuration(d, &sc.WriteTimeout)
+		case "pool_size":
+			err = oneInt(d, &sc.PoolSize, 1, 1<<31-1)
+		case "tls":
+			err = noArgs(d)
+			sc.TLS = true
+		case "insecure_skip_verify":
+			err = noArgs(d)
+			sc.InsecureSkipVerify = true
+		case "replica_acks":
+			err = sc.unmarshalReplicaAcks(d)
+		case "replica_ack_timeout":
+			err = oneDuration(d, &sc.ReplicaAckTimeout)
+		default:
+			return d.Errf("store redis: unrecognized subdirective '%s'", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unmarshalReplicaAcks parses `replica_acks auto|off|<n>`.
+func (sc *StoreConfig) unmarshalReplicaAcks(d *caddyfile.Dispenser) error {
+	var v string
+	if err := oneString(d, &v); err != nil {
+		return err
+	}
+	switch v {
+	case "auto":
+		sc.ReplicaAcks = 0
+	case "off":
+		sc.ReplicaAcks = redisstore.ReplicaAcksOff
+	default:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return d.Errf("store redis: replica_acks %q: want auto, off or a number of replicas", v)
+		}
+		sc.ReplicaAcks = n
+	}
+	return nil
+}
+
 // storeBounds are the limits a store enforces.
 type storeBounds struct {
 	pending         int // challenges and logins held (memory store only)
@@ -88,17 +234,33 @@ type storeBounds struct {
 func (sc *StoreConfig) validate() error {
 	switch sc.Type {
 	case "", "memory":
-		if sc.URL != "" || sc.Password != "" || sc.KeyPrefix != "" {
-			return errors.New("url, password and key_prefix are for the redis store")
+		if sc.URL != "" || sc.Password != "" || sc.KeyPrefix != "" || sc.Sentinel != nil || len(sc.Cluster) > 0 {
+			return errors.New("url, sentinel, cluster, password and key_prefix are for the redis store")
 		}
 	case "redis":
-		if sc.DialTimeout < 0 || sc.ReadTimeout < 0 || sc.WriteTimeout < 0 || sc.PoolSize < 0 {
+		if sc.DialTimeout < 0 || sc.ReadTimeout < 0 || sc.WriteTimeout < 0 || sc.PoolSize < 0 || sc.ReplicaAckTimeout < 0 {
 			return errors.New("redis timeouts and pool_size must be positive")
+		}
+		if sc.ReplicaAcks < redisstore.ReplicaAcksOff {
+			return fmt.Errorf("replica_acks: %d; want -1 (off), 0 (auto) or a number of replicas", sc.ReplicaAcks)
+		}
+		if sc.Sentinel != nil && (sc.Sentinel.MasterName == "" || len(sc.Sentinel.Addrs) == 0) {
+			return errors.New("sentinel: needs master_name and at least one address")
+		}
+		if n := btoi(sc.URL != "") + btoi(sc.Sentinel != nil) + btoi(len(sc.Cluster) > 0); n > 1 {
+			return errors.New("url, sentinel and cluster are exclusive")
 		}
 	default:
 		return fmt.Errorf("unknown type %q (want memory or redis)", sc.Type)
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // siteKey names this site's state in the stores: a keyed hash of what makes
@@ -136,8 +298,9 @@ func (sc *StoreConfig) open(ctx caddy.Context, repl *caddy.Replacer, site string
 		if keyPrefix == "" {
 			keyPrefix = "consoleme_auth:" + site + ":"
 		}
-		rs, err := redisstore.New(redisstore.Options{
+		opts := redisstore.Options{
 			URL:                rawURL,
+			ClusterAddrs:       replaceAll(repl, sc.Cluster),
 			Username:           repl.ReplaceAll(sc.Username, ""),
 			Password:           repl.ReplaceAll(sc.Password, ""),
 			KeyPrefix:          keyPrefix,
@@ -149,7 +312,16 @@ func (sc *StoreConfig) open(ctx caddy.Context, repl *caddy.Replacer, site string
 			InsecureSkipVerify: sc.InsecureSkipVerify,
 			ExpiredGrace:       expiredGrace,
 			MaxLoginsPerClient: bounds.loginsPerClient,
-		})
+			ReplicaAcks:        sc.ReplicaAcks,
+			ReplicaAckTimeout:  time.Duration(sc.ReplicaAckTimeout),
+		}
+		if st := sc.Sentinel; st != nil {
+			opts.MasterName = repl.ReplaceAll(st.MasterName, "")
+			opts.SentinelAddrs = replaceAll(repl, st.Addrs)
+			opts.SentinelUsername = repl.ReplaceAll(st.Username, "")
+			opts.SentinelPassword = repl.ReplaceAll(st.Password, "")
+		}
+		rs, err := redisstore.New(opts)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -185,6 +357,15 @@ func (sc *StoreConfig) open(ctx caddy.Context, repl *caddy.Replacer, site string
 }
 
 var memoryStores = caddy.NewUsagePool()
+
+// replaceAll expands the placeholders in each of vals.
+func replaceAll(repl *caddy.Replacer, vals []string) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = repl.ReplaceAll(v, "")
+	}
+	return out
+}
 
 var redisLoggerOnce sync.Once
 

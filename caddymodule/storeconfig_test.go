@@ -3,6 +3,7 @@ package consolemeauth
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestStoreRedisCaddyfile(t *testing.T) {
 	want := StoreConfig{Type: "redis", URL: "redis://10.0.0.9:6379/2", Username: "cm", Password: "{env.REDIS_PASSWORD}",
 		KeyPrefix: "cm:", DialTimeout: caddy.Duration(500 * time.Millisecond), ReadTimeout: caddy.Duration(250 * time.Millisecond),
 		WriteTimeout: caddy.Duration(250 * time.Millisecond), PoolSize: 20, TLS: true, InsecureSkipVerify: true}
-	if *h.Store != want {
+	if !reflect.DeepEqual(*h.Store, want) {
 		t.Errorf("got %+v\nwant %+v", *h.Store, want)
 	}
 	for _, src := range []string{"store redis\n", "store redis redis://x:1\n", "store redis {\nurl redis://x:1\n}\n"} {
@@ -51,11 +52,63 @@ func TestStoreRedisCaddyfile(t *testing.T) {
 		{"store redis {\nbogus\n}\n", "store redis: unrecognized subdirective 'bogus'"},
 		{"store redis {\npool_size -1\n}\n", "pool_size"},
 		{"store redis {\ntls yes\n}\n", "wrong argument count"},
+		{"store redis {\nsentinel mymaster\n}\n", "master name and at least one sentinel address"},
+		{"store redis {\ncluster\n}\n", "cluster: missing value"},
+		{"store redis {\nreplica_acks 0\n}\n", "want auto, off or a number"},
+		{"store redis {\nreplica_acks some\n}\n", "want auto, off or a number"},
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("consoleme_auth {\n" + tc.src + "}"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}
+
+func TestStoreRedisHACaddyfile(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want StoreConfig
+	}{
+		{`store redis {
+			sentinel mymaster 10.0.0.1:26379 10.0.0.2:26379
+			sentinel_username sentinel
+			sentinel_password {env.SENTINEL_PASSWORD}
+			password {env.REDIS_PASSWORD}
+			replica_acks 2
+			replica_ack_timeout 250ms
+		}`, StoreConfig{Type: "redis", Password: "{env.REDIS_PASSWORD}", ReplicaAcks: 2,
+			ReplicaAckTimeout: caddy.Duration(250 * time.Millisecond),
+			Sentinel: &SentinelConfig{MasterName: "mymaster", Addrs: []string{"10.0.0.1:26379", "10.0.0.2:26379"},
+				Username: "sentinel", Password: "{env.SENTINEL_PASSWORD}"}}},
+		{`store redis {
+			cluster 10.0.0.1:6379 10.0.0.2:6379
+			replica_acks off
+		}`, StoreConfig{Type: "redis", Cluster: []string{"10.0.0.1:6379", "10.0.0.2:6379"}, ReplicaAcks: -1}},
+		{`store redis {
+			replica_acks auto
+		}`, StoreConfig{Type: "redis"}},
+	} {
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("consoleme_auth {\n" + tc.src + "\n}")); err != nil {
+			t.Fatalf("%s: %v", tc.src, err)
+		}
+		if !reflect.DeepEqual(*h.Store, tc.want) {
+			t.Errorf("%s:\ngot  %+v\nwant %+v", tc.src, *h.Store, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		sc   StoreConfig
+		want string
+	}{
+		{StoreConfig{Type: "redis", URL: "redis://x:1", Cluster: []string{"a:1"}}, "exclusive"},
+		{StoreConfig{Type: "redis", Sentinel: &SentinelConfig{Addrs: []string{"a:1"}}, Cluster: []string{"a:1"}}, "master_name"},
+		{StoreConfig{Type: "redis", Sentinel: &SentinelConfig{MasterName: "m", Addrs: []string{"a:1"}}, Cluster: []string{"a:1"}}, "exclusive"},
+		{StoreConfig{Type: "redis", ReplicaAcks: -2}, "replica_acks"},
+		{StoreConfig{Type: "memory", Cluster: []string{"a:1"}}, "for the redis store"},
+	} {
+		if err := tc.sc.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.sc, err, tc.want)
 		}
 	}
 }

@@ -16,7 +16,7 @@ const maxBatch = 64
 // stays atomic on the server (one script run); under load many calls share
 // the round trip's system calls instead of paying for their own.
 type batcher struct {
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	script  *redis.Script
 	timeout time.Duration
 	calls   chan *batchCall
@@ -39,7 +39,7 @@ type batchResult struct {
 // newBatcher starts workers pipelines that may be in flight at once; a
 // batch is whatever calls are waiting when a worker is free, so a lone call
 // is sent at once.
-func newBatcher(rdb *redis.Client, script *redis.Script, workers int, timeout time.Duration) *batcher {
+func newBatcher(rdb redis.UniversalClient, script *redis.Script, workers int, timeout time.Duration) *batcher {
 	b := &batcher{rdb: rdb, script: script, timeout: timeout,
 		calls: make(chan *batchCall), stop: make(chan struct{})}
 	for range workers {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
@@ -136,35 +137,55 @@ func (s *Store) Cancel(ctx context.Context, token string, now time.Time) error {
 }
 
 // Poll is the poller's atomic step; see store.Store. Only PollSuccess comes
-// with a challenge, the one it has just deleted.
+// with a challenge, the one it has just taken. Unless ReplicaAcks is off,
+// the success is handed out only once replicas have acknowledged that it is
+// taken (see ack.go).
 func (s *Store) Poll(ctx context.Context, token, ip string, checkIP bool, now time.Time) (store.PollOutcome, *store.Challenge, error) {
 	check := "0"
 	if checkIP {
 		check = "1"
 	}
-	args := append(s.clock(now, 2), ip, check)
-	res, err := pollScript.Run(ctx, s.rdb, []string{s.keys.challenge(token)}, args...).Result()
+	key := s.keys.challenge(token)
+	args := append(s.clock(now, 5), ip, check)
+	if s.acks != ReplicaAcksOff {
+		return s.pollAcked(ctx, token, key, args)
+	}
+	res, err := pollScript.Run(ctx, s.rdb, []string{key}, append(args, ReplicaAcksOff, "")...).Result()
 	if err != nil {
 		return store.PollUnknown, nil, unavailable("poll", err)
 	}
+	out, c, _, err := pollOutcome(token, res)
+	return out, c, err
+}
+
+// pollOutcome reads pollScript's reply, with the number of replica
+// acknowledgements a claimed success waits for (0 when it was deleted).
+func pollOutcome(token string, res any) (store.PollOutcome, *store.Challenge, int, error) {
 	if fields, ok := res.([]any); ok {
-		c, err := decodeChallenge(token, fieldMap(fields))
+		f := fieldMap(fields)
+		c, err := decodeChallenge(token, f)
 		if err != nil {
-			return store.PollUnknown, nil, err
+			return store.PollUnknown, nil, 0, err
 		}
-		return store.PollSuccess, c, nil
+		need := 0
+		if w, ok := f["w"]; ok {
+			if need, err = strconv.Atoi(w); err != nil || need < 1 {
+				return store.PollUnknown, nil, 0, unexpected("poll", res)
+			}
+		}
+		return store.PollSuccess, c, need, nil
 	}
 	switch code(res) {
 	case codeNotFound:
-		return store.PollUnknown, nil, nil
+		return store.PollUnknown, nil, 0, nil
 	case codeExpired:
-		return store.PollExpired, nil, nil
+		return store.PollExpired, nil, 0, nil
 	case codeRefused:
-		return store.PollUnauthorized, nil, nil
+		return store.PollUnauthorized, nil, 0, nil
 	case codeDone:
-		return store.PollPending, nil, nil
+		return store.PollPending, nil, 0, nil
 	}
-	return store.PollUnknown, nil, unexpected("poll", res)
+	return store.PollUnknown, nil, 0, unexpected("poll", res)
 }
 
 // clock returns the challenge scripts' first arguments: now, and now minus

@@ -2,7 +2,8 @@ package redisstore
 
 import "github.com/redis/go-redis/v9"
 
-// A SAML login is one hash under prefix+"{l}:"+id with these fields:
+// A SAML login is one hash under prefix+"{"+tag+"}l:"+id (see keys.go) with
+// these fields:
 //
 //	r      the AuthnRequest's ID
 //	p      the return path
@@ -11,13 +12,15 @@ import "github.com/redis/go-redis/v9"
 //	e, en  the login's expiry, likewise
 //
 // When logins are bounded per client, each client with logins has a sorted
-// set under prefix+"{l}c:"+client: one member per login, "<en>|<id>" with
-// the expiry's nanoseconds as six digits, scored by the expiry's
-// milliseconds. The scripts drop the members whose login has expired by the
-// given "now" before counting, and keep the set's time to live as long as
-// its longest login. The login's key and its client's set share a hash tag
-// (see keys.go); the scripts name the set of a login's client from its "k"
-// field and the prefix of those sets passed in.
+// set under prefix+"{"+tag+"}lc:"+client: one member per login,
+// "<en>|<id>" with the expiry's nanoseconds as six digits, scored by the
+// expiry's milliseconds. The scripts drop the members whose login has
+// expired by the given "now" before counting, and keep the set's time to
+// live as long as its longest login. The login's key and its client's set
+// share a hash tag (see keys.go); the scripts name the set of a login's
+// client (or a replaced login's former client) from its "k" field and the
+// prefix of those sets passed in, a key in the same slot as KEYS[1], which
+// Redis Cluster accepts.
 //
 // A replay mark is one hash under prefix+"o:"+key whose fields e, en hold
 // its expiry.

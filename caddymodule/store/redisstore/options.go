@@ -1,10 +1,8 @@
 package redisstore
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -14,16 +12,22 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultURL          = "redis://127.0.0.1:6379/0"
-	DefaultKeyPrefix    = "consoleme_auth:"
-	DefaultDialTimeout  = 2 * time.Second
-	DefaultReadTimeout  = time.Second
-	DefaultWriteTimeout = time.Second
-	DefaultExpiredGrace = time.Minute
+	DefaultURL               = "redis://127.0.0.1:6379/0"
+	DefaultKeyPrefix         = "consoleme_auth:"
+	DefaultDialTimeout       = 2 * time.Second
+	DefaultReadTimeout       = time.Second
+	DefaultWriteTimeout      = time.Second
+	DefaultExpiredGrace      = time.Minute
+	DefaultReplicaAckTimeout = 500 * time.Millisecond
 )
 
+// ReplicaAcksOff is the Options.ReplicaAcks that never waits for replicas.
+const ReplicaAcksOff = -1
+
 // Options configures a Store. The zero value connects to DefaultURL with the
-// defaults below.
+// defaults below. The store talks to one server (URL), to the primary a set
+// of Redis Sentinels names (MasterName and SentinelAddrs), or to a Redis
+// Cluster (ClusterAddrs); only one of the three may be set.
 type Options struct {
 	// URL locates the server: redis://[[user]:password@]host[:port][/db],
 	// rediss://… for TLS, or unix://[[user]:password@]/path/to/socket[?db=N].
@@ -34,17 +38,33 @@ type Options struct {
 	// them. Default: redis://127.0.0.1:6379/0.
 	URL string
 
+	// MasterName and SentinelAddrs select Redis Sentinel: the store asks
+	// the sentinels (host:port each) where the primary named MasterName is,
+	// and follows it through failovers without a restart. Database 0.
+	MasterName    string
+	SentinelAddrs []string
+	// SentinelUsername and SentinelPassword authenticate to the sentinels
+	// (Username and Password to the Redis servers).
+	SentinelUsername string
+	SentinelPassword string
+
+	// ClusterAddrs selects Redis Cluster: some of its nodes (host:port
+	// each), from which the store learns the whole cluster and follows its
+	// changes. Database 0.
+	ClusterAddrs []string
+
 	// Username and Password, when set, replace those in the URL, so that the
-	// password need not be written in the URL.
+	// password need not be written in the URL. With Sentinel or Cluster they
+	// authenticate to every Redis server.
 	Username string
 	Password string
 
 	// KeyPrefix starts every key the store writes (see keys.go for the
-	// layout), so that stores with different prefixes share nothing on one
-	// server. Instances that share state must use the same prefix. No
-	// prefix in use may start with another one ("a:" and "a:c:"), as the
-	// keys of one could then be named through the other by a crafted token.
-	// Default: "consoleme_auth:".
+	// layout and its hash tags), so that stores with different prefixes
+	// share nothing on one server. Instances that share state must use the
+	// same prefix. No prefix in use may start with another one ("a:" and
+	// "a:c:"), as the keys of one could then be named through the other by
+	// a crafted token. Default: "consoleme_auth:".
 	KeyPrefix string
 
 	// DialTimeout bounds connecting to the server. Default: 2s.
@@ -58,12 +78,13 @@ type Options struct {
 	// DialTimeout+WriteTimeout+ReadTimeout when Redis is down or slow, plus
 	// up to ReadTimeout+1s waiting for a connection when all are busy.
 
-	// PoolSize is the number of connections kept per Store. Default: 10 per
-	// CPU, as go-redis chooses.
+	// PoolSize is the number of connections kept per Store (per node with
+	// Cluster). Default: 10 per CPU, as go-redis chooses.
 	PoolSize int
 
 	// TLS turns on TLS also for a redis:// or unix:// URL (rediss:// always
-	// uses it). The server name is the URL's host.
+	// uses it), and for Sentinel and Cluster. The server name is the host
+	// dialled.
 	TLS bool
 	// InsecureSkipVerify accepts any server certificate. It needs TLS, is
 	// meant for tests only, and defaults to false.
@@ -80,31 +101,28 @@ type Options struct {
 	// store.ErrClientBusy beyond it. Instances that share state should use
 	// the same bound. Default: 0, unbounded.
 	MaxLoginsPerClient int
-}
 
-// Store is a store.Store in Redis. It is safe for concurrent use, and any
-// number of Stores (in one or several processes) may share one server and
+	// ReplicaAcks is how many replicas must have acknowledged that a
+	// success is claimed before Poll hands it out (see ack.go), so that a
+	// replica promoted by a failover never hands it out again. 0, the
+	// default, waits for every replica the primary has connected at that
+	// moment: with none connected (a lone server, a cluster without
+	// replicas, a primary whose replicas are down) nothing is waited for.
+	// A number N waits for N replicas, also when fewer are connected, so
+	// that a primary cut off from its replicas hands out nothing.
+	// ReplicaAcksOff (-1) never waits.
+	ReplicaAcks int
+	// ReplicaAckTimeout bounds that wait. When it runs out, Poll hands
+	// nothing out and fails with store.ErrUnavailable, and the success is
+	// left for a later poll. Default: 500ms.
+	ReplicaAckTimeout time.Duration
+}
 
 // New returns a Store for opts. It does not contact the server, so it
 // succeeds while Redis is down; connections are made when needed, and the
 // first failures show in the methods' errors (see Ping). It fails only on a
-// bad configuration, with an error that never repeats the password.
+// bad configuration, with an error that never repeats a password.
 func New(opts Options) (*Store, error) {
-	raw := opts.URL
-	if raw == "" {
-		raw = DefaultURL
-	}
-	ro, err := parseURL(raw)
-	if err != nil {
-		return nil, err
-	}
-	if opts.Username != "" {
-		ro.Username = opts.Username
-	}
-	if opts.Password != "" {
-		ro.Password = opts.Password
-	}
-
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -112,51 +130,30 @@ func New(opts Options) (*Store, error) {
 		{"dial timeout", opts.DialTimeout},
 		{"read timeout", opts.ReadTimeout},
 		{"write timeout", opts.WriteTimeout},
+		{"replica ack timeout", opts.ReplicaAckTimeout},
 	} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("redis store: %s must not be negative, got %s", d.name, d.v)
 		}
 	}
-	ro.DialTimeout = choose(opts.DialTimeout, ro.DialTimeout, DefaultDialTimeout)
-	ro.ReadTimeout = choose(opts.ReadTimeout, ro.ReadTimeout, DefaultReadTimeout)
-	ro.WriteTimeout = choose(opts.WriteTimeout, ro.WriteTimeout, DefaultWriteTimeout)
 	switch {
 	case opts.PoolSize < 0:
 		return nil, fmt.Errorf("redis store: pool size must not be negative, got %d", opts.PoolSize)
-	case opts.PoolSize > 0:
-		ro.PoolSize = opts.PoolSize
-	}
-	if opts.MaxLoginsPerClient < 0 {
+	case opts.MaxLoginsPerClient < 0:
 		return nil, fmt.Errorf("redis store: max logins per client must not be negative, got %d", opts.MaxLoginsPerClient)
+	case opts.ReplicaAcks < ReplicaAcksOff:
+		return nil, fmt.Errorf("redis store: replica acks must be -1 (off), 0 (automatic) or a number of replicas, got %d", opts.ReplicaAcks)
 	}
-	// A failed call is answered at once (the client asks again) rather than
-	// retried: retries would multiply the time a request waits on a dead
-	// server. One dial attempt per call, for the same reason.
-	if ro.MaxRetries == 0 {
-		ro.MaxRetries = -1
-	}
-	if ro.DialerRetries == 0 {
-		ro.DialerRetries = 1
-	}
-	ro.ContextTimeoutEnabled = true
-
-	if opts.TLS && ro.TLSConfig == nil {
-		host := ro.Addr
-		if h, _, err := net.SplitHostPort(ro.Addr); err == nil {
-			host = h
-		}
-		ro.TLSConfig = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	}
-	if opts.InsecureSkipVerify {
-		if ro.TLSConfig == nil {
-			return nil, errors.New("redis store: insecure_skip_verify needs TLS (a rediss:// URL or tls)")
-		}
-		ro.TLSConfig.InsecureSkipVerify = true
-	}
-
 	prefix := opts.KeyPrefix
 	if prefix == "" {
 		prefix = DefaultKeyPrefix
+	}
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
+	c, err := connect(opts)
+	if err != nil {
+		return nil, err
 	}
 	grace := opts.ExpiredGrace
 	switch {
@@ -165,14 +162,17 @@ func New(opts Options) (*Store, error) {
 	case grace < 0:
 		grace = 0
 	}
-	rdb := redis.NewClient(ro)
+	ackTimeout := opts.ReplicaAckTimeout
+	if ackTimeout == 0 {
+		ackTimeout = DefaultReplicaAckTimeout
+	}
 	// Creates come in bursts (every CLI login) and need no reply but a
 	// number: they share pipelines. A worker per few connections keeps
 	// several pipelines in flight.
-	workers := max(2, rdb.Options().PoolSize/8)
-	timeout := ro.DialTimeout + ro.WriteTimeout + ro.ReadTimeout
-	return &Store{rdb: rdb, keys: keys{prefix}, grace: grace, perClient: opts.MaxLoginsPerClient,
-		creates: newBatcher(rdb, createScript, workers, timeout)}, nil
+	workers := max(2, c.poolSize/8)
+	return &Store{rdb: c.rdb, pin: c.pin, keys: newKeys(prefix), grace: grace, perClient: opts.MaxLoginsPerClient,
+		acks: opts.ReplicaAcks, ackTimeout: ackTimeout, callTimeout: c.callTimeout,
+		creates: newBatcher(c.rdb, createScript, workers, c.callTimeout)}, nil
 }
 
 // choose returns the configured duration if set, else the one from the URL

@@ -56,6 +56,18 @@ func TestNewBadOptions(t *testing.T) {
 		{URL: "redis://host/0", Password: secret, ReadTimeout: -time.Second},
 		{URL: "redis://host/0", Password: secret, PoolSize: -1},
 		{URL: "redis://host/0", Password: secret, MaxLoginsPerClient: -1},
+		{URL: "redis://host/0", Password: secret, ReplicaAcks: -2},
+		{URL: "redis://host/0", Password: secret, ReplicaAckTimeout: -time.Second},
+		{URL: "redis://host/0", MasterName: "m", SentinelAddrs: []string{"h:26379"}, SentinelPassword: secret},
+		{URL: "redis://host/0", ClusterAddrs: []string{"h:6379"}, Password: secret},
+		{MasterName: "m", SentinelAddrs: []string{"h:26379"}, ClusterAddrs: []string{"h:6379"}, Password: secret},
+		{MasterName: "m", Password: secret},
+		{SentinelAddrs: []string{"h:26379"}, SentinelPassword: secret},
+		{MasterName: "m", SentinelAddrs: []string{"h"}, SentinelPassword: secret},
+		{ClusterAddrs: []string{"h:0"}, Password: secret},
+		{ClusterAddrs: []string{"h:6379"}, Password: secret, InsecureSkipVerify: true},
+		{SentinelPassword: secret},
+		{KeyPrefix: "x{}:", Password: secret},
 	} {
 		s, err := New(opts)
 		if err == nil {
@@ -70,6 +82,28 @@ func TestNewBadOptions(t *testing.T) {
 		if errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("New(%+v) error %q is ErrUnavailable, want a configuration error", opts, err)
 		}
+	}
+}
+
+// TestNewHAOptions: Sentinel and Cluster get the timeouts, credentials,
+// no retries and TLS of a single server, and construct without contacting
+// anything.
+func TestNewHAOptions(t *testing.T) {
+	s := newStore(t, Options{MasterName: "m", SentinelAddrs: []string{"127.0.0.1:1"}, SentinelPassword: "sp",
+		Password: "p", TLS: true, ReadTimeout: 3 * time.Second})
+	o := s.rdb.(*redis.Client).Options()
+	if o.Password != "p" || o.ReadTimeout != 3*time.Second || o.DialTimeout != DefaultDialTimeout ||
+		o.MaxRetries != 0 || o.TLSConfig == nil || !o.ContextTimeoutEnabled {
+		t.Errorf("sentinel options %+v", o)
+	}
+	c := newStore(t, Options{ClusterAddrs: []string{"127.0.0.1:1", "127.0.0.1:2"}, Username: "u", Password: "p"})
+	co := c.rdb.(*redis.ClusterClient).Options()
+	if len(co.Addrs) != 2 || co.Username != "u" || co.Password != "p" || co.WriteTimeout != DefaultWriteTimeout ||
+		co.MaxRetries != -1 || co.TLSConfig != nil {
+		t.Errorf("cluster options %+v", co)
+	}
+	if c.ackTimeout != DefaultReplicaAckTimeout || c.acks != 0 {
+		t.Errorf("ack timeout %s, acks %d; want the defaults", c.ackTimeout, c.acks)
 	}
 }
 
@@ -125,8 +159,9 @@ func TestNewOptions(t *testing.T) {
 		}},
 	} {
 		s := newStore(t, tc.opts)
-		if err := tc.check(s.rdb.Options()); err != nil {
-			t.Errorf("New(%+v): %v: %+v", tc.opts, err, s.rdb.Options())
+		o := s.rdb.(*redis.Client).Options()
+		if err := tc.check(o); err != nil {
+			t.Errorf("New(%+v): %v: %+v", tc.opts, err, o)
 		}
 	}
 	s := newStore(t, Options{})

@@ -11,7 +11,8 @@
 // instances. The scripts compare times passed in by the caller, never the
 // server's clock, so the Redis store answers exactly as the memory store
 // does; the keys' times to live only collect what nobody asks for any more.
-// Redis 4.0 or later is needed.
+// Redis 5.0 or later (or Valkey) is needed: the poll script reads INFO
+// before it writes, which needs scripts to replicate their effects.
 //
 // Any failure to reach or use Redis comes back as an error wrapping
 // store.ErrUnavailable, after at most about the configured timeouts.
@@ -19,8 +20,9 @@
 // The package is split by concern: options.go configures and connects,
 // keys.go lays out the keys, challenge.go and login.go are the store's
 // methods, scripts.go and login_scripts.go their Lua scripts, encoding.go
-// the conversion of fields and times, and batch.go the pipelining of
-// creates.
+// the conversion of fields and times, batch.go the pipelining of creates,
+// connect.go the kinds of deployment (one server, Sentinel, Cluster) and
+// ack.go the replicas' acknowledgement of a claimed success.
 package redisstore
 
 import (
@@ -38,11 +40,16 @@ import (
 // number of Stores (in one or several processes) may share one server and
 // key prefix.
 type Store struct {
-	rdb       *redis.Client
-	keys      keys
-	grace     time.Duration
-	perClient int
-	creates   *batcher
+	rdb        redis.UniversalClient
+	pin        func(ctx context.Context, key string) (*redis.Conn, error)
+	keys       keys
+	grace      time.Duration
+	perClient  int
+	acks       int // Options.ReplicaAcks
+	ackTimeout time.Duration
+	// callTimeout bounds one call: dial, write and read.
+	callTimeout time.Duration
+	creates     *batcher
 
 	closeOnce sync.Once
 	closeErr  error

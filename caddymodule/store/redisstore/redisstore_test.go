@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strconv"
 	"strings"
@@ -153,15 +155,18 @@ func TestKeys(t *testing.T) {
 	if err := s.SaveLogin(ctx, "login-1", l, now.Add(5*time.Minute), now); err != nil {
 		t.Fatalf("SaveLogin: %v", err)
 	}
-	near("login", pttl(prefix+"{l}:login-1"), 5*time.Minute)
-	wantType(prefix+"{l}:login-1", "hash")
-	near("client's logins", pttl(prefix+"{l}c:192.0.2.10"), 5*time.Minute)
-	wantType(prefix+"{l}c:192.0.2.10", "zset")
+	// The logins' keys carry the prefix's own hash tag (see keys.go).
+	sum := sha256.Sum256([]byte(prefix))
+	group := prefix + "{" + hex.EncodeToString(sum[:])[:16] + "}"
+	near("login", pttl(group+"l:login-1"), 5*time.Minute)
+	wantType(group+"l:login-1", "hash")
+	near("client's logins", pttl(group+"lc:192.0.2.10"), 5*time.Minute)
+	wantType(group+"lc:192.0.2.10", "zset")
 	l.Client = ""
 	if err := s.SaveLogin(ctx, "login-2", l, now.Add(time.Minute), now); err != nil {
 		t.Fatalf("SaveLogin: %v", err)
 	}
-	near("login without a client", pttl(prefix+"{l}:login-2"), time.Minute)
+	near("login without a client", pttl(group+"l:login-2"), time.Minute)
 
 	for _, step := range []struct {
 		expires time.Duration

@@ -6,7 +6,7 @@ import "github.com/redis/go-redis/v9"
 //
 //	u      user
 //	ip     creator's client IP
-//	s      status ("pending", "success")
+//	s      status ("pending", "success", or "claimed": see ack.go)
 //	c, cn  Created: Unix milliseconds, and the nanoseconds below them
 //	e, en  Expires: likewise
 //	v      "1" once viewed
@@ -14,6 +14,7 @@ import "github.com/redis/go-redis/v9"
 //	a      approver
 //	g      groups as a JSON list, absent when there are none
 //	t, tn  the approver's AuthTime, like Created; absent until approved
+//	x      the claim's id, while claimed
 //
 // Every challenge script works on its one key (KEYS[1]) and takes the
 // caller's clock as arguments instead of reading the server's: the outcome
@@ -24,9 +25,11 @@ import "github.com/redis/go-redis/v9"
 
 // prelude opens the scripts that take the current time: ARGV[1], ARGV[2]
 // are "now" and ARGV[3], ARGV[4] are "now minus the grace", each in Unix
-// milliseconds and the nanoseconds below them. load reads the expiry and the
-// given fields of the challenge; a challenge whose grace is over counts as
-// missing and is deleted on the way, as the memory store drops it.
+// milliseconds and the nanoseconds below them. load reads the expiry, the
+// status and the given fields of the challenge (f[1], f[2], f[3], then the
+// others); a claimed challenge counts as missing, as one collected does,
+// and one whose grace is over counts as missing and is deleted on the way,
+// as the memory store drops it.
 const prelude = `
 local key = KEYS[1]
 local nm, nn = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -35,8 +38,8 @@ local function after(am, an, bm, bn)
 	return am > bm or (am == bm and an > bn)
 end
 local function load(...)
-	local f = redis.call('HMGET', key, 'e', 'en', ...)
-	if not f[1] then
+	local f = redis.call('HMGET', key, 'e', 'en', 's', ...)
+	if not f[1] or f[3] == 'claimed' then
 		return nil
 	end
 	local em, en = tonumber(f[1]), tonumber(f[2])
@@ -78,7 +81,7 @@ end
 if expired then
 	return 1
 end
-if f[3] then
+if f[4] then
 	return 2
 end
 redis.call('HSET', key, 'v', '1', 'n', ARGV[5])
@@ -93,17 +96,17 @@ return redis.call('HGETALL', key)
 // earlier writes, so the approval is one HSET: when Redis refuses it (out of
 // memory) nothing has changed, and the HDEL after it cannot be refused.
 var approveScript = redis.NewScript(prelude + `
-local f, expired = load('v', 'n', 's')
+local f, expired = load('v', 'n')
 if not f then
 	return 0
 end
 if expired then
 	return 1
 end
-if not f[3] or not f[4] or f[4] == '' or f[4] ~= ARGV[5] then
+if not f[4] or not f[5] or f[5] == '' or f[5] ~= ARGV[5] then
 	return 2
 end
-if f[5] == 'success' then
+if f[3] == 'success' then
 	return 4
 end
 if ARGV[7] == '' then
@@ -125,11 +128,14 @@ return 3
 `)
 
 // pollScript is the poller's step in ConsoleMe's order: missing, expired
-// (deleted), other IP when ARGV[6] is "1" (compared with ARGV[5]), success
-// (returned and deleted in the same step, so only one caller ever sees it),
-// pending.
+// (deleted), other IP when ARGV[6] is "1" (compared with ARGV[5]), success,
+// pending. A success is returned and taken in the same step, so only one
+// caller ever sees it: deleted when no replica is to acknowledge it, else
+// claimed with the id ARGV[8] and returned with the field "w", the number
+// of replicas to wait for (see ack.go). ARGV[7] is that number, or 0 for
+// every replica connected to this primary, or -1 for none.
 var pollScript = redis.NewScript(prelude + `
-local f, expired = load('ip', 's')
+local f, expired = load('ip')
 if not f then
 	return 0
 end
@@ -137,13 +143,47 @@ if expired then
 	redis.call('DEL', key)
 	return 1
 end
-if ARGV[6] == '1' and f[3] ~= ARGV[5] then
+if ARGV[6] == '1' and f[4] ~= ARGV[5] then
 	return 2
 end
-if f[4] == 'success' then
+if f[3] == 'success' then
 	local all = redis.call('HGETALL', key)
-	redis.call('DEL', key)
+	local need = tonumber(ARGV[7])
+	if need == 0 then
+		local info = redis.call('INFO', 'replication')
+		need = tonumber(string.match(info, 'connected_slaves:(%d+)') or '0')
+	end
+	if need <= 0 then
+		redis.call('DEL', key)
+		return all
+	end
+	redis.call('HSET', key, 's', 'claimed', 'x', ARGV[8])
+	all[#all + 1] = 'w'
+	all[#all + 1] = tostring(need)
 	return all
 end
 return 3
+`)
+
+// finishScript deletes the challenge claimed with the id ARGV[1], once the
+// replicas have acknowledged the claim.
+var finishScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'x') == ARGV[1] then
+	redis.call('DEL', KEYS[1])
+	return 1
+end
+return 0
+`)
+
+// releaseScript turns the challenge claimed with the id ARGV[1] back into a
+// success for a later poll, when the replicas did not acknowledge the claim
+// in time.
+var releaseScript = redis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 's', 'x')
+if f[1] == 'claimed' and f[2] == ARGV[1] then
+	redis.call('HDEL', KEYS[1], 'x')
+	redis.call('HSET', KEYS[1], 's', 'success')
+	return 1
+end
+return 0
 `)

@@ -137,3 +137,18 @@ func testPollForgotten(t *testing.T, s store.Store) {
 	wantPoll(t, s, c.Token, creatorIP, true, forgotten, store.PollUnknown)
 	wantPoll(t, s, c.Token, creatorIP, true, soon, store.PollUnknown)
 }
+
+// testPollSuccessForgets: once collected, a challenge is gone for every
+// method, whatever IP asks.
+func testPollSuccessForgets(t *testing.T, s store.Store) {
+	c := approved(t, s, []string{"admins"})
+	wantPoll(t, s, c.Token, creatorIP, true, soon, store.PollSuccess)
+	wantPoll(t, s, c.Token, otherIP, true, soon, store.PollUnknown)
+	wantPoll(t, s, c.Token, otherIP, false, soon, store.PollUnknown)
+	if _, err := s.View(t.Context(), c.Token, "again", soon); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("View after PollSuccess = %v, want ErrNotFound", err)
+	}
+	if err := s.Cancel(t.Context(), c.Token, soon); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Cancel after PollSuccess = %v, want ErrNotFound", err)
+	}
+}

@@ -126,6 +126,7 @@ var cases = []struct {
 	{"PollSuccessOtherIPUnchecked", plain(testPollSuccessOtherIPUnchecked)},
 	{"PollSuccessAfterExpiry", plain(testPollSuccessAfterExpiry)},
 	{"PollConcurrentSuccess", plain(testPollConcurrentSuccess)},
+	{"PollSuccessForgets", plain(testPollSuccessForgets)},
 	{"Isolation", plain(testIsolation)},
 	{"Unicode", plain(testUnicode)},
 	{"EmptyGroups", plain(testEmptyGroups)},

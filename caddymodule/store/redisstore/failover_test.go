@@ -1,0 +1,144 @@
+package redisstore
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store/redisstore/redistest"
+)
+
+// downAfter is the sentinels' down-after-milliseconds in the tests.
+const downAfter = time.Second
+
+// TestSentinelFailover kills the primary (SIGKILL) while four pollers
+// collect 20 approved challenges. The store serves again through the
+// promoted replica within the sentinels' down-after plus the failover, the
+// challenges that reached the replica survive, and no success is handed out
+// twice, although the pollers keep polling the tokens they collected.
+func TestSentinelFailover(t *testing.T) {
+	primary := redistest.StartServer(t)
+	replica := redistest.StartReplica(t, primary)
+	sent := redistest.StartSentinels(t, primary, 1, 3, downAfter)
+	s := newStore(t, Options{MasterName: redistest.MasterName, SentinelAddrs: sent.Addrs, KeyPrefix: uniquePrefix(),
+		DialTimeout: 250 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond})
+	ctx := t.Context()
+
+	now := time.Now()
+	cs := make([]*store.Challenge, 20)
+	for i := range cs {
+		cs[i] = testChallenge(now)
+		if err := s.Create(ctx, cs[i], now); err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		approve(t, s, cs[i], now)
+	}
+	pc := primary.Client(t)
+	if err := pc.Set(ctx, s.keys.prefix+"sync", "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pc.Wait(ctx, 1, 5*time.Second).Result(); n != 1 || err != nil {
+		t.Fatalf("the replica did not catch up: %d, %v", n, err)
+	}
+
+	var mu sync.Mutex
+	handed := map[string]int{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range 4 {
+		wg.Go(func() {
+			for round := 0; ; round++ {
+				for j := range cs {
+					select {
+					case <-stop:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+					c := cs[(j*(p+1)+round)%len(cs)]
+					if out, _, _ := s.Poll(ctx, c.Token, c.IP, true, time.Now()); out == store.PollSuccess {
+						mu.Lock()
+						handed[c.Token]++
+						mu.Unlock()
+					}
+				}
+			}
+		})
+	}
+	time.Sleep(30 * time.Millisecond)
+	mu.Lock()
+	before := len(handed)
+	mu.Unlock()
+	killed := time.Now()
+	primary.Kill()
+
+	// Served again: a new login goes through, from the generator to the
+	// poller, on the promoted replica.
+	var recovered time.Duration
+	for {
+		c := testChallenge(time.Now())
+		if err := s.Create(ctx, c, c.Created); err == nil {
+			recovered = time.Since(killed)
+			approve(t, s, c, c.Created)
+			if out, _, err := s.Poll(ctx, c.Token, c.IP, true, c.Created); out != store.PollSuccess {
+				t.Errorf("a login after the failover: %v, %v", out, err)
+			}
+			break
+		}
+		if time.Since(killed) > 20*time.Second {
+			t.Fatalf("no service 20s after the primary was killed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	redistest.Eventually(t, 5*time.Second, "all challenges collected", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handed) == len(cs)
+	})
+	time.Sleep(200 * time.Millisecond) // the collected tokens polled again
+	close(stop)
+	wg.Wait()
+
+	t.Logf("%d of %d collected before the kill; served again %s after it (down-after %s)",
+		before, len(cs), recovered.Round(time.Millisecond), downAfter)
+	if limit := downAfter + 9*time.Second; recovered > limit {
+		t.Errorf("served again after %s, want within %s", recovered, limit)
+	}
+	if addr, err := sent.Primary(ctx); err != nil || addr != replica.Addr {
+		t.Errorf("the sentinels' primary is %q (%v), want the replica %s", addr, err, replica.Addr)
+	}
+	for _, c := range cs {
+		if n := handed[c.Token]; n != 1 {
+			t.Errorf("challenge %s handed out %d times, want once", c.Token, n)
+		}
+	}
+}
+
+// BenchmarkPollSuccess measures the success path (the poll that collects
+// an approved challenge) against a primary with one replica, with and
+// without waiting for the replica's acknowledgement. Only Poll is timed.
+func BenchmarkPollSuccess(b *testing.B) {
+	primary := redistest.StartServer(b)
+	redistest.StartReplica(b, primary)
+	for _, bc := range []struct {
+		name string
+		acks int
+	}{{"replica-ack", 0}, {"no-ack", ReplicaAcksOff}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := newStore(b, Options{URL: "redis://" + primary.Addr, KeyPrefix: uniquePrefix(), ReplicaAcks: bc.acks})
+			now := time.Now()
+			for b.Loop() {
+				b.StopTimer()
+				c := testChallenge(now)
+				if err := s.Create(b.Context(), c, now); err != nil {
+					b.Fatal(err)
+				}
+				approve(b, s, c, now)
+				b.StartTimer()
+				if out, _, err := s.Poll(b.Context(), c.Token, c.IP, true, now); out != store.PollSuccess {
+					b.Fatalf("Poll: %v, %v", out, err)
+				}
+			}
+		})
+	}
+}
