@@ -52,7 +52,10 @@ type upstreamRequest struct {
 	Method     string
 	RequestURI string
 	Path       string
-	// Set for requests to the cookie-protected API.
+	// Set by the recorder in front of the real ConsoleMe.
+	Header http.Header
+	Body   []byte
+	// Set by the stand-in for requests to the cookie-protected API.
 	Auth *authOutcome
 }
 

@@ -29,7 +29,8 @@ type env struct {
 	Secret    string
 	Base      string // Caddy's base URL, http://127.0.0.1:<port>
 	Config    moduleConfig
-	ConsoleMe *consoleMe
+	ConsoleMe *consoleMe    // the stand-in, when the deployment has it
+	Real      *realUpstream // the real ConsoleMe, when the deployment has it
 	IdP       *testIdP
 	Caddy     *caddyProc
 }
@@ -497,10 +498,18 @@ var moduleRoutePrefixes = []string{
 	"/saml/metadata", "/saml/acs",
 }
 
+// upstreamRequests is what reached ConsoleMe, real or stand-in.
+func (e *env) upstreamRequests() []upstreamRequest {
+	if e.Real != nil {
+		return e.Real.Requests()
+	}
+	return e.ConsoleMe.Requests()
+}
+
 // expectNoLeaks fails if any of the module's routes reached ConsoleMe.
 func (e *env) expectNoLeaks(t testing.TB) {
 	t.Helper()
-	for _, r := range e.ConsoleMe.Requests() {
+	for _, r := range e.upstreamRequests() {
 		for _, p := range moduleRoutePrefixes {
 			if r.Path == p || strings.HasPrefix(r.Path, p+"/") {
 				t.Errorf("the module's route %s %s reached ConsoleMe", r.Method, r.RequestURI)

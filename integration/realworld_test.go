@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/google/uuid"
 )
 
 // The tests in this file check the module against software no one here
@@ -27,7 +26,7 @@ import (
 // cookie rules bite, which a Go cookie jar never shows.
 
 // realWorld is one deployment: SimpleSAMLphp, Caddy with the module over
-// https, and the stand-in ConsoleMe behind Caddy.
+// https, and the real ConsoleMe (behind a recording proxy) behind Caddy.
 type realWorld struct {
 	*env
 	SSP *simpleSAMLphp
@@ -50,6 +49,9 @@ type realWorldSetup struct {
 	// SPs makes the IdP's saml20-sp-remote entries once the deployment
 	// runs, from rw.SP; by default the IdP trusts exactly the module.
 	SPs func(rw *realWorld) []sspSP
+	// ConsoleMe is a real ConsoleMe to share between deployments; by
+	// default each deployment starts its own.
+	ConsoleMe *realUpstream
 }
 
 // newRealWorld starts a deployment; everything stops when the test ends.
@@ -60,8 +62,11 @@ func newRealWorld(t testing.TB, s realWorldSetup) *realWorld {
 	}
 	ssp := startSimpleSAMLphp(t, s.IdP)
 
-	secret := "realworld-" + uuid.NewString()
-	cm := newConsoleMe(t, secret)
+	cm := s.ConsoleMe
+	if cm == nil {
+		cm = startRealConsoleMe(t)
+	}
+	secret := cm.Secret()
 	certPath, keyPath := sharedKeyPair(t, "module-sp").writeFiles(t, t.TempDir())
 	httpsPort, httpPort := freePort(t), freePort(t)
 	base := fmt.Sprintf("https://127.0.0.1:%d", httpsPort)
@@ -88,7 +93,7 @@ func newRealWorld(t testing.TB, s realWorldSetup) *realWorld {
 	transport := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	t.Cleanup(transport.CloseIdleConnections)
 	rw := &realWorld{
-		env:      &env{Secret: secret, Base: base, Config: cfg, ConsoleMe: cm, Caddy: caddy},
+		env:      &env{Secret: secret, Base: base, Config: cfg, Real: cm, Caddy: caddy},
 		SSP:      ssp,
 		HTTPPort: httpPort,
 		client: &http.Client{
@@ -244,28 +249,18 @@ func (rw *realWorld) collect(t testing.TB, c challenge, user idpUser, approvedAf
 	return s
 }
 
-// upstreamAccepts sends the token to ConsoleMe through Caddy as Weep does
-// and checks that ConsoleMe saw the user's email and groups.
+// upstreamAccepts sends the token to the real ConsoleMe through Caddy as
+// Weep and ConsoleMe's UI do, and checks that ConsoleMe accepts it as user:
+// exactly the roles its group mapping gives user, and a profile naming user.
 func (rw *realWorld) upstreamAccepts(t testing.TB, token string, user idpUser) {
 	t.Helper()
-	r := rw.cli(t, http.MethodGet, rw.Base+"/api/v2/get_roles?all=true", http.Header{
-		"Cookie":       {rw.cookieName() + "=" + token},
-		"Content-Type": {"application/json"},
-	})
-	if r.Status != http.StatusOK {
-		t.Fatalf("ConsoleMe refused the token: %s", r)
-	}
-	roles := decodeRoles(t, r.Body)
-	if got, want := roleNames(roles), sortedCopy(user.Groups); !(len(got) == 0 && len(want) == 0) && !reflect.DeepEqual(got, want) {
-		t.Errorf("ConsoleMe saw groups %v, want %v", got, want)
-	}
-	reqs := rw.ConsoleMe.Requests()
-	last := reqs[len(reqs)-1]
-	if last.Auth == nil || last.Auth.Verdict != tokenValid || last.Auth.Email != user.Email {
-		t.Errorf("ConsoleMe's verdict on the token: %+v, want valid for %s", last.Auth, user.Email)
-	} else if !reflect.DeepEqual(sortedCopy(last.Auth.Groups), sortedCopy(user.Groups)) && len(last.Auth.Groups)+len(user.Groups) > 0 {
-		t.Errorf("ConsoleMe read groups %v, want %v", last.Auth.Groups, user.Groups)
-	}
+	expectConsoleMeIdentity(t, rw.send, rw.Base, rw.Real, cookieHeader(rw.cookieName(), token), user)
+}
+
+// send is cli as a sendFunc.
+func (rw *realWorld) send(t testing.TB, method, rawURL string, header http.Header) reply {
+	t.Helper()
+	return rw.cli(t, method, rawURL, header)
 }
 
 // signInAtIdP opens the challenge in a browser without a session, expects
@@ -566,6 +561,14 @@ func postedFrom(reqs []docRequest, target, fromHost string) bool {
 func TestRealWorldInterop(t *testing.T) {
 	skipIfShort(t)
 	browser := startChromium(t)
+	// One real ConsoleMe serves every deployment below: they all log in
+	// alice with the same groups.
+	cm := startRealConsoleMe(t)
+	newRealWorld := func(t *testing.T, s realWorldSetup) *realWorld {
+		t.Helper()
+		s.ConsoleMe = cm
+		return newRealWorld(t, s)
+	}
 
 	// succeed runs the whole login and returns the SAML response that was
 	// accepted.
