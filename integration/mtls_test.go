@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -25,6 +24,8 @@ import (
 	"time"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // clientCA is a certificate authority that issues client certificates.
@@ -211,11 +212,13 @@ https://localhost:%[3]d {
 }
 
 // TestMTLSWeep runs Weep's mTLS calls (authentication_method: mtls) through
-// Caddy with client_auth to the stand-in ConsoleMe, which only understands
-// its consoleme_auth cookie.
+// Caddy with client_auth to the real ConsoleMe, which only understands its
+// consoleme_auth cookie. The recording proxy in front of ConsoleMe shows the
+// cookie Caddy put on each request.
 func TestMTLSWeep(t *testing.T) {
-	const secret = "mtls-integration-secret"
-	cm := newConsoleMe(t, secret)
+	caddyBinary(t)
+	cm := startRealConsoleMe(t)
+	secret := cm.Secret()
 	dir := t.TempDir()
 	ca := newClientCA(t, "consoleme-auth test client CA")
 	// Same name as the trusted CA, different key: only a real signature
@@ -229,6 +232,7 @@ func TestMTLSWeep(t *testing.T) {
 		c.Subject = pkix.Name{CommonName: "Alice", OrganizationalUnit: []string{"aws-dev", "aws-admins"}}
 		c.EmailAddresses = []string{"alice@example.com"}
 	})
+	aliceMTLS := idpUser{Email: "alice@example.com", Groups: []string{"aws-dev", "aws-admins"}}
 	carol := ca.issue(t, now.Add(-time.Hour), now.Add(day), func(c *x509.Certificate) {
 		c.Subject = pkix.Name{CommonName: "carol", OrganizationalUnit: []string{"ignored"}}
 	})
@@ -252,43 +256,67 @@ func TestMTLSWeep(t *testing.T) {
 	// Caddy issues its own certificate in the background; wait until both
 	// sites complete a handshake.
 	for _, base := range []string{strict, mixed} {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			_, _, err := weepCall(mtlsClient(t, &alice), http.MethodGet, base+"/echo/ready", "")
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not serving TLS within 20s: %v", base, err)
-			}
-			time.Sleep(100 * time.Millisecond)
+		err := testbed.WaitFor(20*time.Second, 100*time.Millisecond, func() error {
+			_, _, err := weepCall(mtlsClient(t, &alice), http.MethodGet, base+"/healthcheck", "")
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s not serving TLS: %v", base, err)
 		}
 	}
 
-	// lastAuth is what the stand-in ConsoleMe read from the latest API call.
-	lastAuth := func(t *testing.T) *authOutcome {
+	// sendWith makes Weep's calls with a client certificate.
+	sendWith := func(cert *tls.Certificate) sendFunc {
+		c := mtlsClient(t, cert)
+		return func(t testing.TB, method, rawURL string, header http.Header) reply {
+			t.Helper()
+			var cookies []string
+			if header != nil {
+				cookies = header["Cookie"]
+			}
+			code, body, err := weepCall(c, method, rawURL, "", cookies...)
+			if err != nil {
+				t.Fatalf("%s %s: %v", method, rawURL, err)
+			}
+			return reply{Status: code, Body: body}
+		}
+	}
+
+	// lastToken is the claims of the session cookie on the last request
+	// ConsoleMe received for path, checked with the secret, and the other
+	// cookies that request carried.
+	lastToken := func(t *testing.T, path string) (claims map[string]any, others []string) {
 		t.Helper()
 		reqs := cm.Requests()
-		if len(reqs) == 0 || reqs[len(reqs)-1].Auth == nil {
-			t.Fatalf("the stand-in ConsoleMe saw no authenticated API call: %+v", reqs)
+		for i := len(reqs) - 1; i >= 0; i-- {
+			if reqs[i].Path != path {
+				continue
+			}
+			var auth []string
+			for _, ck := range (&http.Request{Header: reqs[i].Header}).Cookies() {
+				if ck.Name == "consoleme_auth" {
+					auth = append(auth, ck.Value)
+				} else {
+					others = append(others, ck.Name+"="+ck.Value)
+				}
+			}
+			if len(auth) != 1 {
+				t.Fatalf("ConsoleMe got %d consoleme_auth cookies on %s, want 1: %q", len(auth), path, auth)
+			}
+			return verifiedClaims(t, secret, auth[0]), others
 		}
-		return reqs[len(reqs)-1].Auth
+		t.Fatalf("ConsoleMe received no request for %s", path)
+		return nil, nil
 	}
 
 	t.Run("san email and OU groups reach ConsoleMe, iat is NotBefore", func(t *testing.T) {
-		c := mtlsClient(t, &alice)
-		code, body, err := weepCall(c, http.MethodGet, strict+"/api/v2/get_roles?all=true", "")
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("get_roles: %d %s %v", code, body, err)
+		expectConsoleMeIdentity(t, sendWith(&alice), strict, cm, nil, aliceMTLS)
+		claims, _ := lastToken(t, "/api/v2/user_profile")
+		if iat, _ := jsonInteger(claims["iat"]); iat != aliceNotBefore.Unix() {
+			t.Errorf("iat %v, want the certificate's NotBefore %d", claims["iat"], aliceNotBefore.Unix())
 		}
-		a := lastAuth(t)
-		if a.Verdict != tokenValid || a.Email != "alice@example.com" ||
-			!slices.Equal(a.Groups, []string{"aws-dev", "aws-admins"}) {
-			t.Errorf("ConsoleMe saw %+v", a)
-		}
-		if a.IssuedAt != aliceNotBefore.Unix() {
-			t.Errorf("iat %d, want the certificate's NotBefore %d", a.IssuedAt, aliceNotBefore.Unix())
-		}
+		// Weep's list (v2 get_roles) names the same roles.
+		r := sendWith(&alice)(t, http.MethodGet, strict+"/api/v2/get_roles?all=true", nil)
 		var roles struct {
 			Data struct {
 				Roles []struct {
@@ -296,23 +324,15 @@ func TestMTLSWeep(t *testing.T) {
 				} `json:"roles"`
 			} `json:"data"`
 		}
-		if err := json.Unmarshal(body, &roles); err != nil || len(roles.Data.Roles) != 2 {
-			t.Errorf("roles %s (%v)", body, err)
+		if err := json.Unmarshal(r.Body, &roles); err != nil || r.Status != http.StatusOK {
+			t.Fatalf("v2 get_roles: %s (%v)", r, err)
 		}
-
-		code, body, err = weepCall(c, http.MethodPost, strict+"/api/v1/get_credentials",
-			`{"requested_role":"aws-admins","no_ip_restrictions":false}`)
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("get_credentials: %d %s %v", code, body, err)
+		var arns []string
+		for _, x := range roles.Data.Roles {
+			arns = append(arns, x.Arn)
 		}
-		var creds struct {
-			Credentials struct{ SessionToken string }
-		}
-		_ = json.Unmarshal(body, &creds)
-		raw, _ := base64.RawURLEncoding.DecodeString(creds.Credentials.SessionToken)
-		var sess standInSession
-		if err := json.Unmarshal(raw, &sess); err != nil || sess.Email != "alice@example.com" {
-			t.Errorf("credentials were issued to %+v (%v)", sess, err)
+		if want := cm.CM.Mapping.RolesFor(aliceMTLS.Email, aliceMTLS.Groups, true); !slices.Equal(sortedCopy(arns), want) {
+			t.Errorf("v2 get_roles: %v, want %v", arns, want)
 		}
 	})
 
@@ -321,53 +341,31 @@ func TestMTLSWeep(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		forged, _, err := m.Mint("mallory@example.com", []string{"aws-root"}, time.Now())
+		forged, _, err := m.Mint("mallory@example.com", []string{"aws-root"}, time.Now().Add(-time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := mtlsClient(t, &alice)
-		code, body, err := weepCall(c, http.MethodGet, strict+"/echo/cookies", "",
-			"theme=dark; consoleme_auth="+forged, "consoleme_auth=second; lang=en")
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("echo: %d %s %v", code, body, err)
+		send := sendWith(&alice)
+		r := send(t, http.MethodGet, strict+"/api/v2/user_profile", http.Header{"Cookie": {
+			"theme=dark; consoleme_auth=" + forged, "consoleme_auth=second; lang=en"}})
+		if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"user": "alice@example.com"`) {
+			t.Errorf("user_profile with a forged cookie: %s, want ConsoleMe naming alice", excerpt(r.String(), 300))
 		}
-		var echo echoReply
-		if err := json.Unmarshal(body, &echo); err != nil {
-			t.Fatal(err)
-		}
-		var others, auth []string
-		for _, ck := range echo.Cookies {
-			if ck.Name == "consoleme_auth" {
-				auth = append(auth, ck.Value)
-			} else {
-				others = append(others, ck.Name+"="+ck.Value)
-			}
-		}
+		claims, others := lastToken(t, "/api/v2/user_profile")
 		if !slices.Equal(others, []string{"theme=dark", "lang=en"}) {
 			t.Errorf("other cookies %q, want them kept", others)
 		}
-		if len(auth) != 1 {
-			t.Fatalf("ConsoleMe got %d consoleme_auth cookies, want 1: %q", len(auth), auth)
+		if claims["email"] != "alice@example.com" {
+			t.Errorf("forwarded cookie is for %v, want alice", claims["email"])
 		}
-		if a := cm.checkToken(auth[0]); a.Verdict != tokenValid || a.Email != "alice@example.com" ||
-			a.IssuedAt != aliceNotBefore.Unix() {
-			t.Errorf("forwarded cookie: %+v", a)
-		}
-
-		code, body, err = weepCall(c, http.MethodGet, strict+"/api/v2/get_roles?all=true", "",
-			"consoleme_auth="+forged)
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("get_roles: %d %s %v", code, body, err)
-		}
-		if a := lastAuth(t); a.Email != "alice@example.com" || slices.Contains(a.Groups, "aws-root") {
-			t.Errorf("ConsoleMe saw %+v, want alice and her own groups", a)
-		}
+		// ConsoleMe gives alice her own roles, not mallory's or aws-root's.
+		expectConsoleMeIdentity(t, send, strict, cm, cookieHeader("consoleme_auth", forged), aliceMTLS)
 	})
 
 	t.Run("an old certificate meets ConsoleMe's maximum certificate age", func(t *testing.T) {
 		code, body, err := weepCall(mtlsClient(t, &veteran), http.MethodPost, strict+"/api/v1/get_credentials",
 			`{"requested_role":"aws-dev"}`)
-		if err != nil || code != http.StatusForbidden || !bytes.Contains(body, []byte(`"code":"905"`)) {
+		if err != nil || code != http.StatusForbidden || !bytes.Contains(body, []byte(`"905"`)) {
 			t.Errorf("got %d %s %v, want ConsoleMe's 403 code 905", code, body, err)
 		}
 	})
@@ -412,26 +410,26 @@ func TestMTLSWeep(t *testing.T) {
 	})
 
 	t.Run("CN with domain and static groups", func(t *testing.T) {
-		code, body, err := weepCall(mtlsClient(t, &carol), http.MethodGet, mixed+"/api/v2/get_roles?all=true", "")
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("get_roles: %d %s %v", code, body, err)
-		}
-		if a := lastAuth(t); a.Email != "carol@example.com" || !slices.Equal(a.Groups, []string{"aws-dev"}) ||
-			a.IssuedAt != carol.Leaf.NotBefore.Unix() || a.Expires > time.Now().Add(time.Minute).Unix()+1 {
-			t.Errorf("ConsoleMe saw %+v", a)
+		carolUser := idpUser{Email: "carol@example.com", Groups: []string{"aws-dev"}}
+		expectConsoleMeIdentity(t, sendWith(&carol), mixed, cm, nil, carolUser)
+		claims, _ := lastToken(t, "/api/v2/user_profile")
+		iat, _ := jsonInteger(claims["iat"])
+		exp, _ := jsonInteger(claims["exp"])
+		if iat != carol.Leaf.NotBefore.Unix() || exp > time.Now().Add(time.Minute).Unix()+1 {
+			t.Errorf("iat %d exp %d, want NotBefore %d and token_lifetime 1m", iat, exp, carol.Leaf.NotBefore.Unix())
 		}
 	})
 
 	t.Run("requests without a certificate are untouched", func(t *testing.T) {
 		c := mtlsClient(t, nil)
-		code, body, err := weepCall(c, http.MethodGet, mixed+"/echo/plain", "", "consoleme_auth=from-the-client; a=1")
+		code, body, err := weepCall(c, http.MethodGet, mixed+"/healthcheck", "", "consoleme_auth=from-the-client; a=1")
 		if err != nil || code != http.StatusOK {
-			t.Fatalf("echo: %d %s %v", code, body, err)
+			t.Fatalf("healthcheck: %d %s %v", code, body, err)
 		}
-		var echo echoReply
-		_ = json.Unmarshal(body, &echo)
-		if got := strings.Join(echo.Header["Cookie"], "|"); got != "consoleme_auth=from-the-client; a=1" {
-			t.Errorf("Cookie reached ConsoleMe as %q", got)
+		reqs := cm.Requests()
+		if last := reqs[len(reqs)-1]; last.Path != "/healthcheck" ||
+			strings.Join(last.Header["Cookie"], "|") != "consoleme_auth=from-the-client; a=1" {
+			t.Errorf("Cookie reached ConsoleMe as %q", last.Header["Cookie"])
 		}
 		code, body, err = weepCall(c, http.MethodGet, mixed+"/api/v2/get_roles?all=true", "")
 		var problem struct{ Title string }
@@ -445,4 +443,16 @@ func TestMTLSWeep(t *testing.T) {
 			t.Errorf("generator: %d %s %v", code, body, err)
 		}
 	})
+}
+
+// verifiedClaims checks a token's HS256 signature with secret and returns
+// its claims, numbers as json.Number.
+func verifiedClaims(t testing.TB, secret, tok string) map[string]any {
+	t.Helper()
+	claims := jwt.MapClaims{}
+	p := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithJSONNumber(), jwt.WithoutClaimsValidation())
+	if _, err := p.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil }); err != nil {
+		t.Fatalf("the session cookie does not verify with the secret: %v", err)
+	}
+	return claims
 }
