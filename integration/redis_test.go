@@ -82,7 +82,7 @@ func (s *redisServer) stop() {
 }
 
 // cluster is several Caddy instances sharing one Redis behind a Caddy load
-// balancer, with one stand-in ConsoleMe and one IdP.
+// balancer, with the real ConsoleMe (behind the recording proxy) and one IdP.
 type cluster struct {
 	*env
 	Redis     *redisServer
@@ -94,8 +94,8 @@ func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	caddyBinary(t)
 	rs := startRedis(t)
-	secret := "integration-" + uuid.NewString()
-	cm := newConsoleMe(t, secret)
+	cm := startRealConsoleMe(t)
+	secret := cm.Secret()
 	idp := startIdP(t, userAlice, userDave)
 	// Every instance shares the SP key pair, the secret and the Redis URL.
 	certPath, keyPath := sharedKeyPair(t, "module-sp").writeFiles(t, t.TempDir())
@@ -133,7 +133,7 @@ http://127.0.0.1:%d {
 }
 `, lbPort, strings.Join(upstreams, " ")))
 	idp.registerSPFromURL(t, "consoleme", lb+"/saml/metadata")
-	c.env = &env{Secret: secret, Base: lb, Config: cfg, ConsoleMe: cm, IdP: idp, Caddy: first}
+	c.env = &env{Secret: secret, Base: lb, Config: cfg, Real: cm, IdP: idp, Caddy: first}
 	return c
 }
 
@@ -169,7 +169,8 @@ func TestRedisChallengeAcrossInstances(t *testing.T) {
 		t.Fatalf("approving on B: %s", res)
 	}
 	s := c.pollSuccess(t, c.on(2, ch.PollingURL), nil, userAlice)
-	c.upstreamIdentity(t, s.EncodedJWT, userAlice)
+	// ConsoleMe accepts the token from C, through the balancer.
+	expectConsoleMeIdentity(t, plainSend, c.LB, c.Real, cookieHeader(c.cookieName(), s.EncodedJWT), userAlice)
 	for i := range c.Instances {
 		c.expectPoll(t, c.on(i, ch.PollingURL), nil, "unknown")
 	}
@@ -222,6 +223,8 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	c := newCluster(t, 1)
 	a := c.Instances[0]
 	c.generate(t, userAlice.Email, nil)
+	b := c.loggedInBrowser(t, userAlice)
+	session := b.CookieValue(c.Base, c.cookieName())
 
 	c.Redis.stop()
 	for _, path := range []string{"/noauth/v1/challenge_generator/alice@example.com",
@@ -242,10 +245,12 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 			t.Errorf("%s took %v with Redis down: the timeouts do not bound it", path, took)
 		}
 	}
-	// Pass-through does not touch the store.
-	if r := call(t, http.MethodGet, a+"/echo/during-outage", nil, ""); r.Status != http.StatusOK {
+	// Pass-through does not touch the store: ConsoleMe still answers,
+	// and still accepts a session made before the outage.
+	if r := call(t, http.MethodGet, a+"/healthcheck", nil, ""); r.Status != http.StatusOK {
 		t.Errorf("pass-through during the outage: %s", r)
 	}
+	expectConsoleMeIdentity(t, plainSend, a, c.Real, cookieHeader(c.cookieName(), session), userAlice)
 
 	c.Redis.start(t)
 	deadline := time.Now().Add(15 * time.Second)
