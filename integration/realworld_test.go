@@ -472,8 +472,8 @@ func (s samlResponseShape) attribute(name string) []string {
 // challenge in the same browser, which must not need the IdP again.
 func TestRealWorldLogin(t *testing.T) {
 	skipIfShort(t)
-	rw := newRealWorld(t, realWorldSetup{})
 	browser := startChromium(t)
+	rw := newRealWorld(t, realWorldSetup{})
 	tb := browser.newTab(t)
 
 	var firstLoginDone bool

@@ -157,8 +157,8 @@ func hasElement(tb *tab, sel string) bool {
 // logout clears the session.
 func TestWebLogin(t *testing.T) {
 	skipIfShort(t)
-	w := newWebLoginWorld(t)
 	browser := startChromium(t)
+	w := newWebLoginWorld(t)
 	tb := browser.newTab(t)
 	pageURL := w.Base + webLoginPage
 
