@@ -216,6 +216,7 @@ https://localhost:%[3]d {
 // consoleme_auth cookie. The recording proxy in front of ConsoleMe shows the
 // cookie Caddy put on each request.
 func TestMTLSWeep(t *testing.T) {
+	t.Parallel()
 	caddyBinary(t)
 	cm := startRealConsoleMe(t)
 	secret := cm.Secret()

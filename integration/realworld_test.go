@@ -471,6 +471,7 @@ func (s samlResponseShape) attribute(name string) []string {
 // the ACS, approval, poll, and ConsoleMe accepting the token. Then a second
 // challenge in the same browser, which must not need the IdP again.
 func TestRealWorldLogin(t *testing.T) {
+	t.Parallel()
 	skipIfShort(t)
 	browser := startChromium(t)
 	rw := newRealWorld(t, realWorldSetup{})
@@ -559,6 +560,7 @@ func postedFrom(reqs []docRequest, target, fromHost string) bool {
 // assertions, the email as NameID, and several audiences. It also checks
 // that answers the module must not accept are refused in the browser.
 func TestRealWorldInterop(t *testing.T) {
+	t.Parallel()
 	skipIfShort(t)
 	browser := startChromium(t)
 	// One real ConsoleMe serves every deployment below: they all log in

@@ -148,6 +148,7 @@ func (c *cluster) on(i int, u string) string {
 // instance the balancer gives the IdP's POST), approved on B, and collected
 // on C, exactly once.
 func TestRedisChallengeAcrossInstances(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	ch := c.generate(t, userAlice.Email, nil)
 	c.expectPoll(t, c.on(2, ch.PollingURL), nil, "pending")
@@ -179,6 +180,7 @@ func TestRedisChallengeAcrossInstances(t *testing.T) {
 // TestRedisConcurrentPollersAcrossInstances: 50 pollers spread over three
 // instances poll an approved challenge at once; exactly one gets the token.
 func TestRedisConcurrentPollersAcrossInstances(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	b := c.loggedInBrowser(t, userAlice)
 	for round := 0; round < 2; round++ {
@@ -220,6 +222,7 @@ func TestRedisConcurrentPollersAcrossInstances(t *testing.T) {
 // 503 JSON promptly, ConsoleMe traffic is untouched, and service comes back
 // by itself when Redis returns.
 func TestRedisOutageAndRecovery(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 1)
 	a := c.Instances[0]
 	c.generate(t, userAlice.Email, nil)

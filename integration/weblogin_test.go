@@ -156,6 +156,7 @@ func hasElement(tb *tab, sel string) bool {
 // redirect JSON, the Weep API and CLI routes are never redirected, and
 // logout clears the session.
 func TestWebLogin(t *testing.T) {
+	t.Parallel()
 	skipIfShort(t)
 	browser := startChromium(t)
 	w := newWebLoginWorld(t)
