@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,15 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"github.com/google/uuid"
 )
 
-// TestHappyPath is the whole flow of issue 2: generator, pending poll,
-// browser login through the IdP, approval, one success, unknown afterwards,
-// ConsoleMe accepting both the CLI's and the browser's token, and
-// pass-through of everything else.
+// TestHappyPath is the whole flow: generator, pending poll, browser login
+// through the IdP, approval, one success, unknown afterwards, and the real
+// ConsoleMe accepting both the CLI's and the browser's token.
 func TestHappyPath(t *testing.T) {
-	e := newEnv(t)
+	t.Parallel()
+	e := newRealEnv(t, startRealConsoleMe(t))
 	c := e.generate(t, userAlice.Email, nil)
 	e.expectPoll(t, c.PollingURL, nil, "pending")
 
@@ -41,9 +43,15 @@ func TestHappyPath(t *testing.T) {
 	// ConsoleMe accepts the CLI's token and the browser's own cookie.
 	e.upstreamIdentity(t, s.EncodedJWT, userAlice)
 	e.upstreamIdentity(t, b.CookieValue(e.Base, "consoleme_auth"), userAlice)
+	e.expectNoLeaks(t)
+}
 
-	// A request outside the module's routes reaches ConsoleMe untouched.
-	checkPassThrough(t, e, s.EncodedJWT)
+// TestPassThrough: requests outside the module's routes reach ConsoleMe
+// untouched. This test keeps the stand-in ConsoleMe: it must see exactly
+// what reached the upstream, byte for byte, and echo it back.
+func TestPassThrough(t *testing.T) {
+	e := newEnv(t)
+	checkPassThrough(t, e, forgeToken(t, "HS256", e.Secret, userAlice, nil))
 	e.expectNoLeaks(t)
 }
 
@@ -125,6 +133,7 @@ func TestUnknownChallenge(t *testing.T) {
 // TestExpiredChallenge runs with a 2 s challenge TTL and no public_url, so
 // the URLs handed out are built from the request.
 func TestExpiredChallenge(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *moduleConfig) {
 		c.ChallengeTTL = "2s"
 		c.PublicURL = ""
@@ -134,9 +143,23 @@ func TestExpiredChallenge(t *testing.T) {
 	viewed := e.generate(t, userAlice.Email, nil)
 	e.expectPoll(t, polled.PollingURL, nil, "pending")
 
-	// ConsoleMe compares whole seconds (ttl < now), so wait past the next
-	// second boundary after the TTL.
-	time.Sleep(3200 * time.Millisecond)
+	// Wait until a challenge made after those two has expired: then they
+	// have too. It stays pending until then, as a poll of it shows.
+	probe := e.generate(t, userAlice.Email, nil)
+	err := testbed.WaitFor(10*time.Second, 100*time.Millisecond, func() error {
+		switch m := e.poll(t, probe.PollingURL, nil); m["status"] {
+		case "expired":
+			return nil
+		case "pending":
+			return errors.New("the challenge is still pending")
+		default:
+			t.Fatalf("polling a challenge until it expires: %v", m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("a challenge with a 2 s TTL did not expire: %v", err)
+	}
 	e.expectPoll(t, polled.PollingURL, nil, "expired")
 	e.expectPoll(t, polled.PollingURL, nil, "unknown")
 	expectErrorPage(t, b.Get(viewed.ChallengeURL), http.StatusGone)
@@ -495,7 +518,8 @@ func TestPollerInput(t *testing.T) {
 // TestUserWithoutGroups: a user the IdP gives no groups gets "groups": []
 // and ConsoleMe accepts the token.
 func TestUserWithoutGroups(t *testing.T) {
-	e := newEnv(t)
+	t.Parallel()
+	e := newRealEnv(t, startRealConsoleMe(t))
 	b := e.loggedInBrowser(t, userDave)
 	c := e.generate(t, userDave.Email, nil)
 	p, f := e.openApproval(t, b, c.ChallengeURL, userDave.Email, "127.0.0.1")
@@ -505,10 +529,12 @@ func TestUserWithoutGroups(t *testing.T) {
 }
 
 // TestCustomNames: cookie_name, email_claim, groups_claim and
-// jwt_expiration reach the token, the cookie and the poller, and a
+// jwt_expiration reach the token, the cookie and the poller, and the real
 // ConsoleMe configured the same way accepts the result.
 func TestCustomNames(t *testing.T) {
-	e := newEnv(t, func(c *moduleConfig) {
+	t.Parallel()
+	cm := startRealConsoleMe(t, realConsoleMeOptions{CookieName: "cm_session", EmailClaim: "mail", GroupsClaim: "memberOf"})
+	e := newRealEnv(t, cm, func(c *moduleConfig) {
 		c.CookieName = "cm_session"
 		c.EmailClaim = "mail"
 		c.GroupsClaim = "memberOf"

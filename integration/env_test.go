@@ -545,11 +545,16 @@ func (e *env) expectNoLeaks(t testing.TB) {
 	}
 }
 
-// upstreamIdentity calls get_roles and get_credentials through Caddy with
-// the cookie, as Weep does, and checks that ConsoleMe accepts it and sees
-// user's email and groups.
+// upstreamIdentity calls ConsoleMe through Caddy with the cookie, as Weep
+// does, and checks that ConsoleMe accepts it and sees user's email and
+// groups: the real ConsoleMe's roles and profile when the deployment has it,
+// else the stand-in's get_roles and get_credentials.
 func (e *env) upstreamIdentity(t testing.TB, cookieValue string, user idpUser) {
 	t.Helper()
+	if e.Real != nil {
+		expectConsoleMeIdentity(t, plainSend, e.Base, e.Real, cookieHeader(e.cookieName(), cookieValue), user)
+		return
+	}
 	h := http.Header{
 		"Content-Type": {"application/json"},
 		"Cookie":       {e.cookieName() + "=" + cookieValue},

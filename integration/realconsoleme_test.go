@@ -60,6 +60,9 @@ func (u *realUpstream) Saw(method, requestURI string) int {
 type realConsoleMeOptions struct {
 	// ClockOffset runs ConsoleMe's clock this far from ours (faketime).
 	ClockOffset time.Duration
+	// Cookie and claim names, as the module's cookie_name, email_claim
+	// and groups_claim; ConsoleMe's defaults when empty.
+	CookieName, EmailClaim, GroupsClaim string
 }
 
 // startRealConsoleMe starts the real ConsoleMe with its own Redis, the
@@ -68,6 +71,9 @@ type realConsoleMeOptions struct {
 // is skipped, or failed under CI=true.
 func startRealConsoleMe(t testing.TB, opts ...realConsoleMeOptions) *realUpstream {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test with the real ConsoleMe, skipped with -short")
+	}
 	var o realConsoleMeOptions
 	if len(opts) > 0 {
 		o = opts[0]
@@ -89,6 +95,9 @@ func startRealConsoleMe(t testing.TB, opts ...realConsoleMeOptions) *realUpstrea
 		Secret:      "real-" + uuid.NewString(),
 		Dir:         dir,
 		ClockOffset: o.ClockOffset,
+		CookieName:  o.CookieName,
+		EmailClaim:  o.EmailClaim,
+		GroupsClaim: o.GroupsClaim,
 	})
 	if err != nil {
 		t.Fatalf("starting the real ConsoleMe: %v", err)

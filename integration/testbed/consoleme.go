@@ -54,6 +54,10 @@ type RealConsoleMeOptions struct {
 	ClockOffset time.Duration
 	// Dir is the launcher's work directory; it must exist.
 	Dir string
+	// CookieName, EmailClaim and GroupsClaim are ConsoleMe's
+	// auth_cookie_name and jwt.attributes.email/groups; ConsoleMe's
+	// defaults (consoleme_auth, email, groups) when empty.
+	CookieName, EmailClaim, GroupsClaim string
 }
 
 // ErrNotInstalled says that the real ConsoleMe cannot run on this machine;
@@ -77,6 +81,25 @@ func LauncherDir(moduleRoot string) (string, error) {
 	}
 	return "", fmt.Errorf("%w: no launcher (start.sh) in %s; set REAL_CONSOLEME_DIR to the real-consoleme directory",
 		ErrNotInstalled, strings.Join(cands, " or "))
+}
+
+// ModuleRoot finds the directory holding go.mod, starting at the working
+// directory.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
 }
 
 // installDir is where setup.sh installs ConsoleMe (its own default).
@@ -152,7 +175,7 @@ func StartRealConsoleMe(launcher string, o RealConsoleMeOptions) (*RealConsoleMe
 	if o.Mapping == nil {
 		o.Mapping = DefaultMapping()
 	}
-	tmpl, err := configTemplate(launcher, o.Mapping)
+	tmpl, err := configTemplate(launcher, o)
 	if err != nil {
 		return nil, err
 	}
@@ -209,9 +232,9 @@ func (c *RealConsoleMe) Stop() {
 }
 
 // configTemplate is the launcher's config.yaml.tmpl with its group mapping
-// replaced by m: everything up to the template's dynamic_config section is
-// kept as it is.
-func configTemplate(launcher string, m GroupMapping) (string, error) {
+// replaced by o.Mapping and the cookie and claim names of o: everything up
+// to the template's dynamic_config section is kept as it is.
+func configTemplate(launcher string, o RealConsoleMeOptions) (string, error) {
 	b, err := os.ReadFile(filepath.Join(launcher, "config.yaml.tmpl"))
 	if err != nil {
 		return "", err
@@ -221,7 +244,25 @@ func configTemplate(launcher string, m GroupMapping) (string, error) {
 	if i < 0 {
 		return "", fmt.Errorf("%s/config.yaml.tmpl has no dynamic_config section", launcher)
 	}
-	return s[:i+1] + m.yaml(), nil
+	s = s[:i+1]
+	if o.CookieName != "" {
+		const def = "\nauth_cookie_name: consoleme_auth\n"
+		if !strings.Contains(s, def) {
+			return "", fmt.Errorf("%s/config.yaml.tmpl does not set auth_cookie_name", launcher)
+		}
+		s = strings.Replace(s, def, fmt.Sprintf("\nauth_cookie_name: %q\n", o.CookieName), 1)
+	}
+	if o.EmailClaim != "" || o.GroupsClaim != "" {
+		email, groups := o.EmailClaim, o.GroupsClaim
+		if email == "" {
+			email = "email"
+		}
+		if groups == "" {
+			groups = "groups"
+		}
+		s += fmt.Sprintf("jwt:\n  attributes:\n    email: %q\n    groups: %q\n", email, groups)
+	}
+	return s + o.Mapping.yaml(), nil
 }
 
 // Grant is one entry of ConsoleMe's dynamic_config.group_mapping.
