@@ -28,6 +28,7 @@ import (
 	// and ours: what `xcaddy build --with` would compile in.
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/consoleme-auth/caddy-consoleme-auth/caddymodule"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
 
 // demo is one running demo: three servers and the temporary directory that
@@ -38,8 +39,10 @@ type demo struct {
 
 	CaddyURL    string // ConsoleMe as users see it: Caddy with consoleme_auth
 	IdPURL      string // the demo SAML IdP
-	UpstreamURL string // the stand-in ConsoleMe, reached through Caddy
-	Caddyfile   string // path of the generated Caddyfile
+	UpstreamURL string // ConsoleMe (stand-in or real), reached through Caddy
+	// RealConsoleMe is set when the upstream is the real ConsoleMe.
+	RealConsoleMe *testbed.RealConsoleMe
+	Caddyfile     string // path of the generated Caddyfile
 
 	// closers undo start, newest first.
 	closers []func() error
@@ -75,12 +78,28 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 	}
 	jwtSecret := hex.EncodeToString(secret)
 
-	upstream, err := startConsoleMe(jwtSecret, cfg.UpstreamPort)
-	if err != nil {
-		return nil, fmt.Errorf("starting the stand-in ConsoleMe: %w", err)
+	if cfg.ConsoleMe != "" {
+		dir := filepath.Join(d.dir, "consoleme")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return nil, err
+		}
+		cm, err := testbed.StartRealConsoleMe(cfg.ConsoleMe, testbed.RealConsoleMeOptions{
+			Secret: jwtSecret, Mapping: demoMapping(cfg), Dir: dir,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("starting the real ConsoleMe from %s: %w", cfg.ConsoleMe, err)
+		}
+		d.closers = append(d.closers, func() error { cm.Stop(); return nil })
+		d.RealConsoleMe = cm
+		d.UpstreamURL = cm.URL
+	} else {
+		upstream, err := startConsoleMe(jwtSecret, cfg.UpstreamPort)
+		if err != nil {
+			return nil, fmt.Errorf("starting the stand-in ConsoleMe: %w", err)
+		}
+		d.closers = append(d.closers, upstream.close)
+		d.UpstreamURL = upstream.URL
 	}
-	d.closers = append(d.closers, upstream.close)
-	d.UpstreamURL = upstream.URL
 
 	idp, err := startIdP(cfg)
 	if err != nil {
@@ -118,7 +137,7 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 		IdPMetadataFile: idpMetadata,
 		SPCert:          spCert,
 		SPKey:           spKey,
-		Upstream:        strings.TrimPrefix(upstream.URL, "http://"),
+		Upstream:        strings.TrimPrefix(d.UpstreamURL, "http://"),
 		StorageDir:      filepath.Join(d.dir, "caddy-data"),
 		LogLevel:        cfg.LogLevel,
 	})
@@ -145,6 +164,19 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// demoMapping is the real ConsoleMe's group mapping for the demo: each of
+// the user's groups stands for one role of that name, and the user has a
+// personal role too.
+func demoMapping(cfg config) testbed.GroupMapping {
+	m := testbed.GroupMapping{}
+	for _, g := range cfg.Groups {
+		m[g] = testbed.Grant{Roles: []string{testbed.Role(g)}}
+	}
+	local, _, _ := strings.Cut(cfg.User, "@")
+	m[cfg.User] = testbed.Grant{Roles: []string{testbed.Role(local + "_personal")}}
+	return m
 }
 
 // close stops everything start started and removes the temporary directory.
@@ -253,12 +285,18 @@ func (d *demo) printInstructions(out io.Writer) {
 	if d.CaddyURL != fmt.Sprintf("http://127.0.0.1:%d", defaultCaddyPort) {
 		loginCmd = "go run ./cmd/demo login -url " + d.CaddyURL + " " + shellQuote(user)
 	}
+	upstream, intro, whoami := "stand-in ConsoleMe upstream", "everything runs in this process", "/"
+	if d.RealConsoleMe != nil {
+		upstream = "real ConsoleMe upstream     "
+		intro = "the real ConsoleMe runs beside this process"
+		whoami = "/api/v2/user_profile"
+	}
 	fmt.Fprintf(out, `
-ConsoleMe challenge login demo: everything runs in this process, on loopback only.
+ConsoleMe challenge login demo: %[11]s, on loopback only.
 
   ConsoleMe (Caddy + consoleme_auth)  %[1]s
   demo SAML IdP (crewjam/saml)        %[2]s
-  stand-in ConsoleMe upstream         %[3]s  (reached through Caddy)
+  %[12]s         %[3]s  (reached through Caddy)
   Caddyfile in use                    %[4]s  (deleted on exit)
 
   demo user  %[5]s   password: %[6]s   groups: %[7]s
@@ -286,11 +324,11 @@ link of step 2 in your desktop's browser when it can; you still approve there):
 
        %[9]s
 
-Open %[1]s/ in the browser to see whom ConsoleMe takes you for.
+Open %[1]s%[13]s in the browser to see whom ConsoleMe takes you for.
 Press Ctrl-C to stop.
 `, d.CaddyURL, d.IdPURL, d.UpstreamURL, d.Caddyfile,
 		user, d.cfg.Password, strings.Join(d.cfg.Groups, ", "), cookie, loginCmd,
-		shellQuote(d.CaddyURL+"/noauth/v1/challenge_generator/"+user))
+		shellQuote(d.CaddyURL+"/noauth/v1/challenge_generator/"+user), intro, upstream, whoami)
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.
