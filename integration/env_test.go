@@ -91,14 +91,7 @@ func newEnvWith(t testing.TB, cm *consoleMe, real *realUpstream, opts ...func(*m
 		cm.GroupsClaim = cfg.GroupsClaim
 	}
 
-	caddyfile := siteCaddyfile(port, cfg.block(), upstream)
-	if cfg.AdminAddr != "" {
-		caddyfile = strings.Replace(caddyfile, "\tadmin off\n", "\tadmin "+cfg.AdminAddr+"\n", 1)
-	}
-	if cfg.GlobalExtra != "" {
-		caddyfile = strings.Replace(caddyfile, "\tadmin off\n", "\tadmin off\n"+cfg.GlobalExtra+"\n", 1)
-	}
-	caddy := startCaddy(t, caddyfile)
+	caddy := startCaddy(t, siteCaddyfile(port, cfg, upstream))
 	idp.registerSPFromURL(t, "consoleme", base+"/saml/metadata")
 	return &env{Secret: secret, Base: base, Config: cfg, ConsoleMe: cm, Real: real, IdP: idp, Caddy: caddy}
 }

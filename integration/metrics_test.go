@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"fmt"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"io"
 	"net/http"
 	"strconv"
@@ -74,7 +75,13 @@ func TestMetricsAfterFlowAndReload(t *testing.T) {
 
 	// Reload a changed config through the admin API (an unchanged one
 	// would not be reprovisioned): no duplicate registration, counts kept.
-	cfg := strings.Replace(e.Caddy.Config, "consoleme_auth {\n", "consoleme_auth {\n\t\tmax_pending 9999\n", 1)
+	changed := e.Caddy.Caddyfile
+	site := changed.Sites[0]
+	auth := *site.Auth
+	auth.MaxPending = 9999
+	site.Auth = &auth
+	changed.Sites = []testbed.Site{site}
+	cfg := changed.String()
 	if cfg == e.Caddy.Config {
 		t.Fatal("could not change the config")
 	}

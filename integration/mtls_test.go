@@ -164,51 +164,27 @@ func weepCall(c *http.Client, method, rawURL, body string, cookies ...string) (i
 // "mixed" verifies one if given and maps its CN plus a domain to a user
 // with static groups. The sites are named localhost so that their TLS
 // connection policies (matched by SNI) apply; clients dial 127.0.0.1.
-func mtlsCaddyfile(httpPort, strictPort, mixedPort int, caPath, secret, upstream string) string {
-	return fmt.Sprintf(`{
-	admin off
-	default_bind 127.0.0.1
-	skip_install_trust
-	http_port %[1]d
-	https_port %[2]d
-}
-
-https://localhost:%[2]d {
-	tls internal {
-		client_auth {
-			mode require_and_verify
-			trust_pool file %[4]s
-		}
+func mtlsCaddyfile(httpPort, strictPort, mixedPort int, caPath, secret, upstream string) testbed.Caddyfile {
+	return testbed.Caddyfile{
+		Global: testbed.Global{SkipInstallTrust: true, HTTPPort: httpPort, HTTPSPort: strictPort},
+		Sites: []testbed.Site{{
+			Address: fmt.Sprintf("https://localhost:%d", strictPort),
+			TLS:     &testbed.TLS{Internal: true, ClientAuthMode: "require_and_verify", ClientTrustPool: caPath},
+			Auth: &testbed.Module{JWTSecret: secret, MTLS: &testbed.MTLS{
+				User: "san_email", Groups: "ou",
+			}},
+			Upstreams: []string{upstream},
+		}, {
+			Address: fmt.Sprintf("https://localhost:%d", mixedPort),
+			TLS:     &testbed.TLS{Internal: true, ClientAuthMode: "verify_if_given", ClientTrustPool: caPath},
+			Auth: &testbed.Module{JWTSecret: secret, MTLS: &testbed.MTLS{
+				User: "cn", Domain: "example.com",
+				StaticGroups:  map[string][]string{"carol@example.com": {"aws-dev"}},
+				TokenLifetime: "1m",
+			}},
+			Upstreams: []string{upstream},
+		}},
 	}
-	consoleme_auth {
-		jwt_secret %[5]s
-		mtls {
-			user san_email
-			groups ou
-		}
-	}
-	reverse_proxy %[6]s
-}
-
-https://localhost:%[3]d {
-	tls internal {
-		client_auth {
-			mode verify_if_given
-			trust_pool file %[4]s
-		}
-	}
-	consoleme_auth {
-		jwt_secret %[5]s
-		mtls {
-			user cn
-			domain example.com
-			static_groups carol@example.com aws-dev
-			token_lifetime 1m
-		}
-	}
-	reverse_proxy %[6]s
-}
-`, httpPort, strictPort, mixedPort, caPath, secret, upstream)
 }
 
 // TestMTLSWeep runs Weep's mTLS calls (authentication_method: mtls) through

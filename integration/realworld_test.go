@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"io"
 	"net/http"
 	"net/url"
@@ -44,8 +45,6 @@ type realWorld struct {
 type realWorldSetup struct {
 	IdP    sspConfig
 	Module func(*moduleConfig)
-	// SAMLExtra are further lines of the module's saml block, verbatim.
-	SAMLExtra []string
 	// SPs makes the IdP's saml20-sp-remote entries once the deployment
 	// runs, from rw.SP; by default the IdP trusts exactly the module.
 	SPs func(rw *realWorld) []sspSP
@@ -82,11 +81,7 @@ func newRealWorld(t testing.TB, s realWorldSetup) *realWorld {
 	if s.Module != nil {
 		s.Module(&cfg)
 	}
-	block := cfg.block()
-	for _, l := range s.SAMLExtra {
-		block = strings.Replace(block, "\tsaml {\n", "\tsaml {\n\t\t"+l+"\n", 1)
-	}
-	caddy := startCaddy(t, httpsCaddyfile(httpsPort, httpPort, block, cm.Addr()))
+	caddy := startCaddy(t, httpsCaddyfile(httpsPort, httpPort, cfg, cm.Addr()))
 
 	// The CLI side trusts Caddy's internal CA no more than a fresh machine
 	// does; certificate checks are not what these tests are about.
@@ -132,21 +127,16 @@ func newRealWorld(t testing.TB, s realWorldSetup) *realWorld {
 // httpsCaddyfile serves one site on https://127.0.0.1:<httpsPort> with a
 // certificate from Caddy's internal CA, which is not installed into any
 // trust store; http_port is where Caddy redirects plain http to https.
-func httpsCaddyfile(httpsPort, httpPort int, moduleBlock, upstream string) string {
-	return fmt.Sprintf(`{
-	admin off
-	default_bind 127.0.0.1
-	skip_install_trust
-	http_port %d
-	https_port %d
-}
-
-https://127.0.0.1:%d {
-	tls internal
-%s
-	reverse_proxy %s
-}
-`, httpPort, httpsPort, httpsPort, indent(moduleBlock, "\t"), upstream)
+func httpsCaddyfile(httpsPort, httpPort int, cfg moduleConfig, upstream string) testbed.Caddyfile {
+	return testbed.Caddyfile{
+		Global: testbed.Global{SkipInstallTrust: true, HTTPPort: httpPort, HTTPSPort: httpsPort},
+		Sites: []testbed.Site{{
+			Address:   fmt.Sprintf("https://127.0.0.1:%d", httpsPort),
+			TLS:       &testbed.TLS{Internal: true},
+			Auth:      cfg.module(),
+			Upstreams: []string{upstream},
+		}},
+	}
 }
 
 // waitReady waits until Caddy answers over https and the module has loaded
@@ -671,7 +661,7 @@ func TestRealWorldInterop(t *testing.T) {
 	expiredFiveMinutesAgo := withSPOptions(map[string]any{"assertion.lifetime": -300})
 
 	t.Run("clock-skew-allowance", func(t *testing.T) {
-		succeed(t, realWorldSetup{SPs: expiredFiveMinutesAgo, SAMLExtra: []string{"clock_skew 10m"}})
+		succeed(t, realWorldSetup{SPs: expiredFiveMinutesAgo, Module: func(m *moduleConfig) { m.ClockSkew = "10m" }})
 	})
 
 	t.Run("beyond-clock-skew-refused", func(t *testing.T) {

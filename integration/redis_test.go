@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"net"
 	"net/http"
 	"os"
@@ -116,7 +117,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	var upstreams []string
 	for i := 0; i < n; i++ {
 		port := freePort(t)
-		p := startCaddy(t, siteCaddyfile(port, cfg.block(), cm.Addr()))
+		p := startCaddy(t, siteCaddyfile(port, cfg, cm.Addr()))
 		if first == nil {
 			first = p
 		}
@@ -125,13 +126,9 @@ func newCluster(t *testing.T, n int) *cluster {
 	}
 	// The balancer spreads requests round-robin; the instances trust it
 	// (127.0.0.1) for X-Forwarded-For, so they all see the real client IP.
-	startCaddy(t, globalOptions(lbPort)+fmt.Sprintf(`
-http://127.0.0.1:%d {
-	reverse_proxy %s {
-		lb_policy round_robin
-	}
-}
-`, lbPort, strings.Join(upstreams, " ")))
+	startCaddy(t, testbed.Caddyfile{Global: testGlobal(lbPort), Sites: []testbed.Site{{
+		Address: testbed.SiteAddress(lbPort), Upstreams: upstreams, LBPolicy: "round_robin",
+	}}})
 	idp.registerSPFromURL(t, "consoleme", lb+"/saml/metadata")
 	c.env = &env{Secret: secret, Base: lb, Config: cfg, Real: cm, IdP: idp, Caddy: first}
 	return c

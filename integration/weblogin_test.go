@@ -39,9 +39,7 @@ type webLoginWorld struct {
 func newWebLoginWorld(t *testing.T) *webLoginWorld {
 	t.Helper()
 	rw := newRealWorld(t, realWorldSetup{Module: func(m *moduleConfig) {
-		// moduleConfig.block indents each Extra line once, which nests
-		// these three lines as a block inside consoleme_auth.
-		m.Extra = append(m.Extra, "web_login {", "\tpublic_paths /healthcheck", "}")
+		m.WebLogin = &testbed.WebLogin{PublicPaths: []string{"/healthcheck"}}
 	}})
 	if !strings.Contains(rw.Caddy.Config, "web_login {") {
 		t.Fatalf("the Caddyfile has no web_login block:\n%s", rw.Caddy.Config)

@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -189,46 +188,6 @@ func (d *demo) close() error {
 	return errors.Join(errs...)
 }
 
-// caddyfileTemplate is the configuration a real deployment would have, minus
-// TLS: see Caddyfile.example and README.md for every option.
-var caddyfileTemplate = template.Must(template.New("Caddyfile").Funcs(template.FuncMap{"q": caddyfileQuote}).Parse(`{
-	# Nothing outside this process may change the config, and the config
-	# must not be saved to ~/.config/caddy/autosave.json.
-	admin off
-	persist_config off
-	# Loopback only, plain http. Caddy's data goes to the demo's temp dir
-	# instead of ~/.local/share/caddy, and the storage cleaner, which would
-	# write an instance ID there regardless, stays off.
-	default_bind 127.0.0.1
-	auto_https off
-	storage file_system {{q .StorageDir}}
-	storage_clean_interval off
-	grace_period 2s
-	log {
-		level {{.LogLevel}}
-	}
-}
-
-http://:{{.Port}} {
-	consoleme_auth {
-		jwt_secret {{.JWTSecret}}
-		public_url {{.PublicURL}}
-		store memory
-		saml {
-			idp_metadata_file {{q .IdPMetadataFile}}
-			sp_cert {{q .SPCert}}
-			sp_key {{q .SPKey}}
-			# What crewjam/saml's IdP sends: the email as "mail", the
-			# groups as the multi-valued "eduPersonAffiliation".
-			email_attribute mail
-			groups_attribute eduPersonAffiliation
-		}
-	}
-	# Everything that is not a challenge or SAML route goes to ConsoleMe.
-	reverse_proxy {{.Upstream}}
-}
-`))
-
 type caddyfileData struct {
 	Port            int
 	PublicURL       string
@@ -240,22 +199,43 @@ type caddyfileData struct {
 	LogLevel        string
 }
 
+// renderCaddyfile is the configuration a real deployment would have, minus
+// TLS (see Caddyfile.example and README.md for every option): nothing
+// outside this process may change it and it is not saved to
+// ~/.config/caddy/autosave.json; loopback only, plain http; Caddy's data goes
+// to the demo's temporary directory instead of ~/.local/share/caddy, and the
+// storage cleaner, which would write an instance ID there regardless, stays
+// off. The SAML attributes are what crewjam/saml's IdP sends: the email as
+// "mail", the groups as the multi-valued "eduPersonAffiliation". Everything
+// that is not a challenge or SAML route goes to ConsoleMe.
 func renderCaddyfile(data caddyfileData) ([]byte, error) {
-	var b strings.Builder
-	if err := caddyfileTemplate.Execute(&b, data); err != nil {
-		return nil, err
+	cf := testbed.Caddyfile{
+		Global: testbed.Global{
+			PersistConfigOff: true,
+			AutoHTTPSOff:     true,
+			StorageDir:       data.StorageDir,
+			StorageCleanOff:  true,
+			GracePeriod:      "2s",
+			LogLevel:         data.LogLevel,
+		},
+		Sites: []testbed.Site{{
+			Address: fmt.Sprintf("http://:%d", data.Port),
+			Auth: &testbed.Module{
+				JWTSecret: data.JWTSecret,
+				PublicURL: data.PublicURL,
+				Store:     "memory",
+				SAML: &testbed.SAML{
+					IdPMetadataFile: data.IdPMetadataFile,
+					SPCert:          data.SPCert,
+					SPKey:           data.SPKey,
+					EmailAttribute:  "mail",
+					GroupsAttribute: "eduPersonAffiliation",
+				},
+			},
+			Upstreams: []string{data.Upstream},
+		}},
 	}
-	return []byte(b.String()), nil
-}
-
-// caddyfileQuote quotes a path for the Caddyfile when it needs it (a temp
-// dir may contain spaces, e.g. on Windows). Inside backquotes everything is
-// literal, backslashes included.
-func caddyfileQuote(s string) string {
-	if strings.ContainsAny(s, " \t\"'{}#`\\") {
-		return "`" + s + "`"
-	}
-	return s
+	return []byte(cf.String()), nil
 }
 
 // loadCaddy adapts the Caddyfile to Caddy's JSON and runs it in this process.

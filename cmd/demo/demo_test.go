@@ -416,8 +416,8 @@ func TestFlags(t *testing.T) {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
 	}
-	if got := caddyfileQuote(`C:\Users\A B\tmp`); got != "`C:\\Users\\A B\\tmp`" {
-		t.Errorf("caddyfileQuote: %s", got)
+	if got := testbed.Quote(`C:\Users\A B\tmp`); got != "`C:\\Users\\A B\\tmp`" {
+		t.Errorf("testbed.Quote: %s", got)
 	}
 }
 
