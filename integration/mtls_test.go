@@ -3,17 +3,12 @@ package integration
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,44 +23,24 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// clientCA is a certificate authority that issues client certificates.
-type clientCA struct {
-	key  *ecdsa.PrivateKey
-	cert *x509.Certificate
-}
+// clientCA is the test bed's client-certificate CA with test helpers.
+type clientCA struct{ testbed.CA }
 
-// newClientCA makes a self-signed CA valid from a day ago for ten years.
+// newClientCA makes a CA valid from a day ago for ten years.
 func newClientCA(t *testing.T, name string) clientCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testbed.NewCA(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-24 * time.Hour),
-		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return clientCA{key: key, cert: cert}
+	return clientCA{ca}
 }
 
 // writePEM writes the CA certificate as a PEM file and returns its path.
 func (ca clientCA) writePEM(t *testing.T, dir string) string {
 	t.Helper()
 	p := filepath.Join(dir, "client-ca.pem")
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600); err != nil {
+	if err := os.WriteFile(p, ca.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -75,31 +50,11 @@ func (ca clientCA) writePEM(t *testing.T, dir string) string {
 // names edit sets. NotBefore is whole seconds, as in the certificate.
 func (ca clientCA) issue(t *testing.T, notBefore, notAfter time.Time, edit func(*x509.Certificate)) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := ca.Issue(notBefore, notAfter, edit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	edit(tmpl)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return cert
 }
 
 // mtlsClient is an HTTPS client that presents cert (none when nil) and

@@ -2,13 +2,11 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,70 +15,38 @@ import (
 	"github.com/google/uuid"
 )
 
-// redisServer is a redis-server process on a loopback port.
-type redisServer struct {
-	Port int
-	URL  string
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
+// redisServer is the test bed's redis-server with test helpers.
+type redisServer struct{ *testbed.Redis }
 
-// startRedis starts a real redis-server on a free loopback port. Without the
-// binary the test is skipped, but under CI a missing Redis is a failure.
+// startRedis starts a real redis-server on a free loopback port; it is
+// stopped when the test ends. Without the binary the test is skipped, but
+// under CI a missing Redis is a failure.
 func startRedis(t testing.TB) *redisServer {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
+	r, err := testbed.StartRedis(t.TempDir())
+	if errors.Is(err, testbed.ErrNoRedis) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("redis-server is not installed (apt-get install redis-server); CI must run the Redis tests")
 		}
 		t.Skip("redis-server is not installed; skipping the Redis tests (apt-get install redis-server)")
 	}
-	s := &redisServer{Port: freePort(t), dir: t.TempDir()}
-	s.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port)
-	s.start(t)
-	t.Cleanup(s.stop)
-	return s
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return &redisServer{r}
 }
 
+// start starts the stopped server again on its port.
 func (s *redisServer) start(t testing.TB) {
 	t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", fmt.Sprint(s.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting redis-server: %v", err)
-	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port), 200*time.Millisecond)
-		if err == nil {
-			_, _ = c.Write([]byte("PING\r\n"))
-			buf := make([]byte, 16)
-			_ = c.SetReadDeadline(time.Now().Add(time.Second))
-			n, _ := c.Read(buf)
-			c.Close()
-			if strings.HasPrefix(string(buf[:n]), "+PONG") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			t.Fatalf("redis-server did not answer PING:\n%s", log)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func (s *redisServer) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
-}
+// stop kills the server.
+func (s *redisServer) stop() { s.Stop() }
 
 // cluster is several Caddy instances sharing one Redis behind a Caddy load
 // balancer, with the real ConsoleMe (behind the recording proxy) and one IdP.
@@ -253,16 +219,13 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 	expectConsoleMeIdentity(t, plainSend, a, c.Real, cookieHeader(c.cookieName(), session), userAlice)
 
 	c.Redis.start(t)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r := call(t, http.MethodGet, a+"/noauth/v1/challenge_generator/alice@example.com", nil, "")
-		if r.Status == http.StatusOK {
-			break
+	if err := testbed.WaitFor(15*time.Second, 200*time.Millisecond, func() error {
+		if r := call(t, http.MethodGet, a+"/noauth/v1/challenge_generator/alice@example.com", nil, ""); r.Status != http.StatusOK {
+			return fmt.Errorf("the generator answers %s", r)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery after Redis came back: %s", r)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatalf("no recovery after Redis came back: %v", err)
 	}
 	ch := c.generate(t, userAlice.Email, nil)
 	c.expectPoll(t, c.on(0, ch.PollingURL), nil, "pending")

@@ -3,15 +3,10 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -115,7 +110,11 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 		return nil, err
 	}
 	spCert, spKey := filepath.Join(d.dir, "saml-sp.crt"), filepath.Join(d.dir, "saml-sp.key")
-	if err := writeKeyPair(spCert, spKey, "consoleme-demo-sp"); err != nil {
+	spKeyPair, err := testbed.NewKeyPair("consoleme-demo-sp")
+	if err == nil {
+		err = spKeyPair.WriteFiles(spCert, spKey)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("making the SAML SP key pair: %w", err)
 	}
 
@@ -361,54 +360,4 @@ func fetch(ctx context.Context, url string) ([]byte, error) {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return body, nil
-}
-
-// newKeyPair makes an RSA key and a self-signed certificate, as SAML
-// metadata carries them. RSA rather than ECDSA because crewjam/saml's IdP
-// encrypts assertions to the SP's certificate, which only works with RSA.
-func newKeyPair(commonName string) (*rsa.PrivateKey, *x509.Certificate, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: commonName},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(7 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, err
-	}
-	return key, cert, nil
-}
-
-// writeKeyPair makes a key pair and writes it as the PEM files sp_cert and
-// sp_key expect.
-func writeKeyPair(certPath, keyPath, commonName string) error {
-	key, cert, err := newKeyPair(commonName)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	if err := os.WriteFile(certPath, certPEM, 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(keyPath, keyPEM, 0o600)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"html/template"
 	"log"
 	"net"
@@ -43,7 +44,7 @@ func startIdP(cfg config) (*demoIdP, error) {
 	base, _ := url.Parse("http://localhost:" + strconv.Itoa(port))
 	p := &demoIdP{URL: base.String()}
 
-	key, cert, err := newKeyPair("consoleme-demo-idp")
+	kp, err := testbed.NewKeyPair("consoleme-demo-idp")
 	if err != nil {
 		l.Close()
 		return nil, err
@@ -51,8 +52,8 @@ func startIdP(cfg config) (*demoIdP, error) {
 	sso := base.String() + "/sso"
 	p.samlidp, err = samlidp.New(samlidp.Options{
 		URL:               *base,
-		Key:               key,
-		Certificate:       cert,
+		Key:               kp.Key,
+		Certificate:       kp.Cert,
 		Store:             &samlidp.MemoryStore{},
 		Logger:            log.New(os.Stderr, "demo idp: ", log.LstdFlags),
 		LoginFormTemplate: loginForm(sso, cfg.User, cfg.Password),
