@@ -99,7 +99,7 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the demo IdP: %w", err)
 	}
-	d.closers = append(d.closers, idp.close)
+	d.closers = append(d.closers, idp.Close)
 	d.IdPURL = idp.URL
 
 	// Caddy reads the IdP's metadata from a file rather than its URL: a URL
