@@ -89,7 +89,7 @@ func checkPassThrough(t *testing.T, e *env, jwtValue string) {
 				t.Errorf("%s: header %s arrived as %q, sent %q", method, name, got.Header[name], h[name])
 			}
 		}
-		want := []echoCookie{{"a", "1"}, {"consoleme_auth", jwtValue}, {"b", "two"}}
+		want := []echoCookie{{Name: "a", Value: "1"}, {Name: "consoleme_auth", Value: jwtValue}, {Name: "b", Value: "two"}}
 		if !reflect.DeepEqual(got.Cookies, want) {
 			t.Errorf("%s: cookies arrived as %v, sent %v", method, got.Cookies, want)
 		}

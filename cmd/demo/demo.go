@@ -91,8 +91,8 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("starting the stand-in ConsoleMe: %w", err)
 		}
-		d.closers = append(d.closers, upstream.close)
-		d.UpstreamURL = upstream.URL
+		d.closers = append(d.closers, upstream.Close)
+		d.UpstreamURL = upstream.URL()
 	}
 
 	idp, err := startIdP(cfg)

@@ -324,7 +324,8 @@ func testDemo(t *testing.T, cfg config) {
 	}
 }
 
-// TestVerifyToken pins the stand-in ConsoleMe to ConsoleMe's token rules.
+// TestVerifyToken pins the demo's stand-in ConsoleMe to ConsoleMe's token
+// rules.
 func TestVerifyToken(t *testing.T) {
 	secret := []byte("s3cret")
 	now := time.Unix(1_800_000_000, 0)
@@ -360,22 +361,24 @@ func TestVerifyToken(t *testing.T) {
 		{"groups not a list", sign(t, "HS256", secret, with("groups", "g1")), "groups"},
 		{"other secret", sign(t, "HS256", []byte("other"), good), "signature"},
 		{"alg none", sign(t, "none", secret, good), "alg"},
-		{"garbage", "not.a.jwt", "header"},
+		{"garbage", "not.a.jwt", "padding"},
 	}
+	standIn := &testbed.StandIn{Secret: string(secret), CookieName: "consoleme_auth", EmailClaim: "email",
+		GroupsClaim: "groups", Now: func() time.Time { return now }}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id, err := verifyToken(tt.token, secret, now)
+			out := standIn.CheckToken(tt.token)
 			if tt.reject == "" {
-				if err != nil {
-					t.Fatalf("rejected a valid token: %v", err)
+				if out.Verdict != testbed.TokenValid {
+					t.Fatalf("rejected a valid token: %v %s", out.Verdict, out.Reason)
 				}
-				if id.Email != "alice@example.com" || id.Groups == nil {
-					t.Errorf("identity %+v", id)
+				if out.Email != "alice@example.com" || out.Groups == nil {
+					t.Errorf("identity %+v", out)
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.reject) {
-				t.Errorf("got %v, want a rejection mentioning %q", err, tt.reject)
+			if out.Verdict == testbed.TokenValid || !strings.Contains(out.Reason, tt.reject) {
+				t.Errorf("got %v %q, want a rejection mentioning %q", out.Verdict, out.Reason, tt.reject)
 			}
 		})
 	}
