@@ -22,28 +22,12 @@ func startConsoleMe(secret string, port int) (*testbed.StandIn, error) {
 	return c, nil
 }
 
-// The shapes of ConsoleMe's GET /api/v2/get_roles answer, as Weep decodes it.
+// The test bed's Weep-like client (it logs in the way Weep's challenge
+// authentication does, so the demo shows the exact calls a real CLI makes)
+// and the answers it decodes.
 type (
-	rolesResponse struct {
-		Status     string `json:"status"`
-		StatusCode int    `json:"status_code"`
-		Data       struct {
-			Roles []role `json:"roles"`
-		} `json:"data"`
-	}
-	role struct {
-		Arn                 string `json:"arn"`
-		AccountID           string `json:"account_id"`
-		AccountFriendlyName string `json:"account_friendly_name"`
-		RoleName            string `json:"role_name"`
-		Apps                struct {
-			AppDetails []appDetail `json:"app_details"`
-		} `json:"apps"`
-	}
-	appDetail struct {
-		Name     string `json:"name"`
-		Owner    string `json:"owner"`
-		OwnerURL string `json:"owner_url"`
-		AppURL   string `json:"app_url"`
-	}
+	weepClient    = testbed.WeepClient
+	challenge     = testbed.WeepChallenge
+	credentials   = testbed.WeepCredentials
+	rolesResponse = testbed.RolesResponse
 )
