@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"net/http"
 	"reflect"
 	"sort"
@@ -92,8 +93,26 @@ func newEnvWith(t testing.TB, cm *consoleMe, real *realUpstream, opts ...func(*m
 	}
 
 	caddy := startCaddy(t, siteCaddyfile(port, cfg, upstream))
+	if cfg.IdPMetadataURL != "" {
+		waitIdPMetadata(t, caddy)
+	}
 	idp.registerSPFromURL(t, "consoleme", base+"/saml/metadata")
 	return &env{Secret: secret, Base: base, Config: cfg, ConsoleMe: cm, Real: real, IdP: idp, Caddy: caddy}
+}
+
+// waitIdPMetadata waits until Caddy has loaded the IdP's metadata, which
+// the module fetches in the background; a login before that gets "sign-in
+// unavailable".
+func waitIdPMetadata(t testing.TB, caddy *caddyProc) {
+	t.Helper()
+	if err := testbed.WaitFor(20*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(caddy.Output(), "IdP metadata loaded") {
+			return errors.New("Caddy has not logged \"IdP metadata loaded\"")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // cookieName is the session cookie's name in this deployment.
@@ -105,11 +124,7 @@ func (e *env) cookieName() string {
 }
 
 // reply is a fully read response to a non-browser request.
-type reply struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
+type reply testbed.Reply
 
 func (r reply) String() string { return fmt.Sprintf("%d %v %s", r.Status, r.Header, r.Body) }
 
@@ -132,31 +147,20 @@ func (r reply) object(t testing.TB) map[string]any {
 // call makes one request without cookies or redirects, as a CLI would.
 func call(t testing.TB, method, rawURL string, header http.Header, body string) reply {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, rawURL, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	client := &http.Client{
-		Timeout:       30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	resp, err := client.Do(req)
+	return send(t, plainClient, method, rawURL, header, body)
+}
+
+// plainClient is the test bed's client for plain http.
+var plainClient = testbed.NewClient(testbed.ClientOptions{})
+
+// send makes one request with c and fails the test if it gets no answer.
+func send(t testing.TB, c *testbed.Client, method, rawURL string, header http.Header, body string) reply {
+	t.Helper()
+	r, err := c.Do(method, rawURL, header, body)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, rawURL, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return reply(r)
 }
 
 // fromOtherIP is the header set that makes Caddy see otherIP as the client.

@@ -2,14 +2,11 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,61 +54,29 @@ func (ca clientCA) issue(t *testing.T, notBefore, notAfter time.Time, edit func(
 	return cert
 }
 
-// mtlsClient is an HTTPS client that presents cert (none when nil) and
-// reaches every host name at 127.0.0.1, where the test's Caddy listens. It
-// does not check Caddy's certificate, which comes from Caddy's internal CA.
-func mtlsClient(t *testing.T, cert *tls.Certificate) *http.Client {
+// mtlsClient is the test bed's HTTPS client presenting cert (none when nil)
+// and reaching every host name at 127.0.0.1, where the test's Caddy listens.
+// It does not check Caddy's certificate, which comes from Caddy's internal
+// CA.
+func mtlsClient(t *testing.T, cert *tls.Certificate) *testbed.Client {
 	t.Helper()
-	cfg := &tls.Config{
-		InsecureSkipVerify: true,
-		// Present the certificate whatever CAs Caddy names as acceptable,
-		// as a misconfigured or malicious client would; crypto/tls would
-		// otherwise send none for a certificate from another CA.
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if cert == nil {
-				return &tls.Certificate{}, nil
-			}
-			return cert, nil
-		},
-	}
-	var d net.Dialer
-	tr := &http.Transport{
-		TLSClientConfig: cfg,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			_, port, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			return d.DialContext(ctx, "tcp4", net.JoinHostPort("127.0.0.1", port))
-		},
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	c := testbed.NewClient(testbed.ClientOptions{InsecureTLS: true, Cert: cert, Loopback: true, Timeout: 10 * time.Second})
+	t.Cleanup(c.Close)
+	return c
 }
 
 // weepCall sends a request as Weep's API client does (PROTOCOL.md section
 // 8) and returns the status and body, or the transport error.
-func weepCall(c *http.Client, method, rawURL, body string, cookies ...string) (int, []byte, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
+func weepCall(c *testbed.Client, method, rawURL, body string, cookies ...string) (int, []byte, error) {
+	h := http.Header{
+		"User-Agent":   {"weep/test Go-http-client/1.1"},
+		"Content-Type": {"application/json"},
 	}
-	req, err := http.NewRequest(method, rawURL, rd)
-	if err != nil {
-		return 0, nil, err
+	if len(cookies) > 0 {
+		h["Cookie"] = cookies
 	}
-	req.Header.Set("User-Agent", "weep/test Go-http-client/1.1")
-	req.Header.Set("Content-Type", "application/json")
-	for _, ck := range cookies {
-		req.Header.Add("Cookie", ck)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	r, err := c.Do(method, rawURL, h, body)
+	return r.Status, r.Body, err
 }
 
 // mtlsCaddyfile is two sites in front of upstream: "strict" requires a

@@ -3,9 +3,9 @@ package integration
 import (
 	"bytes"
 	"compress/flate"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"io"
@@ -36,7 +36,7 @@ type realWorld struct {
 	SP       sspSP
 	HTTPPort int
 
-	client *http.Client
+	client *testbed.Client
 }
 
 // realWorldSetup changes a deployment from its defaults: SimpleSAMLphp
@@ -85,17 +85,13 @@ func newRealWorld(t testing.TB, s realWorldSetup) *realWorld {
 
 	// The CLI side trusts Caddy's internal CA no more than a fresh machine
 	// does; certificate checks are not what these tests are about.
-	transport := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
-	t.Cleanup(transport.CloseIdleConnections)
+	client := testbed.NewClient(testbed.ClientOptions{InsecureTLS: true})
+	t.Cleanup(client.Close)
 	rw := &realWorld{
 		env:      &env{Secret: secret, Base: base, Config: cfg, Real: cm, Caddy: caddy},
 		SSP:      ssp,
 		HTTPPort: httpPort,
-		client: &http.Client{
-			Timeout:       30 * time.Second,
-			Transport:     transport,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		client:   client,
 	}
 	rw.waitReady(t, httpsPort)
 
@@ -143,19 +139,17 @@ func httpsCaddyfile(httpsPort, httpPort int, cfg moduleConfig, upstream string) 
 // the IdP's metadata, which it fetches in the background.
 func (rw *realWorld) waitReady(t testing.TB, httpsPort int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := rw.client.Get(fmt.Sprintf("https://127.0.0.1:%d/saml/metadata", httpsPort))
-		if err == nil {
-			resp.Body.Close()
-			if strings.Contains(rw.Caddy.Output(), "IdP metadata loaded") {
-				return
-			}
+	err := testbed.WaitFor(30*time.Second, 100*time.Millisecond, func() error {
+		if _, err := rw.client.Do(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/saml/metadata", httpsPort), nil, ""); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Caddy did not serve https with the IdP metadata loaded within 30s (last error: %v)", err)
+		if !strings.Contains(rw.Caddy.Output(), "IdP metadata loaded") {
+			return errors.New("the IdP metadata is not loaded yet")
 		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Caddy did not serve https with the IdP metadata loaded: %v", err)
 	}
 }
 
@@ -168,23 +162,7 @@ func (rw *realWorld) cli(t testing.TB, method, rawURL string, header http.Header
 // cliBody is cli with a request body.
 func (rw *realWorld) cliBody(t testing.TB, method, rawURL string, header http.Header, body string) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, rawURL, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := rw.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, rawURL, err)
-	}
-	defer resp.Body.Close()
-	got, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reply{Status: resp.StatusCode, Header: resp.Header, Body: got}
+	return send(t, rw.client, method, rawURL, header, body)
 }
 
 // generate asks for a challenge as Weep does.

@@ -84,6 +84,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	for i := 0; i < n; i++ {
 		port := freePort(t)
 		p := startCaddy(t, siteCaddyfile(port, cfg, cm.Addr()))
+		waitIdPMetadata(t, p)
 		if first == nil {
 			first = p
 		}
