@@ -327,7 +327,7 @@ func TestApprovalPageRules(t *testing.T) {
 			v[k] = append([]string(nil), vs...)
 		}
 		v.Set(name, "tampered-"+uuid.NewString())
-		res := b.PostForm(action.String(), origin(p.URL), v)
+		res := b.PostForm(action.String(), testbed.Origin(p.URL), v)
 		if res.Status == http.StatusOK && strings.Contains(res.Text(), approvedText) {
 			t.Errorf("approval with a tampered %s succeeded", name)
 		}
@@ -336,7 +336,7 @@ func TestApprovalPageRules(t *testing.T) {
 
 	// The same form posted without the session cookie approves nothing.
 	anon := newBrowser(t)
-	res := anon.PostForm(action.String(), origin(p.URL), good)
+	res := anon.PostForm(action.String(), testbed.Origin(p.URL), good)
 	if res.Status == http.StatusOK && strings.Contains(res.Text(), approvedText) {
 		t.Error("approval without the session cookie succeeded")
 	}

@@ -477,7 +477,7 @@ func (e *env) openApproval(t testing.TB, b *browser, challengeURL string, user, 
 	if f.Method != "post" {
 		t.Errorf("approval form method %q, want POST", f.Method)
 	}
-	if btn := f.Control("approve"); btn == nil || !btn.isSubmit() {
+	if btn := f.Control("approve"); btn == nil || !btn.IsSubmit() {
 		t.Fatalf("approval form has no submit button id=\"approve\":\n%s", p)
 	}
 	return p, f
