@@ -21,7 +21,7 @@ import (
 // ConsoleMe accepting both the CLI's and the browser's token.
 func TestHappyPath(t *testing.T) {
 	t.Parallel()
-	e := newRealEnv(t, startRealConsoleMe(t))
+	e := newRealEnv(t, sharedRealConsoleMe(t))
 	c := e.generate(t, userAlice.Email, nil)
 	e.expectPoll(t, c.PollingURL, nil, "pending")
 
@@ -519,7 +519,7 @@ func TestPollerInput(t *testing.T) {
 // and ConsoleMe accepts the token.
 func TestUserWithoutGroups(t *testing.T) {
 	t.Parallel()
-	e := newRealEnv(t, startRealConsoleMe(t))
+	e := newRealEnv(t, sharedRealConsoleMe(t))
 	b := e.loggedInBrowser(t, userDave)
 	c := e.generate(t, userDave.Email, nil)
 	p, f := e.openApproval(t, b, c.ChallengeURL, userDave.Email, "127.0.0.1")

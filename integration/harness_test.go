@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 	}
 	buildDir = dir
 	code := m.Run()
+	stopSharedRealConsoleMe()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

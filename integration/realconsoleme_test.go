@@ -65,18 +65,12 @@ type realConsoleMeOptions struct {
 	CookieName, EmailClaim, GroupsClaim string
 }
 
-// startRealConsoleMe starts the real ConsoleMe with its own Redis, the
-// default group mapping and a fresh secret, behind a recording proxy. All of
-// it stops when the test ends. Without the launcher or its packages the test
-// is skipped, or failed under CI=true.
-func startRealConsoleMe(t testing.TB, opts ...realConsoleMeOptions) *realUpstream {
+// realConsoleMeLauncher finds the launcher and makes sure ConsoleMe is
+// installed; without them the test is skipped, or failed under CI=true.
+func realConsoleMeLauncher(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test with the real ConsoleMe, skipped with -short")
-	}
-	var o realConsoleMeOptions
-	if len(opts) > 0 {
-		o = opts[0]
 	}
 	root, _ := moduleRoot()
 	launcher, err := testbed.LauncherDir(root)
@@ -90,10 +84,24 @@ func startRealConsoleMe(t testing.TB, opts ...realConsoleMeOptions) *realUpstrea
 		}
 		t.Skip(msg)
 	}
-	dir := t.TempDir()
+	return launcher
+}
+
+// startRealConsoleMe starts a real ConsoleMe of the test's own, with its own
+// Redis, the default group mapping and a fresh secret, behind a recording
+// proxy. All of it stops when the test ends. Tests that change ConsoleMe's
+// configuration or clock, or give a user other groups than the shared
+// instance sees (ConsoleMe caches a user's groups for 60 s), use it.
+func startRealConsoleMe(t testing.TB, opts ...realConsoleMeOptions) *realUpstream {
+	t.Helper()
+	var o realConsoleMeOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	launcher := realConsoleMeLauncher(t)
 	cm, err := testbed.StartRealConsoleMe(launcher, testbed.RealConsoleMeOptions{
 		Secret:      "real-" + uuid.NewString(),
-		Dir:         dir,
+		Dir:         t.TempDir(),
 		ClockOffset: o.ClockOffset,
 		CookieName:  o.CookieName,
 		EmailClaim:  o.EmailClaim,
@@ -108,7 +116,57 @@ func startRealConsoleMe(t testing.TB, opts ...realConsoleMeOptions) *realUpstrea
 			t.Logf("real ConsoleMe's log (last 60 lines):\n%s", lastLines(cm.Log(), 60))
 		}
 	})
+	return recordUpstream(t, cm)
+}
 
+// The real ConsoleMe that tests share: one process for the whole run,
+// started on first use and stopped by TestMain. Every test that uses it
+// gives each user the same groups (alice: engineering and
+// consoleme-admins; dave: none), so ConsoleMe's 60 s group cache cannot
+// mix them up.
+var (
+	sharedCMOnce sync.Once
+	sharedCM     *testbed.RealConsoleMe
+	sharedCMErr  error
+)
+
+// sharedRealConsoleMe returns the shared real ConsoleMe behind a recording
+// proxy of the test's own.
+func sharedRealConsoleMe(t testing.TB) *realUpstream {
+	t.Helper()
+	launcher := realConsoleMeLauncher(t)
+	sharedCMOnce.Do(func() {
+		dir, err := os.MkdirTemp(buildDir, "shared-consoleme-")
+		if err != nil {
+			sharedCMErr = err
+			return
+		}
+		sharedCM, sharedCMErr = testbed.StartRealConsoleMe(launcher, testbed.RealConsoleMeOptions{
+			Secret: "shared-" + uuid.NewString(),
+			Dir:    dir,
+		})
+	})
+	if sharedCMErr != nil {
+		t.Fatalf("starting the shared real ConsoleMe: %v", sharedCMErr)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("shared real ConsoleMe's log (last 60 lines):\n%s", lastLines(sharedCM.Log(), 60))
+		}
+	})
+	return recordUpstream(t, sharedCM)
+}
+
+// stopSharedRealConsoleMe stops the shared ConsoleMe, if it was started.
+func stopSharedRealConsoleMe() {
+	if sharedCM != nil {
+		sharedCM.Stop()
+	}
+}
+
+// recordUpstream puts a recording proxy of the test's own in front of cm.
+func recordUpstream(t testing.TB, cm *testbed.RealConsoleMe) *realUpstream {
+	t.Helper()
 	target, _ := url.Parse(cm.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	u := &realUpstream{CM: cm}

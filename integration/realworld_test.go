@@ -48,8 +48,9 @@ type realWorldSetup struct {
 	// SPs makes the IdP's saml20-sp-remote entries once the deployment
 	// runs, from rw.SP; by default the IdP trusts exactly the module.
 	SPs func(rw *realWorld) []sspSP
-	// ConsoleMe is a real ConsoleMe to share between deployments; by
-	// default each deployment starts its own.
+	// ConsoleMe is the real ConsoleMe (behind its recording proxy) to
+	// share between deployments; by default each gets its own proxy in
+	// front of the shared ConsoleMe.
 	ConsoleMe *realUpstream
 }
 
@@ -63,7 +64,7 @@ func newRealWorld(t testing.TB, s realWorldSetup) *realWorld {
 
 	cm := s.ConsoleMe
 	if cm == nil {
-		cm = startRealConsoleMe(t)
+		cm = sharedRealConsoleMe(t)
 	}
 	secret := cm.Secret()
 	certPath, keyPath := sharedKeyPair(t, "module-sp").writeFiles(t, t.TempDir())
@@ -531,9 +532,8 @@ func TestRealWorldInterop(t *testing.T) {
 	t.Parallel()
 	skipIfShort(t)
 	browser := startChromium(t)
-	// One real ConsoleMe serves every deployment below: they all log in
-	// alice with the same groups.
-	cm := startRealConsoleMe(t)
+	// One recording proxy serves every deployment below.
+	cm := sharedRealConsoleMe(t)
 	newRealWorld := func(t *testing.T, s realWorldSetup) *realWorld {
 		t.Helper()
 		s.ConsoleMe = cm

@@ -61,7 +61,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	caddyBinary(t)
 	rs := startRedis(t)
-	cm := startRealConsoleMe(t)
+	cm := sharedRealConsoleMe(t)
 	secret := cm.Secret()
 	idp := startIdP(t, userAlice, userDave)
 	// Every instance shares the SP key pair, the secret and the Redis URL.

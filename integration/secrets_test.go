@@ -12,7 +12,7 @@ import (
 // the JWTs and the SAML assertion never appear in the log.
 func TestNoSecretsInLogs(t *testing.T) {
 	t.Parallel()
-	e := newRealEnv(t, startRealConsoleMe(t), func(c *moduleConfig) { c.Debug = true })
+	e := newRealEnv(t, sharedRealConsoleMe(t), func(c *moduleConfig) { c.Debug = true })
 	ch := e.generate(t, userAlice.Email, nil)
 	b := newBrowser(t)
 	hops := e.login(t, b, userAlice, ch.ChallengeURL)

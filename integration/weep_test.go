@@ -58,7 +58,7 @@ func weepGet(t *testing.T, rawURL string, v any) {
 // Weep's API client does.
 func TestWeepClient(t *testing.T) {
 	t.Parallel()
-	e := newRealEnv(t, startRealConsoleMe(t))
+	e := newRealEnv(t, sharedRealConsoleMe(t))
 
 	// consoleme_url without a trailing slash and the user unescaped.
 	var ch weepChallenge
