@@ -50,6 +50,7 @@ func TestHappyPath(t *testing.T) {
 // untouched. This test keeps the stand-in ConsoleMe: it must see exactly
 // what reached the upstream, byte for byte, and echo it back.
 func TestPassThrough(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	checkPassThrough(t, e, forgeToken(t, "HS256", e.Secret, userAlice, nil))
 	e.expectNoLeaks(t)
@@ -108,6 +109,7 @@ func checkPassThrough(t *testing.T, e *env, jwtValue string) {
 
 // TestWrongUser: a challenge made for bob cannot be approved by alice.
 func TestWrongUser(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.generate(t, "bob@example.com", nil)
 	b := newBrowser(t)
@@ -123,6 +125,7 @@ func TestWrongUser(t *testing.T) {
 
 // TestUnknownChallenge: well-formed tokens nobody generated.
 func TestUnknownChallenge(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	token := uuid.NewString()
 	e.expectPoll(t, e.Base+"/noauth/v1/challenge_poller/"+token, nil, "unknown")
@@ -168,6 +171,7 @@ func TestExpiredChallenge(t *testing.T) {
 // TestOtherClientIP: the poller and the validator are bound to the IP that
 // created the challenge, and a refused request consumes nothing.
 func TestOtherClientIP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.loggedInBrowser(t, userAlice)
 
@@ -200,6 +204,7 @@ func TestOtherClientIP(t *testing.T) {
 // TestConcurrentPollers: of 20 simultaneous polls of an approved challenge
 // exactly one gets the token.
 func TestConcurrentPollers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.loggedInBrowser(t, userAlice)
 	for round := 0; round < 3; round++ {
@@ -257,6 +262,7 @@ func TestConcurrentPollers(t *testing.T) {
 // ConsoleMe's rules; a bad one sends the browser to the IdP again, a good
 // one (even one the module did not mint) does not.
 func TestSessionCookieChecks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.generate(t, userAlice.Email, nil)
 	bad := map[string]string{
@@ -295,6 +301,7 @@ func TestSessionCookieChecks(t *testing.T) {
 // TestApprovalPageRules: single view, CSRF-protected approval, approval
 // only by the logged-in browser.
 func TestApprovalPageRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.loggedInBrowser(t, userAlice)
 	c := e.generate(t, userAlice.Email, nil)
@@ -350,6 +357,7 @@ func TestApprovalPageRules(t *testing.T) {
 // TestValidatorJSONAPI: ConsoleMe's own UI flow, GET for a nonce and POST
 // to approve, with ConsoleMe's messages (PROTOCOL.md section 4).
 func TestValidatorJSONAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.loggedInBrowser(t, userAlice)
 	cookie := "consoleme_auth=" + b.CookieValue(e.Base, "consoleme_auth")
@@ -432,6 +440,7 @@ func TestValidatorJSONAPI(t *testing.T) {
 // TestColonRoutes: the colon spellings of one rendering of ConsoleMe's docs
 // behave like the underscore routes, and hand out underscore URLs.
 func TestColonRoutes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.loggedInBrowser(t, userAlice)
 	c := e.generateAt(t, "/noauth/v1/challenge:generator/", userAlice.Email, nil)
@@ -456,6 +465,7 @@ func TestColonRoutes(t *testing.T) {
 
 // TestGeneratorInput: what the generator accepts and refuses.
 func TestGeneratorInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	bad := map[string]string{
 		"empty":       "",
@@ -501,6 +511,7 @@ func TestGeneratorInput(t *testing.T) {
 // TestPollerInput: malformed tokens get a JSON 400 that Weep can parse,
 // never HTML.
 func TestPollerInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, token := range []string{"not!a!token", "has%20space", "nul%00byte", "dots..", "%3Cscript%3E"} {
 		r := call(t, http.MethodGet, e.Base+"/noauth/v1/challenge_poller/"+token, nil, "")
@@ -556,6 +567,7 @@ func TestCustomNames(t *testing.T) {
 // This deployment also leaves email_attribute unset, so the email comes
 // from the NameID (samlidp puts the email there).
 func TestValidatorIPCheckDisabled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *moduleConfig) {
 		c.DisableValidatorIPCheck = true
 		c.EmailAttribute = ""
@@ -573,6 +585,7 @@ func TestValidatorIPCheckDisabled(t *testing.T) {
 // TestPollerIPCheckDisabled: with disable_poller_ip_check, another IP may
 // collect the token, while the validator stays bound to the creating IP.
 func TestPollerIPCheckDisabled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *moduleConfig) { c.DisablePollerIPCheck = true })
 	b := e.loggedInBrowser(t, userAlice)
 	c := e.generate(t, userAlice.Email, nil)
@@ -591,6 +604,7 @@ func TestPollerIPCheckDisabled(t *testing.T) {
 // TestMaxPending: a flood of challenges is refused with 503 JSON and
 // Retry-After once max_pending are waiting.
 func TestMaxPending(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *moduleConfig) { c.MaxPending = 5 })
 	for range 5 {
 		e.generate(t, userAlice.Email, nil)
