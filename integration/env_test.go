@@ -24,8 +24,9 @@ const (
 	otherIP      = "203.0.113.7" // TEST-NET-3: "another client" via X-Forwarded-For
 )
 
-// env is one complete deployment: the stand-in ConsoleMe, the SAML IdP
-// with alice and dave, and Caddy running the module in front of ConsoleMe.
+// env is one complete deployment: ConsoleMe (the real one behind its
+// recording proxy, or the stand-in), the SAML IdP with alice and dave, and
+// Caddy running the module in front of ConsoleMe.
 type env struct {
 	Secret    string
 	Base      string // Caddy's base URL, http://127.0.0.1:<port>
@@ -36,9 +37,10 @@ type env struct {
 	Caddy     *caddyProc
 }
 
-// newEnv starts a deployment. The module gets only the required settings
-// plus the SAML attribute names samlidp uses; opts change that config before
-// Caddy starts.
+// newEnv starts a deployment in front of the stand-in ConsoleMe, for tests
+// of the module's own routes, which never reach ConsoleMe. The module gets
+// only the required settings plus the SAML attribute names samlidp uses;
+// opts change that config before Caddy starts.
 func newEnv(t testing.TB, opts ...func(*moduleConfig)) *env {
 	t.Helper()
 	// Skip (under -short) or fail (broken build) before starting anything.

@@ -1,7 +1,3 @@
-// Package testbed holds fixtures shared by the end-to-end tests and the demo:
-// the launcher of the real Netflix ConsoleMe, its group-to-role mapping, free
-// loopback ports and waiting on a condition. Nothing here depends on package
-// testing, so cmd/demo can use it as well as the tests.
 package testbed
 
 import (
