@@ -70,7 +70,8 @@ func TestConsoleMeClockBehind(t *testing.T) {
 
 	t.Run("mtls", func(t *testing.T) {
 		ca := newClientCA(t, "clock-skew client CA")
-		httpPort, strictPort, mixedPort := freePort(t), freePort(t), freePort(t)
+		p := freePorts(t, 3)
+		httpPort, strictPort, mixedPort := p[0], p[1], p[2]
 		startCaddy(t, mtlsCaddyfile(httpPort, strictPort, mixedPort, ca.writePEM(t, t.TempDir()), cm.Secret(), cm.Addr()))
 		strict := fmt.Sprintf("https://localhost:%d", strictPort)
 		// Not alice: ConsoleMe caches a user's groups for 60 s, and alice

@@ -104,6 +104,17 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// freePorts returns n distinct free ports on 127.0.0.1, for a Caddy that
+// listens on several at once.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports, err := testbed.FreePorts(n)
+	if err != nil {
+		t.Fatalf("finding free ports: %v", err)
+	}
+	return ports
+}
+
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a child
 // process's stdout and stderr and of server loggers.
 type syncBuffer struct {

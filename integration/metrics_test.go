@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scrape reads the admin endpoint's Prometheus metrics into name{labels} → value.
@@ -98,6 +99,16 @@ func TestMetricsAfterFlowAndReload(t *testing.T) {
 	}
 	if m := scrape(t, admin); m["consoleme_auth_challenges_collected_total"] != before {
 		t.Errorf("after reload collected = %v, want %v", m["consoleme_auth_challenges_collected_total"], before)
+	}
+	// The reloaded module fetches the IdP's metadata again in the
+	// background; log in once it has.
+	if err := testbed.WaitFor(20*time.Second, 20*time.Millisecond, func() error {
+		if n := strings.Count(e.Caddy.Output(), "IdP metadata loaded"); n < 2 {
+			return fmt.Errorf("Caddy logged \"IdP metadata loaded\" %d times, want a second time after the reload", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	login()
 	if m := scrape(t, admin); m["consoleme_auth_challenges_collected_total"] != before+1 {

@@ -145,7 +145,8 @@ func TestMTLSWeep(t *testing.T) {
 		c.Subject.OrganizationalUnit = []string{"aws-admins"}
 	})
 
-	httpPort, strictPort, mixedPort := freePort(t), freePort(t), freePort(t)
+	p := freePorts(t, 3)
+	httpPort, strictPort, mixedPort := p[0], p[1], p[2]
 	startCaddy(t, mtlsCaddyfile(httpPort, strictPort, mixedPort, ca.writePEM(t, dir), secret, cm.Addr()))
 	strict := fmt.Sprintf("https://localhost:%d", strictPort)
 	mixed := fmt.Sprintf("https://localhost:%d", mixedPort)

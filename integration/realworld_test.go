@@ -68,7 +68,8 @@ func newRealWorld(t testing.TB, s realWorldSetup) *realWorld {
 	}
 	secret := cm.Secret()
 	certPath, keyPath := sharedKeyPair(t, "module-sp").writeFiles(t, t.TempDir())
-	httpsPort, httpPort := freePort(t), freePort(t)
+	p := freePorts(t, 2)
+	httpsPort, httpPort := p[0], p[1]
 	base := fmt.Sprintf("https://127.0.0.1:%d", httpsPort)
 	cfg := moduleConfig{
 		JWTSecret:       secret,
