@@ -244,7 +244,7 @@ func TestConsoleMeStandInEcho(t *testing.T) {
 	}
 	if got.Method != "PUT" || got.RequestURI != "/echo/some/path?b=2&a=1" || got.RawQuery != "b=2&a=1" ||
 		got.Body != "payload" || got.Header["X-Custom"][0] != "v1" ||
-		!reflect.DeepEqual(got.Cookies, []echoCookie{{"k", "v"}, {"consoleme_auth", "tok"}}) {
+		!reflect.DeepEqual(got.Cookies, []echoCookie{{Name: "k", Value: "v"}, {Name: "consoleme_auth", Value: "tok"}}) {
 		t.Errorf("echo reply %+v", got)
 	}
 	if n := len(cm.Requests()); n != 1 {

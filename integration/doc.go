@@ -1,13 +1,20 @@
 // Package integration holds the end-to-end tests of the consoleme_auth Caddy
 // module: a real Caddy binary built from ./cmd/caddy runs the module in front
-// of a stand-in ConsoleMe, logs users in through an in-process SAML IdP and is
-// driven by a browser-like HTTP client and by a client that behaves like Weep.
+// of the real Netflix ConsoleMe (or, where a test must see exactly what
+// reached the upstream, a stand-in), logs users in through SAML IdPs
+// (crewjam/saml in-process, SimpleSAMLphp) and is driven by a browser-like
+// HTTP client, headless Chromium and a client that behaves like Weep.
 //
-// Everything lives in _test.go files so that the package adds nothing to the
-// module's build; this file only gives the package its documentation.
+// The fixtures the tests and cmd/demo share (ConsoleMe launchers, the IdP,
+// the Weep-like client, the browser-like client, Redis, certificates, the
+// Caddyfile builder, free ports, waiting on a condition) are in the
+// importable package integration/testbed. Everything else lives in _test.go
+// files so that this package adds nothing to the module's build; this file
+// only gives the package its documentation.
 //
-// Run with: go test -count=1 ./integration/
+// Run with: go test -count=1 ./integration/...
 // The first run builds Caddy (about two minutes on a small machine); -short
 // skips every test that needs Caddy. Set CONSOLEME_AUTH_CADDY_BIN to a
-// prebuilt binary to skip the build.
+// prebuilt binary to skip the build. See README.md, "Tests", for what runs
+// against what and the environment variables.
 package integration

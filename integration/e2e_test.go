@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,15 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"github.com/google/uuid"
 )
 
-// TestHappyPath is the whole flow of issue 2: generator, pending poll,
-// browser login through the IdP, approval, one success, unknown afterwards,
-// ConsoleMe accepting both the CLI's and the browser's token, and
-// pass-through of everything else.
+// TestHappyPath is the whole flow: generator, pending poll, browser login
+// through the IdP, approval, one success, unknown afterwards, and the real
+// ConsoleMe accepting both the CLI's and the browser's token.
 func TestHappyPath(t *testing.T) {
-	e := newEnv(t)
+	t.Parallel()
+	e := newRealEnv(t, sharedRealConsoleMe(t))
 	c := e.generate(t, userAlice.Email, nil)
 	e.expectPoll(t, c.PollingURL, nil, "pending")
 
@@ -41,9 +43,16 @@ func TestHappyPath(t *testing.T) {
 	// ConsoleMe accepts the CLI's token and the browser's own cookie.
 	e.upstreamIdentity(t, s.EncodedJWT, userAlice)
 	e.upstreamIdentity(t, b.CookieValue(e.Base, "consoleme_auth"), userAlice)
+	e.expectNoLeaks(t)
+}
 
-	// A request outside the module's routes reaches ConsoleMe untouched.
-	checkPassThrough(t, e, s.EncodedJWT)
+// TestPassThrough: requests outside the module's routes reach ConsoleMe
+// untouched. This test keeps the stand-in ConsoleMe: it must see exactly
+// what reached the upstream, byte for byte, and echo it back.
+func TestPassThrough(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	checkPassThrough(t, e, forgeToken(t, "HS256", e.Secret, userAlice, nil))
 	e.expectNoLeaks(t)
 }
 
@@ -81,7 +90,7 @@ func checkPassThrough(t *testing.T, e *env, jwtValue string) {
 				t.Errorf("%s: header %s arrived as %q, sent %q", method, name, got.Header[name], h[name])
 			}
 		}
-		want := []echoCookie{{"a", "1"}, {"consoleme_auth", jwtValue}, {"b", "two"}}
+		want := []echoCookie{{Name: "a", Value: "1"}, {Name: "consoleme_auth", Value: jwtValue}, {Name: "b", Value: "two"}}
 		if !reflect.DeepEqual(got.Cookies, want) {
 			t.Errorf("%s: cookies arrived as %v, sent %v", method, got.Cookies, want)
 		}
@@ -100,6 +109,7 @@ func checkPassThrough(t *testing.T, e *env, jwtValue string) {
 
 // TestWrongUser: a challenge made for bob cannot be approved by alice.
 func TestWrongUser(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.generate(t, "bob@example.com", nil)
 	b := newBrowser(t)
@@ -115,6 +125,7 @@ func TestWrongUser(t *testing.T) {
 
 // TestUnknownChallenge: well-formed tokens nobody generated.
 func TestUnknownChallenge(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	token := uuid.NewString()
 	e.expectPoll(t, e.Base+"/noauth/v1/challenge_poller/"+token, nil, "unknown")
@@ -125,6 +136,7 @@ func TestUnknownChallenge(t *testing.T) {
 // TestExpiredChallenge runs with a 2 s challenge TTL and no public_url, so
 // the URLs handed out are built from the request.
 func TestExpiredChallenge(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *moduleConfig) {
 		c.ChallengeTTL = "2s"
 		c.PublicURL = ""
@@ -134,9 +146,23 @@ func TestExpiredChallenge(t *testing.T) {
 	viewed := e.generate(t, userAlice.Email, nil)
 	e.expectPoll(t, polled.PollingURL, nil, "pending")
 
-	// ConsoleMe compares whole seconds (ttl < now), so wait past the next
-	// second boundary after the TTL.
-	time.Sleep(3200 * time.Millisecond)
+	// Wait until a challenge made after those two has expired: then they
+	// have too. It stays pending until then, as a poll of it shows.
+	probe := e.generate(t, userAlice.Email, nil)
+	err := testbed.WaitFor(10*time.Second, 100*time.Millisecond, func() error {
+		switch m := e.poll(t, probe.PollingURL, nil); m["status"] {
+		case "expired":
+			return nil
+		case "pending":
+			return errors.New("the challenge is still pending")
+		default:
+			t.Fatalf("polling a challenge until it expires: %v", m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("a challenge with a 2 s TTL did not expire: %v", err)
+	}
 	e.expectPoll(t, polled.PollingURL, nil, "expired")
 	e.expectPoll(t, polled.PollingURL, nil, "unknown")
 	expectErrorPage(t, b.Get(viewed.ChallengeURL), http.StatusGone)
@@ -145,6 +171,7 @@ func TestExpiredChallenge(t *testing.T) {
 // TestOtherClientIP: the poller and the validator are bound to the IP that
 // created the challenge, and a refused request consumes nothing.
 func TestOtherClientIP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.loggedInBrowser(t, userAlice)
 
@@ -177,6 +204,7 @@ func TestOtherClientIP(t *testing.T) {
 // TestConcurrentPollers: of 20 simultaneous polls of an approved challenge
 // exactly one gets the token.
 func TestConcurrentPollers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.loggedInBrowser(t, userAlice)
 	for round := 0; round < 3; round++ {
@@ -234,6 +262,7 @@ func TestConcurrentPollers(t *testing.T) {
 // ConsoleMe's rules; a bad one sends the browser to the IdP again, a good
 // one (even one the module did not mint) does not.
 func TestSessionCookieChecks(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	c := e.generate(t, userAlice.Email, nil)
 	bad := map[string]string{
@@ -272,6 +301,7 @@ func TestSessionCookieChecks(t *testing.T) {
 // TestApprovalPageRules: single view, CSRF-protected approval, approval
 // only by the logged-in browser.
 func TestApprovalPageRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.loggedInBrowser(t, userAlice)
 	c := e.generate(t, userAlice.Email, nil)
@@ -304,7 +334,7 @@ func TestApprovalPageRules(t *testing.T) {
 			v[k] = append([]string(nil), vs...)
 		}
 		v.Set(name, "tampered-"+uuid.NewString())
-		res := b.PostForm(action.String(), origin(p.URL), v)
+		res := b.PostForm(action.String(), testbed.Origin(p.URL), v)
 		if res.Status == http.StatusOK && strings.Contains(res.Text(), approvedText) {
 			t.Errorf("approval with a tampered %s succeeded", name)
 		}
@@ -313,7 +343,7 @@ func TestApprovalPageRules(t *testing.T) {
 
 	// The same form posted without the session cookie approves nothing.
 	anon := newBrowser(t)
-	res := anon.PostForm(action.String(), origin(p.URL), good)
+	res := anon.PostForm(action.String(), testbed.Origin(p.URL), good)
 	if res.Status == http.StatusOK && strings.Contains(res.Text(), approvedText) {
 		t.Error("approval without the session cookie succeeded")
 	}
@@ -327,6 +357,7 @@ func TestApprovalPageRules(t *testing.T) {
 // TestValidatorJSONAPI: ConsoleMe's own UI flow, GET for a nonce and POST
 // to approve, with ConsoleMe's messages (PROTOCOL.md section 4).
 func TestValidatorJSONAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.loggedInBrowser(t, userAlice)
 	cookie := "consoleme_auth=" + b.CookieValue(e.Base, "consoleme_auth")
@@ -409,6 +440,7 @@ func TestValidatorJSONAPI(t *testing.T) {
 // TestColonRoutes: the colon spellings of one rendering of ConsoleMe's docs
 // behave like the underscore routes, and hand out underscore URLs.
 func TestColonRoutes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	b := e.loggedInBrowser(t, userAlice)
 	c := e.generateAt(t, "/noauth/v1/challenge:generator/", userAlice.Email, nil)
@@ -433,6 +465,7 @@ func TestColonRoutes(t *testing.T) {
 
 // TestGeneratorInput: what the generator accepts and refuses.
 func TestGeneratorInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	bad := map[string]string{
 		"empty":       "",
@@ -478,6 +511,7 @@ func TestGeneratorInput(t *testing.T) {
 // TestPollerInput: malformed tokens get a JSON 400 that Weep can parse,
 // never HTML.
 func TestPollerInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	for _, token := range []string{"not!a!token", "has%20space", "nul%00byte", "dots..", "%3Cscript%3E"} {
 		r := call(t, http.MethodGet, e.Base+"/noauth/v1/challenge_poller/"+token, nil, "")
@@ -495,7 +529,8 @@ func TestPollerInput(t *testing.T) {
 // TestUserWithoutGroups: a user the IdP gives no groups gets "groups": []
 // and ConsoleMe accepts the token.
 func TestUserWithoutGroups(t *testing.T) {
-	e := newEnv(t)
+	t.Parallel()
+	e := newRealEnv(t, sharedRealConsoleMe(t))
 	b := e.loggedInBrowser(t, userDave)
 	c := e.generate(t, userDave.Email, nil)
 	p, f := e.openApproval(t, b, c.ChallengeURL, userDave.Email, "127.0.0.1")
@@ -505,10 +540,12 @@ func TestUserWithoutGroups(t *testing.T) {
 }
 
 // TestCustomNames: cookie_name, email_claim, groups_claim and
-// jwt_expiration reach the token, the cookie and the poller, and a
+// jwt_expiration reach the token, the cookie and the poller, and the real
 // ConsoleMe configured the same way accepts the result.
 func TestCustomNames(t *testing.T) {
-	e := newEnv(t, func(c *moduleConfig) {
+	t.Parallel()
+	cm := startRealConsoleMe(t, realConsoleMeOptions{CookieName: "cm_session", EmailClaim: "mail", GroupsClaim: "memberOf"})
+	e := newRealEnv(t, cm, func(c *moduleConfig) {
 		c.CookieName = "cm_session"
 		c.EmailClaim = "mail"
 		c.GroupsClaim = "memberOf"
@@ -530,6 +567,7 @@ func TestCustomNames(t *testing.T) {
 // This deployment also leaves email_attribute unset, so the email comes
 // from the NameID (samlidp puts the email there).
 func TestValidatorIPCheckDisabled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *moduleConfig) {
 		c.DisableValidatorIPCheck = true
 		c.EmailAttribute = ""
@@ -547,6 +585,7 @@ func TestValidatorIPCheckDisabled(t *testing.T) {
 // TestPollerIPCheckDisabled: with disable_poller_ip_check, another IP may
 // collect the token, while the validator stays bound to the creating IP.
 func TestPollerIPCheckDisabled(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *moduleConfig) { c.DisablePollerIPCheck = true })
 	b := e.loggedInBrowser(t, userAlice)
 	c := e.generate(t, userAlice.Email, nil)
@@ -565,6 +604,7 @@ func TestPollerIPCheckDisabled(t *testing.T) {
 // TestMaxPending: a flood of challenges is refused with 503 JSON and
 // Retry-After once max_pending are waiting.
 func TestMaxPending(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *moduleConfig) { c.MaxPending = 5 })
 	for range 5 {
 		e.generate(t, userAlice.Email, nil)

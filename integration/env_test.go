@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"net/http"
 	"reflect"
 	"sort"
@@ -23,26 +24,49 @@ const (
 	otherIP      = "203.0.113.7" // TEST-NET-3: "another client" via X-Forwarded-For
 )
 
-// env is one complete deployment: the stand-in ConsoleMe, the SAML IdP
-// with alice and dave, and Caddy running the module in front of ConsoleMe.
+// env is one complete deployment: ConsoleMe (the real one behind its
+// recording proxy, or the stand-in), the SAML IdP with alice and dave, and
+// Caddy running the module in front of ConsoleMe.
 type env struct {
 	Secret    string
 	Base      string // Caddy's base URL, http://127.0.0.1:<port>
 	Config    moduleConfig
-	ConsoleMe *consoleMe
+	ConsoleMe *consoleMe    // the stand-in, when the deployment has it
+	Real      *realUpstream // the real ConsoleMe, when the deployment has it
 	IdP       *testIdP
 	Caddy     *caddyProc
 }
 
-// newEnv starts a deployment. The module gets only the required settings
-// plus the SAML attribute names samlidp uses; opts change that config before
-// Caddy starts.
+// newEnv starts a deployment in front of the stand-in ConsoleMe, for tests
+// of the module's own routes, which never reach ConsoleMe. The module gets
+// only the required settings plus the SAML attribute names samlidp uses;
+// opts change that config before Caddy starts.
 func newEnv(t testing.TB, opts ...func(*moduleConfig)) *env {
 	t.Helper()
 	// Skip (under -short) or fail (broken build) before starting anything.
 	caddyBinary(t)
 	secret := "integration-" + uuid.NewString()
-	cm := newConsoleMe(t, secret)
+	return newEnvWith(t, newConsoleMe(t, secret), nil, opts...)
+}
+
+// newRealEnv is newEnv in front of the real ConsoleMe: tests that use it
+// ask ConsoleMe itself whether it accepts what the module minted.
+func newRealEnv(t testing.TB, real *realUpstream, opts ...func(*moduleConfig)) *env {
+	t.Helper()
+	caddyBinary(t)
+	return newEnvWith(t, nil, real, opts...)
+}
+
+// newEnvWith starts the IdP and Caddy in front of either the stand-in cm or
+// the real ConsoleMe.
+func newEnvWith(t testing.TB, cm *consoleMe, real *realUpstream, opts ...func(*moduleConfig)) *env {
+	t.Helper()
+	secret, upstream := "", ""
+	if real != nil {
+		secret, upstream = real.Secret(), real.Addr()
+	} else {
+		secret, upstream = cm.Secret, cm.Addr()
+	}
 	idp := startIdP(t, userAlice, userDave)
 	certPath, keyPath := sharedKeyPair(t, "module-sp").writeFiles(t, t.TempDir())
 	port := freePort(t)
@@ -60,26 +84,37 @@ func newEnv(t testing.TB, opts ...func(*moduleConfig)) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.CookieName != "" {
+	if cm != nil && cfg.CookieName != "" {
 		cm.CookieName = cfg.CookieName
 	}
-	if cfg.EmailClaim != "" {
+	if cm != nil && cfg.EmailClaim != "" {
 		cm.EmailClaim = cfg.EmailClaim
 	}
-	if cfg.GroupsClaim != "" {
+	if cm != nil && cfg.GroupsClaim != "" {
 		cm.GroupsClaim = cfg.GroupsClaim
 	}
 
-	caddyfile := siteCaddyfile(port, cfg.block(), cm.Addr())
-	if cfg.AdminAddr != "" {
-		caddyfile = strings.Replace(caddyfile, "\tadmin off\n", "\tadmin "+cfg.AdminAddr+"\n", 1)
+	caddy := startCaddy(t, siteCaddyfile(port, cfg, upstream))
+	if cfg.IdPMetadataURL != "" {
+		waitIdPMetadata(t, caddy)
 	}
-	if cfg.GlobalExtra != "" {
-		caddyfile = strings.Replace(caddyfile, "\tadmin off\n", "\tadmin off\n"+cfg.GlobalExtra+"\n", 1)
-	}
-	caddy := startCaddy(t, caddyfile)
 	idp.registerSPFromURL(t, "consoleme", base+"/saml/metadata")
-	return &env{Secret: secret, Base: base, Config: cfg, ConsoleMe: cm, IdP: idp, Caddy: caddy}
+	return &env{Secret: secret, Base: base, Config: cfg, ConsoleMe: cm, Real: real, IdP: idp, Caddy: caddy}
+}
+
+// waitIdPMetadata waits until Caddy has loaded the IdP's metadata, which
+// the module fetches in the background; a login before that gets "sign-in
+// unavailable".
+func waitIdPMetadata(t testing.TB, caddy *caddyProc) {
+	t.Helper()
+	if err := testbed.WaitFor(20*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(caddy.Output(), "IdP metadata loaded") {
+			return errors.New("Caddy has not logged \"IdP metadata loaded\"")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // cookieName is the session cookie's name in this deployment.
@@ -91,11 +126,7 @@ func (e *env) cookieName() string {
 }
 
 // reply is a fully read response to a non-browser request.
-type reply struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
+type reply testbed.Reply
 
 func (r reply) String() string { return fmt.Sprintf("%d %v %s", r.Status, r.Header, r.Body) }
 
@@ -118,31 +149,20 @@ func (r reply) object(t testing.TB) map[string]any {
 // call makes one request without cookies or redirects, as a CLI would.
 func call(t testing.TB, method, rawURL string, header http.Header, body string) reply {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, rawURL, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	client := &http.Client{
-		Timeout:       30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	resp, err := client.Do(req)
+	return send(t, plainClient, method, rawURL, header, body)
+}
+
+// plainClient is the test bed's client for plain http.
+var plainClient = testbed.NewClient(testbed.ClientOptions{})
+
+// send makes one request with c and fails the test if it gets no answer.
+func send(t testing.TB, c *testbed.Client, method, rawURL string, header http.Header, body string) reply {
+	t.Helper()
+	r, err := c.Do(method, rawURL, header, body)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, rawURL, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return reply(r)
 }
 
 // fromOtherIP is the header set that makes Caddy see otherIP as the client.
@@ -283,7 +303,8 @@ type mintedClaims struct {
 
 // checkJWT verifies a token the module minted at or after notBefore against
 // the contract: HS256 over the secret with the header ConsoleMe writes,
-// integer nbf/iat/exp with nbf = iat - 5 s and exp = iat + jwt_expiration,
+// integer nbf/iat/exp with nbf at least 5 s before minting and exp
+// jwt_expiration after it,
 // the email and the groups (a list, never null) under the configured claim
 // names, and no aud.
 func (e *env) checkJWT(t testing.TB, token string, user idpUser, notBefore time.Time) mintedClaims {
@@ -339,8 +360,8 @@ func (e *env) checkJWT(t testing.TB, token string, user idpUser, notBefore time.
 	if e.Config.JWTExpiration != "" {
 		lifetime, _ = time.ParseDuration(e.Config.JWTExpiration)
 	}
-	if d := c.Exp - c.Iat - 5; d < int64(lifetime.Seconds())-1 || d > int64(lifetime.Seconds())+1 {
-		t.Errorf("exp - iat - 5 s = %d s, want jwt_expiration %v", d, lifetime)
+	if life := int64(lifetime.Seconds()); c.Exp < notBefore.Unix()+life-1 || c.Exp > now+life+1 {
+		t.Errorf("exp %d is not jwt_expiration %v after the minting time (between %d and %d)", c.Exp, lifetime, notBefore.Unix(), now)
 	}
 
 	emailClaim, groupsClaim := "email", "groups"
@@ -454,7 +475,7 @@ func (e *env) openApproval(t testing.TB, b *browser, challengeURL string, user, 
 	if f.Method != "post" {
 		t.Errorf("approval form method %q, want POST", f.Method)
 	}
-	if btn := f.Control("approve"); btn == nil || !btn.isSubmit() {
+	if btn := f.Control("approve"); btn == nil || !btn.IsSubmit() {
 		t.Fatalf("approval form has no submit button id=\"approve\":\n%s", p)
 	}
 	return p, f
@@ -499,10 +520,18 @@ var moduleRoutePrefixes = []string{
 	"/saml/metadata", "/saml/acs",
 }
 
+// upstreamRequests is what reached ConsoleMe, real or stand-in.
+func (e *env) upstreamRequests() []upstreamRequest {
+	if e.Real != nil {
+		return e.Real.Requests()
+	}
+	return e.ConsoleMe.Requests()
+}
+
 // expectNoLeaks fails if any of the module's routes reached ConsoleMe.
 func (e *env) expectNoLeaks(t testing.TB) {
 	t.Helper()
-	for _, r := range e.ConsoleMe.Requests() {
+	for _, r := range e.upstreamRequests() {
 		for _, p := range moduleRoutePrefixes {
 			if r.Path == p || strings.HasPrefix(r.Path, p+"/") {
 				t.Errorf("the module's route %s %s reached ConsoleMe", r.Method, r.RequestURI)
@@ -511,11 +540,16 @@ func (e *env) expectNoLeaks(t testing.TB) {
 	}
 }
 
-// upstreamIdentity calls get_roles and get_credentials through Caddy with
-// the cookie, as Weep does, and checks that ConsoleMe accepts it and sees
-// user's email and groups.
+// upstreamIdentity calls ConsoleMe through Caddy with the cookie, as Weep
+// does, and checks that ConsoleMe accepts it and sees user's email and
+// groups: the real ConsoleMe's roles and profile when the deployment has it,
+// else the stand-in's get_roles and get_credentials.
 func (e *env) upstreamIdentity(t testing.TB, cookieValue string, user idpUser) {
 	t.Helper()
+	if e.Real != nil {
+		expectConsoleMeIdentity(t, plainSend, e.Base, e.Real, cookieHeader(e.cookieName(), cookieValue), user)
+		return
+	}
 	h := http.Header{
 		"Content-Type": {"application/json"},
 		"Cookie":       {e.cookieName() + "=" + cookieValue},

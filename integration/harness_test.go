@@ -8,13 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
 
 // The Caddy binary is built at most once per test run, and only when a test
@@ -34,6 +33,7 @@ func TestMain(m *testing.M) {
 	}
 	buildDir = dir
 	code := m.Run()
+	stopSharedRealConsoleMe()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -104,6 +104,17 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// freePorts returns n distinct free ports on 127.0.0.1, for a Caddy that
+// listens on several at once.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports, err := testbed.FreePorts(n)
+	if err != nil {
+		t.Fatalf("finding free ports: %v", err)
+	}
+	return ports
+}
+
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a child
 // process's stdout and stderr and of server loggers.
 type syncBuffer struct {
@@ -125,9 +136,10 @@ func (b *syncBuffer) String() string {
 
 // caddyProc is a running Caddy process.
 type caddyProc struct {
-	Port    int
-	BaseURL string // http://127.0.0.1:<Port>
-	Config  string
+	Port      int
+	BaseURL   string // http://127.0.0.1:<Port>
+	Caddyfile testbed.Caddyfile
+	Config    string // Caddyfile, rendered
 
 	cmd     *exec.Cmd
 	out     *syncBuffer
@@ -138,20 +150,18 @@ type caddyProc struct {
 // Output returns everything the process has written so far.
 func (c *caddyProc) Output() string { return c.out.String() }
 
-var httpPortRE = regexp.MustCompile(`(?m)^\s*http_port\s+(\d+)\s*$`)
-
 // startCaddy runs `caddy run` with the given Caddyfile and waits until the
 // port named by its global http_port option accepts connections. The process
 // is stopped when the test ends; its output is logged if the test failed.
-func startCaddy(t testing.TB, caddyfile string) *caddyProc {
+func startCaddy(t testing.TB, cf testbed.Caddyfile) *caddyProc {
 	t.Helper()
 	bin := caddyBinary(t)
 
-	m := httpPortRE.FindStringSubmatch(caddyfile)
-	if m == nil {
-		t.Fatalf("startCaddy: the Caddyfile has no global http_port option:\n%s", caddyfile)
+	port := cf.Global.HTTPPort
+	if port == 0 {
+		t.Fatalf("startCaddy: the Caddyfile has no global http_port option:\n%s", cf)
 	}
-	port, _ := strconv.Atoi(m[1])
+	caddyfile := cf.String()
 
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "Caddyfile")
@@ -160,11 +170,12 @@ func startCaddy(t testing.TB, caddyfile string) *caddyProc {
 	}
 
 	c := &caddyProc{
-		Port:    port,
-		BaseURL: fmt.Sprintf("http://127.0.0.1:%d", port),
-		Config:  caddyfile,
-		out:     &syncBuffer{},
-		exited:  make(chan struct{}),
+		Port:      port,
+		BaseURL:   fmt.Sprintf("http://127.0.0.1:%d", port),
+		Caddyfile: cf,
+		Config:    caddyfile,
+		out:       &syncBuffer{},
+		exited:    make(chan struct{}),
 	}
 	c.cmd = exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
 	// Keep Caddy's autosave and certificate storage inside the test's
@@ -193,8 +204,7 @@ func startCaddy(t testing.TB, caddyfile string) *caddyProc {
 		}
 	})
 
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	err := testbed.WaitFor(20*time.Second, 50*time.Millisecond, func() error {
 		select {
 		case <-c.exited:
 			t.Fatalf("caddy exited during start-up: %v", c.exitErr)
@@ -203,13 +213,13 @@ func startCaddy(t testing.TB, caddyfile string) *caddyProc {
 		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
-			return c
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("caddy did not listen on port %d within 20s", port)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("caddy did not listen on port %d: %v", port, err)
 	}
+	return c
 }
 
 // stop asks Caddy to shut down gracefully and kills it if it does not.
@@ -228,37 +238,35 @@ func (c *caddyProc) stop() {
 	}
 }
 
-// globalOptions is the global options block every test server uses: only
-// the HTTP port on 127.0.0.1, no admin endpoint, and 127.0.0.1 trusted as a
+// testGlobal is the global options block every test server uses: only the
+// HTTP port on 127.0.0.1, no admin endpoint, and 127.0.0.1 trusted as a
 // proxy so a test can present another client IP with X-Forwarded-For.
-func globalOptions(port int) string {
-	return fmt.Sprintf(`{
-	admin off
-	default_bind 127.0.0.1
-	auto_https off
-	http_port %d
-	servers {
-		trusted_proxies static 127.0.0.1/32
-		client_ip_headers X-Forwarded-For
+func testGlobal(port int) testbed.Global {
+	return testbed.Global{
+		HTTPPort:        port,
+		AutoHTTPSOff:    true,
+		TrustedProxies:  []string{"127.0.0.1/32"},
+		ClientIPHeaders: []string{"X-Forwarded-For"},
 	}
 }
-`, port)
+
+// siteCaddyfile is a whole Caddyfile: the global options (with cfg's admin
+// address and debug logging) and one site on 127.0.0.1:<port> that runs
+// cfg's consoleme_auth block and proxies everything else to upstream
+// (host:port).
+func siteCaddyfile(port int, cfg moduleConfig, upstream string) testbed.Caddyfile {
+	g := testGlobal(port)
+	g.Admin, g.Debug = cfg.AdminAddr, cfg.Debug
+	return testbed.Caddyfile{Global: g, Sites: []testbed.Site{{
+		Address:   testbed.SiteAddress(port),
+		Auth:      cfg.module(),
+		Upstreams: []string{upstream},
+	}}}
 }
 
-// siteCaddyfile is a whole Caddyfile: the global options and one site on
-// 127.0.0.1:<port> that runs the given consoleme_auth block and proxies
-// everything else to upstream (host:port).
-func siteCaddyfile(port int, moduleBlock, upstream string) string {
-	return globalOptions(port) + fmt.Sprintf(`
-http://127.0.0.1:%d {
-%s
-	reverse_proxy %s
-}
-`, port, indent(moduleBlock, "\t"), upstream)
-}
-
-// moduleConfig describes one consoleme_auth block. Empty fields are left
-// out so the module's defaults apply.
+// moduleConfig describes one deployment's consoleme_auth block, with its
+// saml block inline, plus the global options the tests change. Empty
+// fields are left out so the module's defaults apply.
 type moduleConfig struct {
 	JWTSecret               string
 	PublicURL               string
@@ -269,73 +277,55 @@ type moduleConfig struct {
 	ChallengeTTL            string
 	MaxPending              int
 	Store                   string // e.g. "memory" or "redis redis://..."
+	StoreBlock              [][]string
+	GeneratorRateLimit      string
+	PollerRateLimit         string
 	DisableValidatorIPCheck bool
 	DisablePollerIPCheck    bool
-	Extra                   []string // further subdirective lines, verbatim
-	GlobalExtra             string   // further global option lines (not part of the block)
-	AdminAddr               string   // admin endpoint address instead of "admin off"
+	WebLogin                *testbed.WebLogin
 
-	IdPMetadataURL  string
-	IdPMetadataFile string
-	SPCert          string
-	SPKey           string
-	EntityID        string
-	EmailAttribute  string
-	GroupsAttribute string
+	AdminAddr string // admin endpoint address instead of "admin off"
+	Debug     bool   // Caddy's debug logging
+
+	IdPMetadataURL    string
+	IdPMetadataFile   string
+	SPCert            string
+	SPKey             string
+	EntityID          string
+	EmailAttribute    string
+	GroupsAttribute   string
+	ClockSkew         string
+	SignAuthnRequests bool
 }
 
-// block renders the consoleme_auth directive.
-func (m moduleConfig) block() string {
-	var b strings.Builder
-	line := func(name, value string) {
-		if value != "" {
-			fmt.Fprintf(&b, "\t%s %s\n", name, value)
-		}
+// module is the consoleme_auth block cfg describes.
+func (m moduleConfig) module() *testbed.Module {
+	return &testbed.Module{
+		JWTSecret:               m.JWTSecret,
+		PublicURL:               m.PublicURL,
+		CookieName:              m.CookieName,
+		JWTExpiration:           m.JWTExpiration,
+		EmailClaim:              m.EmailClaim,
+		GroupsClaim:             m.GroupsClaim,
+		ChallengeTTL:            m.ChallengeTTL,
+		MaxPending:              m.MaxPending,
+		Store:                   m.Store,
+		StoreBlock:              m.StoreBlock,
+		GeneratorRateLimit:      m.GeneratorRateLimit,
+		PollerRateLimit:         m.PollerRateLimit,
+		DisableValidatorIPCheck: m.DisableValidatorIPCheck,
+		DisablePollerIPCheck:    m.DisablePollerIPCheck,
+		WebLogin:                m.WebLogin,
+		SAML: &testbed.SAML{
+			IdPMetadataURL:    m.IdPMetadataURL,
+			IdPMetadataFile:   m.IdPMetadataFile,
+			SPCert:            m.SPCert,
+			SPKey:             m.SPKey,
+			EntityID:          m.EntityID,
+			EmailAttribute:    m.EmailAttribute,
+			GroupsAttribute:   m.GroupsAttribute,
+			ClockSkew:         m.ClockSkew,
+			SignAuthnRequests: m.SignAuthnRequests,
+		},
 	}
-	b.WriteString("consoleme_auth {\n")
-	line("jwt_secret", m.JWTSecret)
-	line("public_url", m.PublicURL)
-	line("cookie_name", m.CookieName)
-	line("jwt_expiration", m.JWTExpiration)
-	line("email_claim", m.EmailClaim)
-	line("groups_claim", m.GroupsClaim)
-	line("challenge_ttl", m.ChallengeTTL)
-	if m.MaxPending > 0 {
-		line("max_pending", strconv.Itoa(m.MaxPending))
-	}
-	line("store", m.Store)
-	if m.DisableValidatorIPCheck {
-		b.WriteString("\tdisable_validator_ip_check\n")
-	}
-	if m.DisablePollerIPCheck {
-		b.WriteString("\tdisable_poller_ip_check\n")
-	}
-	for _, x := range m.Extra {
-		fmt.Fprintf(&b, "\t%s\n", x)
-	}
-	b.WriteString("\tsaml {\n")
-	sline := func(name, value string) {
-		if value != "" {
-			fmt.Fprintf(&b, "\t\t%s %s\n", name, value)
-		}
-	}
-	sline("idp_metadata_url", m.IdPMetadataURL)
-	sline("idp_metadata_file", m.IdPMetadataFile)
-	sline("sp_cert", m.SPCert)
-	sline("sp_key", m.SPKey)
-	sline("entity_id", m.EntityID)
-	sline("email_attribute", m.EmailAttribute)
-	sline("groups_attribute", m.GroupsAttribute)
-	b.WriteString("\t}\n}")
-	return b.String()
-}
-
-func indent(s, prefix string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		if l != "" {
-			lines[i] = prefix + l
-		}
-	}
-	return strings.Join(lines, "\n")
 }

@@ -3,11 +3,13 @@ package integration
 import (
 	"bufio"
 	"fmt"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scrape reads the admin endpoint's Prometheus metrics into name{labels} → value.
@@ -74,7 +76,13 @@ func TestMetricsAfterFlowAndReload(t *testing.T) {
 
 	// Reload a changed config through the admin API (an unchanged one
 	// would not be reprovisioned): no duplicate registration, counts kept.
-	cfg := strings.Replace(e.Caddy.Config, "consoleme_auth {\n", "consoleme_auth {\n\t\tmax_pending 9999\n", 1)
+	changed := e.Caddy.Caddyfile
+	site := changed.Sites[0]
+	auth := *site.Auth
+	auth.MaxPending = 9999
+	site.Auth = &auth
+	changed.Sites = []testbed.Site{site}
+	cfg := changed.String()
 	if cfg == e.Caddy.Config {
 		t.Fatal("could not change the config")
 	}
@@ -91,6 +99,16 @@ func TestMetricsAfterFlowAndReload(t *testing.T) {
 	}
 	if m := scrape(t, admin); m["consoleme_auth_challenges_collected_total"] != before {
 		t.Errorf("after reload collected = %v, want %v", m["consoleme_auth_challenges_collected_total"], before)
+	}
+	// The reloaded module fetches the IdP's metadata again in the
+	// background; log in once it has.
+	if err := testbed.WaitFor(20*time.Second, 20*time.Millisecond, func() error {
+		if n := strings.Count(e.Caddy.Output(), "IdP metadata loaded"); n < 2 {
+			return fmt.Errorf("Caddy logged \"IdP metadata loaded\" %d times, want a second time after the reload", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	login()
 	if m := scrape(t, admin); m["consoleme_auth_challenges_collected_total"] != before+1 {

@@ -2,20 +2,11 @@ package integration
 
 import (
 	"bytes"
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,46 +16,28 @@ import (
 	"time"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
+	"github.com/golang-jwt/jwt/v5"
 )
 
-// clientCA is a certificate authority that issues client certificates.
-type clientCA struct {
-	key  *ecdsa.PrivateKey
-	cert *x509.Certificate
-}
+// clientCA is the test bed's client-certificate CA with test helpers.
+type clientCA struct{ testbed.CA }
 
-// newClientCA makes a self-signed CA valid from a day ago for ten years.
+// newClientCA makes a CA valid from a day ago for ten years.
 func newClientCA(t *testing.T, name string) clientCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testbed.NewCA(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-24 * time.Hour),
-		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return clientCA{key: key, cert: cert}
+	return clientCA{ca}
 }
 
 // writePEM writes the CA certificate as a PEM file and returns its path.
 func (ca clientCA) writePEM(t *testing.T, dir string) string {
 	t.Helper()
 	p := filepath.Join(dir, "client-ca.pem")
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600); err != nil {
+	if err := os.WriteFile(p, ca.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -74,88 +47,36 @@ func (ca clientCA) writePEM(t *testing.T, dir string) string {
 // names edit sets. NotBefore is whole seconds, as in the certificate.
 func (ca clientCA) issue(t *testing.T, notBefore, notAfter time.Time, edit func(*x509.Certificate)) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := ca.Issue(notBefore, notAfter, edit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	edit(tmpl)
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return cert
 }
 
-// mtlsClient is an HTTPS client that presents cert (none when nil) and
-// reaches every host name at 127.0.0.1, where the test's Caddy listens. It
-// does not check Caddy's certificate, which comes from Caddy's internal CA.
-func mtlsClient(t *testing.T, cert *tls.Certificate) *http.Client {
+// mtlsClient is the test bed's HTTPS client presenting cert (none when nil)
+// and reaching every host name at 127.0.0.1, where the test's Caddy listens.
+// It does not check Caddy's certificate, which comes from Caddy's internal
+// CA.
+func mtlsClient(t *testing.T, cert *tls.Certificate) *testbed.Client {
 	t.Helper()
-	cfg := &tls.Config{
-		InsecureSkipVerify: true,
-		// Present the certificate whatever CAs Caddy names as acceptable,
-		// as a misconfigured or malicious client would; crypto/tls would
-		// otherwise send none for a certificate from another CA.
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if cert == nil {
-				return &tls.Certificate{}, nil
-			}
-			return cert, nil
-		},
-	}
-	var d net.Dialer
-	tr := &http.Transport{
-		TLSClientConfig: cfg,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			_, port, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			return d.DialContext(ctx, "tcp4", net.JoinHostPort("127.0.0.1", port))
-		},
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	c := testbed.NewClient(testbed.ClientOptions{InsecureTLS: true, Cert: cert, Loopback: true, Timeout: 10 * time.Second})
+	t.Cleanup(c.Close)
+	return c
 }
 
 // weepCall sends a request as Weep's API client does (PROTOCOL.md section
 // 8) and returns the status and body, or the transport error.
-func weepCall(c *http.Client, method, rawURL, body string, cookies ...string) (int, []byte, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
+func weepCall(c *testbed.Client, method, rawURL, body string, cookies ...string) (int, []byte, error) {
+	h := http.Header{
+		"User-Agent":   {"weep/test Go-http-client/1.1"},
+		"Content-Type": {"application/json"},
 	}
-	req, err := http.NewRequest(method, rawURL, rd)
-	if err != nil {
-		return 0, nil, err
+	if len(cookies) > 0 {
+		h["Cookie"] = cookies
 	}
-	req.Header.Set("User-Agent", "weep/test Go-http-client/1.1")
-	req.Header.Set("Content-Type", "application/json")
-	for _, ck := range cookies {
-		req.Header.Add("Cookie", ck)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	r, err := c.Do(method, rawURL, h, body)
+	return r.Status, r.Body, err
 }
 
 // mtlsCaddyfile is two sites in front of upstream: "strict" requires a
@@ -163,59 +84,38 @@ func weepCall(c *http.Client, method, rawURL, body string, cookies ...string) (i
 // "mixed" verifies one if given and maps its CN plus a domain to a user
 // with static groups. The sites are named localhost so that their TLS
 // connection policies (matched by SNI) apply; clients dial 127.0.0.1.
-func mtlsCaddyfile(httpPort, strictPort, mixedPort int, caPath, secret, upstream string) string {
-	return fmt.Sprintf(`{
-	admin off
-	default_bind 127.0.0.1
-	skip_install_trust
-	http_port %[1]d
-	https_port %[2]d
-}
-
-https://localhost:%[2]d {
-	tls internal {
-		client_auth {
-			mode require_and_verify
-			trust_pool file %[4]s
-		}
+func mtlsCaddyfile(httpPort, strictPort, mixedPort int, caPath, secret, upstream string) testbed.Caddyfile {
+	return testbed.Caddyfile{
+		Global: testbed.Global{SkipInstallTrust: true, HTTPPort: httpPort, HTTPSPort: strictPort},
+		Sites: []testbed.Site{{
+			Address: fmt.Sprintf("https://localhost:%d", strictPort),
+			TLS:     &testbed.TLS{Internal: true, ClientAuthMode: "require_and_verify", ClientTrustPool: caPath},
+			Auth: &testbed.Module{JWTSecret: secret, MTLS: &testbed.MTLS{
+				User: "san_email", Groups: "ou",
+			}},
+			Upstreams: []string{upstream},
+		}, {
+			Address: fmt.Sprintf("https://localhost:%d", mixedPort),
+			TLS:     &testbed.TLS{Internal: true, ClientAuthMode: "verify_if_given", ClientTrustPool: caPath},
+			Auth: &testbed.Module{JWTSecret: secret, MTLS: &testbed.MTLS{
+				User: "cn", Domain: "example.com",
+				StaticGroups:  map[string][]string{"carol@example.com": {"aws-dev"}},
+				TokenLifetime: "1m",
+			}},
+			Upstreams: []string{upstream},
+		}},
 	}
-	consoleme_auth {
-		jwt_secret %[5]s
-		mtls {
-			user san_email
-			groups ou
-		}
-	}
-	reverse_proxy %[6]s
-}
-
-https://localhost:%[3]d {
-	tls internal {
-		client_auth {
-			mode verify_if_given
-			trust_pool file %[4]s
-		}
-	}
-	consoleme_auth {
-		jwt_secret %[5]s
-		mtls {
-			user cn
-			domain example.com
-			static_groups carol@example.com aws-dev
-			token_lifetime 1m
-		}
-	}
-	reverse_proxy %[6]s
-}
-`, httpPort, strictPort, mixedPort, caPath, secret, upstream)
 }
 
 // TestMTLSWeep runs Weep's mTLS calls (authentication_method: mtls) through
-// Caddy with client_auth to the stand-in ConsoleMe, which only understands
-// its consoleme_auth cookie.
+// Caddy with client_auth to the real ConsoleMe, which only understands its
+// consoleme_auth cookie. The recording proxy in front of ConsoleMe shows the
+// cookie Caddy put on each request.
 func TestMTLSWeep(t *testing.T) {
-	const secret = "mtls-integration-secret"
-	cm := newConsoleMe(t, secret)
+	t.Parallel()
+	caddyBinary(t)
+	cm := startRealConsoleMe(t)
+	secret := cm.Secret()
 	dir := t.TempDir()
 	ca := newClientCA(t, "consoleme-auth test client CA")
 	// Same name as the trusted CA, different key: only a real signature
@@ -229,6 +129,7 @@ func TestMTLSWeep(t *testing.T) {
 		c.Subject = pkix.Name{CommonName: "Alice", OrganizationalUnit: []string{"aws-dev", "aws-admins"}}
 		c.EmailAddresses = []string{"alice@example.com"}
 	})
+	aliceMTLS := idpUser{Email: "alice@example.com", Groups: []string{"aws-dev", "aws-admins"}}
 	carol := ca.issue(t, now.Add(-time.Hour), now.Add(day), func(c *x509.Certificate) {
 		c.Subject = pkix.Name{CommonName: "carol", OrganizationalUnit: []string{"ignored"}}
 	})
@@ -244,7 +145,8 @@ func TestMTLSWeep(t *testing.T) {
 		c.Subject.OrganizationalUnit = []string{"aws-admins"}
 	})
 
-	httpPort, strictPort, mixedPort := freePort(t), freePort(t), freePort(t)
+	p := freePorts(t, 3)
+	httpPort, strictPort, mixedPort := p[0], p[1], p[2]
 	startCaddy(t, mtlsCaddyfile(httpPort, strictPort, mixedPort, ca.writePEM(t, dir), secret, cm.Addr()))
 	strict := fmt.Sprintf("https://localhost:%d", strictPort)
 	mixed := fmt.Sprintf("https://localhost:%d", mixedPort)
@@ -252,43 +154,67 @@ func TestMTLSWeep(t *testing.T) {
 	// Caddy issues its own certificate in the background; wait until both
 	// sites complete a handshake.
 	for _, base := range []string{strict, mixed} {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			_, _, err := weepCall(mtlsClient(t, &alice), http.MethodGet, base+"/echo/ready", "")
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not serving TLS within 20s: %v", base, err)
-			}
-			time.Sleep(100 * time.Millisecond)
+		err := testbed.WaitFor(20*time.Second, 100*time.Millisecond, func() error {
+			_, _, err := weepCall(mtlsClient(t, &alice), http.MethodGet, base+"/healthcheck", "")
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s not serving TLS: %v", base, err)
 		}
 	}
 
-	// lastAuth is what the stand-in ConsoleMe read from the latest API call.
-	lastAuth := func(t *testing.T) *authOutcome {
+	// sendWith makes Weep's calls with a client certificate.
+	sendWith := func(cert *tls.Certificate) sendFunc {
+		c := mtlsClient(t, cert)
+		return func(t testing.TB, method, rawURL string, header http.Header) reply {
+			t.Helper()
+			var cookies []string
+			if header != nil {
+				cookies = header["Cookie"]
+			}
+			code, body, err := weepCall(c, method, rawURL, "", cookies...)
+			if err != nil {
+				t.Fatalf("%s %s: %v", method, rawURL, err)
+			}
+			return reply{Status: code, Body: body}
+		}
+	}
+
+	// lastToken is the claims of the session cookie on the last request
+	// ConsoleMe received for path, checked with the secret, and the other
+	// cookies that request carried.
+	lastToken := func(t *testing.T, path string) (claims map[string]any, others []string) {
 		t.Helper()
 		reqs := cm.Requests()
-		if len(reqs) == 0 || reqs[len(reqs)-1].Auth == nil {
-			t.Fatalf("the stand-in ConsoleMe saw no authenticated API call: %+v", reqs)
+		for i := len(reqs) - 1; i >= 0; i-- {
+			if reqs[i].Path != path {
+				continue
+			}
+			var auth []string
+			for _, ck := range (&http.Request{Header: reqs[i].Header}).Cookies() {
+				if ck.Name == "consoleme_auth" {
+					auth = append(auth, ck.Value)
+				} else {
+					others = append(others, ck.Name+"="+ck.Value)
+				}
+			}
+			if len(auth) != 1 {
+				t.Fatalf("ConsoleMe got %d consoleme_auth cookies on %s, want 1: %q", len(auth), path, auth)
+			}
+			return verifiedClaims(t, secret, auth[0]), others
 		}
-		return reqs[len(reqs)-1].Auth
+		t.Fatalf("ConsoleMe received no request for %s", path)
+		return nil, nil
 	}
 
 	t.Run("san email and OU groups reach ConsoleMe, iat is NotBefore", func(t *testing.T) {
-		c := mtlsClient(t, &alice)
-		code, body, err := weepCall(c, http.MethodGet, strict+"/api/v2/get_roles?all=true", "")
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("get_roles: %d %s %v", code, body, err)
+		expectConsoleMeIdentity(t, sendWith(&alice), strict, cm, nil, aliceMTLS)
+		claims, _ := lastToken(t, "/api/v2/user_profile")
+		if iat, _ := jsonInteger(claims["iat"]); iat != aliceNotBefore.Unix() {
+			t.Errorf("iat %v, want the certificate's NotBefore %d", claims["iat"], aliceNotBefore.Unix())
 		}
-		a := lastAuth(t)
-		if a.Verdict != tokenValid || a.Email != "alice@example.com" ||
-			!slices.Equal(a.Groups, []string{"aws-dev", "aws-admins"}) {
-			t.Errorf("ConsoleMe saw %+v", a)
-		}
-		if a.IssuedAt != aliceNotBefore.Unix() {
-			t.Errorf("iat %d, want the certificate's NotBefore %d", a.IssuedAt, aliceNotBefore.Unix())
-		}
+		// Weep's list (v2 get_roles) names the same roles.
+		r := sendWith(&alice)(t, http.MethodGet, strict+"/api/v2/get_roles?all=true", nil)
 		var roles struct {
 			Data struct {
 				Roles []struct {
@@ -296,23 +222,15 @@ func TestMTLSWeep(t *testing.T) {
 				} `json:"roles"`
 			} `json:"data"`
 		}
-		if err := json.Unmarshal(body, &roles); err != nil || len(roles.Data.Roles) != 2 {
-			t.Errorf("roles %s (%v)", body, err)
+		if err := json.Unmarshal(r.Body, &roles); err != nil || r.Status != http.StatusOK {
+			t.Fatalf("v2 get_roles: %s (%v)", r, err)
 		}
-
-		code, body, err = weepCall(c, http.MethodPost, strict+"/api/v1/get_credentials",
-			`{"requested_role":"aws-admins","no_ip_restrictions":false}`)
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("get_credentials: %d %s %v", code, body, err)
+		var arns []string
+		for _, x := range roles.Data.Roles {
+			arns = append(arns, x.Arn)
 		}
-		var creds struct {
-			Credentials struct{ SessionToken string }
-		}
-		_ = json.Unmarshal(body, &creds)
-		raw, _ := base64.RawURLEncoding.DecodeString(creds.Credentials.SessionToken)
-		var sess standInSession
-		if err := json.Unmarshal(raw, &sess); err != nil || sess.Email != "alice@example.com" {
-			t.Errorf("credentials were issued to %+v (%v)", sess, err)
+		if want := cm.CM.Mapping.RolesFor(aliceMTLS.Email, aliceMTLS.Groups, true); !slices.Equal(sortedCopy(arns), want) {
+			t.Errorf("v2 get_roles: %v, want %v", arns, want)
 		}
 	})
 
@@ -321,53 +239,31 @@ func TestMTLSWeep(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		forged, _, err := m.Mint("mallory@example.com", []string{"aws-root"}, time.Now())
+		forged, _, err := m.Mint("mallory@example.com", []string{"aws-root"}, time.Now().Add(-time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := mtlsClient(t, &alice)
-		code, body, err := weepCall(c, http.MethodGet, strict+"/echo/cookies", "",
-			"theme=dark; consoleme_auth="+forged, "consoleme_auth=second; lang=en")
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("echo: %d %s %v", code, body, err)
+		send := sendWith(&alice)
+		r := send(t, http.MethodGet, strict+"/api/v2/user_profile", http.Header{"Cookie": {
+			"theme=dark; consoleme_auth=" + forged, "consoleme_auth=second; lang=en"}})
+		if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"user": "alice@example.com"`) {
+			t.Errorf("user_profile with a forged cookie: %s, want ConsoleMe naming alice", excerpt(r.String(), 300))
 		}
-		var echo echoReply
-		if err := json.Unmarshal(body, &echo); err != nil {
-			t.Fatal(err)
-		}
-		var others, auth []string
-		for _, ck := range echo.Cookies {
-			if ck.Name == "consoleme_auth" {
-				auth = append(auth, ck.Value)
-			} else {
-				others = append(others, ck.Name+"="+ck.Value)
-			}
-		}
+		claims, others := lastToken(t, "/api/v2/user_profile")
 		if !slices.Equal(others, []string{"theme=dark", "lang=en"}) {
 			t.Errorf("other cookies %q, want them kept", others)
 		}
-		if len(auth) != 1 {
-			t.Fatalf("ConsoleMe got %d consoleme_auth cookies, want 1: %q", len(auth), auth)
+		if claims["email"] != "alice@example.com" {
+			t.Errorf("forwarded cookie is for %v, want alice", claims["email"])
 		}
-		if a := cm.checkToken(auth[0]); a.Verdict != tokenValid || a.Email != "alice@example.com" ||
-			a.IssuedAt != aliceNotBefore.Unix() {
-			t.Errorf("forwarded cookie: %+v", a)
-		}
-
-		code, body, err = weepCall(c, http.MethodGet, strict+"/api/v2/get_roles?all=true", "",
-			"consoleme_auth="+forged)
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("get_roles: %d %s %v", code, body, err)
-		}
-		if a := lastAuth(t); a.Email != "alice@example.com" || slices.Contains(a.Groups, "aws-root") {
-			t.Errorf("ConsoleMe saw %+v, want alice and her own groups", a)
-		}
+		// ConsoleMe gives alice her own roles, not mallory's or aws-root's.
+		expectConsoleMeIdentity(t, send, strict, cm, cookieHeader("consoleme_auth", forged), aliceMTLS)
 	})
 
 	t.Run("an old certificate meets ConsoleMe's maximum certificate age", func(t *testing.T) {
 		code, body, err := weepCall(mtlsClient(t, &veteran), http.MethodPost, strict+"/api/v1/get_credentials",
 			`{"requested_role":"aws-dev"}`)
-		if err != nil || code != http.StatusForbidden || !bytes.Contains(body, []byte(`"code":"905"`)) {
+		if err != nil || code != http.StatusForbidden || !bytes.Contains(body, []byte(`"905"`)) {
 			t.Errorf("got %d %s %v, want ConsoleMe's 403 code 905", code, body, err)
 		}
 	})
@@ -412,26 +308,26 @@ func TestMTLSWeep(t *testing.T) {
 	})
 
 	t.Run("CN with domain and static groups", func(t *testing.T) {
-		code, body, err := weepCall(mtlsClient(t, &carol), http.MethodGet, mixed+"/api/v2/get_roles?all=true", "")
-		if err != nil || code != http.StatusOK {
-			t.Fatalf("get_roles: %d %s %v", code, body, err)
-		}
-		if a := lastAuth(t); a.Email != "carol@example.com" || !slices.Equal(a.Groups, []string{"aws-dev"}) ||
-			a.IssuedAt != carol.Leaf.NotBefore.Unix() || a.Expires > time.Now().Add(time.Minute).Unix()+1 {
-			t.Errorf("ConsoleMe saw %+v", a)
+		carolUser := idpUser{Email: "carol@example.com", Groups: []string{"aws-dev"}}
+		expectConsoleMeIdentity(t, sendWith(&carol), mixed, cm, nil, carolUser)
+		claims, _ := lastToken(t, "/api/v2/user_profile")
+		iat, _ := jsonInteger(claims["iat"])
+		exp, _ := jsonInteger(claims["exp"])
+		if iat != carol.Leaf.NotBefore.Unix() || exp > time.Now().Add(time.Minute).Unix()+1 {
+			t.Errorf("iat %d exp %d, want NotBefore %d and token_lifetime 1m", iat, exp, carol.Leaf.NotBefore.Unix())
 		}
 	})
 
 	t.Run("requests without a certificate are untouched", func(t *testing.T) {
 		c := mtlsClient(t, nil)
-		code, body, err := weepCall(c, http.MethodGet, mixed+"/echo/plain", "", "consoleme_auth=from-the-client; a=1")
+		code, body, err := weepCall(c, http.MethodGet, mixed+"/healthcheck", "", "consoleme_auth=from-the-client; a=1")
 		if err != nil || code != http.StatusOK {
-			t.Fatalf("echo: %d %s %v", code, body, err)
+			t.Fatalf("healthcheck: %d %s %v", code, body, err)
 		}
-		var echo echoReply
-		_ = json.Unmarshal(body, &echo)
-		if got := strings.Join(echo.Header["Cookie"], "|"); got != "consoleme_auth=from-the-client; a=1" {
-			t.Errorf("Cookie reached ConsoleMe as %q", got)
+		reqs := cm.Requests()
+		if last := reqs[len(reqs)-1]; last.Path != "/healthcheck" ||
+			strings.Join(last.Header["Cookie"], "|") != "consoleme_auth=from-the-client; a=1" {
+			t.Errorf("Cookie reached ConsoleMe as %q", last.Header["Cookie"])
 		}
 		code, body, err = weepCall(c, http.MethodGet, mixed+"/api/v2/get_roles?all=true", "")
 		var problem struct{ Title string }
@@ -445,4 +341,16 @@ func TestMTLSWeep(t *testing.T) {
 			t.Errorf("generator: %d %s %v", code, body, err)
 		}
 	})
+}
+
+// verifiedClaims checks a token's HS256 signature with secret and returns
+// its claims, numbers as json.Number.
+func verifiedClaims(t testing.TB, secret, tok string) map[string]any {
+	t.Helper()
+	claims := jwt.MapClaims{}
+	p := jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithJSONNumber(), jwt.WithoutClaimsValidation())
+	if _, err := p.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return []byte(secret), nil }); err != nil {
+		t.Fatalf("the session cookie does not verify with the secret: %v", err)
+	}
+	return claims
 }

@@ -3,7 +3,6 @@ package integration
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/oidcauth/oidctest"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
 
 // The tests in this file sign in with OpenID Connect instead of SAML: Caddy
@@ -39,15 +39,7 @@ func oidcKeySet(t *testing.T, kid string) jose.JSONWebKeySet {
 	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: priv, KeyID: kid, Algorithm: "RS256", Use: "sig"}}}
 }
 
-func newOIDCWorld(t *testing.T, extra ...string) *oidcWorld {
-	t.Helper()
-	return newOIDCWorldSite(t, nil, extra...)
-}
-
-// newOIDCWorldSite is newOIDCWorld with the site's body made by site from
-// the consoleme_auth block and the upstream address (nil: the block and a
-// reverse_proxy to the stand-in).
-func newOIDCWorldSite(t *testing.T, site func(block, upstream string) string, extra ...string) *oidcWorld {
+func newOIDCWorld(t *testing.T, edit ...func(*testbed.Site)) *oidcWorld {
 	t.Helper()
 	if err := oidctest.Available(); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -56,7 +48,7 @@ func newOIDCWorldSite(t *testing.T, site func(block, upstream string) string, ex
 		t.Skipf("skipping: %v", err)
 	}
 	port := freePort(t)
-	w := &oidcWorld{Base: fmt.Sprintf("http://127.0.0.1:%d", port), Secret: "oidc-" + uuid.NewString()}
+	w := &oidcWorld{Base: testbed.SiteAddress(port), Secret: "oidc-" + uuid.NewString()}
 	op, err := oidctest.Start(oidctest.Config{
 		JWKS: oidcKeySet(t, "first"),
 		Accounts: map[string]map[string]any{
@@ -81,22 +73,20 @@ func newOIDCWorldSite(t *testing.T, site func(block, upstream string) string, ex
 		}
 	})
 	w.Upstream = newConsoleMe(t, w.Secret)
-	block := strings.Join(append([]string{
-		"consoleme_auth {",
-		"\tjwt_secret " + w.Secret,
-		"\tpublic_url " + w.Base,
-		"\toidc {",
-		"\t\tissuer " + op.Issuer,
-		"\t\tclient_id consoleme",
-		"\t\tclient_secret oidc-client-secret-for-tests",
-		"\t\tgroups_claim groups",
-		"\t}",
-	}, append(extra, "}")...), "\n")
-	caddyfile := siteCaddyfile(port, block, w.Upstream.Addr())
-	if site != nil {
-		caddyfile = globalOptions(port) + fmt.Sprintf("\nhttp://127.0.0.1:%d {\n%s\n}\n", port, site(indent(block, "\t"), w.Upstream.Addr()))
+	site := testbed.Site{
+		Address: w.Base,
+		Auth: &testbed.Module{
+			JWTSecret: w.Secret,
+			PublicURL: w.Base,
+			OIDC: &testbed.OIDC{Issuer: op.Issuer, ClientID: "consoleme",
+				ClientSecret: "oidc-client-secret-for-tests", GroupsClaim: "groups"},
+		},
+		Upstreams: []string{w.Upstream.Addr()},
 	}
-	w.Caddy = startCaddy(t, caddyfile)
+	for _, e := range edit {
+		e(&site)
+	}
+	w.Caddy = startCaddy(t, testbed.Caddyfile{Global: testGlobal(port), Sites: []testbed.Site{site}})
 	return w
 }
 
@@ -135,7 +125,7 @@ func TestOIDCChallengeFlowInChromium(t *testing.T) {
 		t.Fatalf("poll after the OIDC approval: %v", m)
 	}
 	jwt, _ := m["encoded_jwt"].(string)
-	who := w.Upstream.checkToken(jwt)
+	who := w.Upstream.CheckToken(jwt)
 	if who.Verdict != tokenValid || who.Email != userAlice.Email || strings.Join(who.Groups, ",") != "engineering,consoleme-admins" {
 		t.Errorf("ConsoleMe sees %+v, want alice with the provider's groups", who)
 	}
@@ -148,7 +138,7 @@ func TestOIDCChallengeFlowInChromium(t *testing.T) {
 // it asked for; after the provider rotates its signing key, a new login
 // works without a reload.
 func TestOIDCWebLoginAndKeyRotationInChromium(t *testing.T) {
-	w := newOIDCWorld(t, "\tweb_login")
+	w := newOIDCWorld(t, func(s *testbed.Site) { s.Auth.WebLogin = &testbed.WebLogin{} })
 	browser := startChromium(t)
 	tb := browser.newTab(t)
 	tb.Navigate(w.Base + "/echo/some/page?x=1")
@@ -177,7 +167,7 @@ func (w *oidcWorld) expectSignedIn(t *testing.T, tb *tab, email string) {
 	if c == nil {
 		t.Fatal("the browser has no consoleme_auth cookie")
 	}
-	if who := w.Upstream.checkToken(c.Value); who.Verdict != tokenValid || who.Email != email {
+	if who := w.Upstream.CheckToken(c.Value); who.Verdict != tokenValid || who.Email != email {
 		t.Errorf("ConsoleMe sees the browser as %+v, want %s", who, email)
 	}
 }
@@ -188,7 +178,7 @@ func (w *oidcWorld) expectSignedIn(t *testing.T, tb *tab, email string) {
 // cancels, a link opened from another address warns of phishing, and the
 // success page sends the user back to the terminal.
 func TestApprovalPagesInChromium(t *testing.T) {
-	w := newOIDCWorld(t, "\tsite_name \"ConsoleMe (test)\"")
+	w := newOIDCWorld(t, func(s *testbed.Site) { s.Auth.SiteName = "ConsoleMe (test)" })
 	generate := func(header http.Header) (string, string) {
 		m := call(t, "GET", w.Base+"/noauth/v1/challenge_generator/"+userAlice.Email, header, "").object(t)
 		return m["challenge_url"].(string), m["polling_url"].(string)
@@ -243,20 +233,16 @@ func TestApprovalPagesInChromium(t *testing.T) {
 // no handle, handle_path, route or respond block (nor a fallback respond)
 // serves a browser without a session; each is sent to sign in instead.
 func TestDirectiveOrderGuardsEveryRoute(t *testing.T) {
-	w := newOIDCWorldSite(t, func(block, _ string) string {
-		return `	handle_path /docs/* {
-		respond "docs-content"
-	}
-	handle /ops {
-		respond "ops-content"
-	}
-	route /status {
-		respond "status-content"
-	}
-	respond /ping "ping-content"
-` + block + `
-	respond "fallback-content"`
-	}, "\tweb_login")
+	w := newOIDCWorld(t, func(s *testbed.Site) {
+		s.Auth.WebLogin = &testbed.WebLogin{}
+		s.Routes = []testbed.Route{
+			{Directive: "handle_path", Path: "/docs/*", Body: "docs-content"},
+			{Directive: "handle", Path: "/ops", Body: "ops-content"},
+			{Directive: "route", Path: "/status", Body: "status-content"},
+			{Directive: "respond", Path: "/ping", Body: "ping-content"},
+		}
+		s.Upstreams, s.Respond = nil, "fallback-content"
+	})
 	for _, path := range []string{"/docs/index.html", "/ops", "/status", "/ping", "/anything"} {
 		r := call(t, "GET", w.Base+path, nil, "")
 		if r.Status != http.StatusFound || !strings.HasPrefix(r.Header.Get("Location"), w.OP.Issuer) || strings.Contains(string(r.Body), "-content") {

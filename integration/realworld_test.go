@@ -3,10 +3,11 @@ package integration
 import (
 	"bytes"
 	"compress/flate"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/xml"
+	"errors"
 	"fmt"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/google/uuid"
 )
 
 // The tests in this file check the module against software no one here
@@ -27,7 +27,7 @@ import (
 // cookie rules bite, which a Go cookie jar never shows.
 
 // realWorld is one deployment: SimpleSAMLphp, Caddy with the module over
-// https, and the stand-in ConsoleMe behind Caddy.
+// https, and the real ConsoleMe (behind a recording proxy) behind Caddy.
 type realWorld struct {
 	*env
 	SSP *simpleSAMLphp
@@ -36,7 +36,7 @@ type realWorld struct {
 	SP       sspSP
 	HTTPPort int
 
-	client *http.Client
+	client *testbed.Client
 }
 
 // realWorldSetup changes a deployment from its defaults: SimpleSAMLphp
@@ -45,11 +45,13 @@ type realWorld struct {
 type realWorldSetup struct {
 	IdP    sspConfig
 	Module func(*moduleConfig)
-	// SAMLExtra are further lines of the module's saml block, verbatim.
-	SAMLExtra []string
 	// SPs makes the IdP's saml20-sp-remote entries once the deployment
 	// runs, from rw.SP; by default the IdP trusts exactly the module.
 	SPs func(rw *realWorld) []sspSP
+	// ConsoleMe is the real ConsoleMe (behind its recording proxy) to
+	// share between deployments; by default each gets its own proxy in
+	// front of the shared ConsoleMe.
+	ConsoleMe *realUpstream
 }
 
 // newRealWorld starts a deployment; everything stops when the test ends.
@@ -60,10 +62,14 @@ func newRealWorld(t testing.TB, s realWorldSetup) *realWorld {
 	}
 	ssp := startSimpleSAMLphp(t, s.IdP)
 
-	secret := "realworld-" + uuid.NewString()
-	cm := newConsoleMe(t, secret)
+	cm := s.ConsoleMe
+	if cm == nil {
+		cm = sharedRealConsoleMe(t)
+	}
+	secret := cm.Secret()
 	certPath, keyPath := sharedKeyPair(t, "module-sp").writeFiles(t, t.TempDir())
-	httpsPort, httpPort := freePort(t), freePort(t)
+	p := freePorts(t, 2)
+	httpsPort, httpPort := p[0], p[1]
 	base := fmt.Sprintf("https://127.0.0.1:%d", httpsPort)
 	cfg := moduleConfig{
 		JWTSecret:       secret,
@@ -77,25 +83,17 @@ func newRealWorld(t testing.TB, s realWorldSetup) *realWorld {
 	if s.Module != nil {
 		s.Module(&cfg)
 	}
-	block := cfg.block()
-	for _, l := range s.SAMLExtra {
-		block = strings.Replace(block, "\tsaml {\n", "\tsaml {\n\t\t"+l+"\n", 1)
-	}
-	caddy := startCaddy(t, httpsCaddyfile(httpsPort, httpPort, block, cm.Addr()))
+	caddy := startCaddy(t, httpsCaddyfile(httpsPort, httpPort, cfg, cm.Addr()))
 
 	// The CLI side trusts Caddy's internal CA no more than a fresh machine
 	// does; certificate checks are not what these tests are about.
-	transport := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
-	t.Cleanup(transport.CloseIdleConnections)
+	client := testbed.NewClient(testbed.ClientOptions{InsecureTLS: true})
+	t.Cleanup(client.Close)
 	rw := &realWorld{
-		env:      &env{Secret: secret, Base: base, Config: cfg, ConsoleMe: cm, Caddy: caddy},
+		env:      &env{Secret: secret, Base: base, Config: cfg, Real: cm, Caddy: caddy},
 		SSP:      ssp,
 		HTTPPort: httpPort,
-		client: &http.Client{
-			Timeout:       30 * time.Second,
-			Transport:     transport,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		client:   client,
 	}
 	rw.waitReady(t, httpsPort)
 
@@ -127,40 +125,33 @@ func newRealWorld(t testing.TB, s realWorldSetup) *realWorld {
 // httpsCaddyfile serves one site on https://127.0.0.1:<httpsPort> with a
 // certificate from Caddy's internal CA, which is not installed into any
 // trust store; http_port is where Caddy redirects plain http to https.
-func httpsCaddyfile(httpsPort, httpPort int, moduleBlock, upstream string) string {
-	return fmt.Sprintf(`{
-	admin off
-	default_bind 127.0.0.1
-	skip_install_trust
-	http_port %d
-	https_port %d
-}
-
-https://127.0.0.1:%d {
-	tls internal
-%s
-	reverse_proxy %s
-}
-`, httpPort, httpsPort, httpsPort, indent(moduleBlock, "\t"), upstream)
+func httpsCaddyfile(httpsPort, httpPort int, cfg moduleConfig, upstream string) testbed.Caddyfile {
+	return testbed.Caddyfile{
+		Global: testbed.Global{SkipInstallTrust: true, HTTPPort: httpPort, HTTPSPort: httpsPort},
+		Sites: []testbed.Site{{
+			Address:   fmt.Sprintf("https://127.0.0.1:%d", httpsPort),
+			TLS:       &testbed.TLS{Internal: true},
+			Auth:      cfg.module(),
+			Upstreams: []string{upstream},
+		}},
+	}
 }
 
 // waitReady waits until Caddy answers over https and the module has loaded
 // the IdP's metadata, which it fetches in the background.
 func (rw *realWorld) waitReady(t testing.TB, httpsPort int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := rw.client.Get(fmt.Sprintf("https://127.0.0.1:%d/saml/metadata", httpsPort))
-		if err == nil {
-			resp.Body.Close()
-			if strings.Contains(rw.Caddy.Output(), "IdP metadata loaded") {
-				return
-			}
+	err := testbed.WaitFor(30*time.Second, 100*time.Millisecond, func() error {
+		if _, err := rw.client.Do(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/saml/metadata", httpsPort), nil, ""); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Caddy did not serve https with the IdP metadata loaded within 30s (last error: %v)", err)
+		if !strings.Contains(rw.Caddy.Output(), "IdP metadata loaded") {
+			return errors.New("the IdP metadata is not loaded yet")
 		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Caddy did not serve https with the IdP metadata loaded: %v", err)
 	}
 }
 
@@ -173,23 +164,7 @@ func (rw *realWorld) cli(t testing.TB, method, rawURL string, header http.Header
 // cliBody is cli with a request body.
 func (rw *realWorld) cliBody(t testing.TB, method, rawURL string, header http.Header, body string) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, rawURL, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := rw.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, rawURL, err)
-	}
-	defer resp.Body.Close()
-	got, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reply{Status: resp.StatusCode, Header: resp.Header, Body: got}
+	return send(t, rw.client, method, rawURL, header, body)
 }
 
 // generate asks for a challenge as Weep does.
@@ -244,28 +219,18 @@ func (rw *realWorld) collect(t testing.TB, c challenge, user idpUser, approvedAf
 	return s
 }
 
-// upstreamAccepts sends the token to ConsoleMe through Caddy as Weep does
-// and checks that ConsoleMe saw the user's email and groups.
+// upstreamAccepts sends the token to the real ConsoleMe through Caddy as
+// Weep and ConsoleMe's UI do, and checks that ConsoleMe accepts it as user:
+// exactly the roles its group mapping gives user, and a profile naming user.
 func (rw *realWorld) upstreamAccepts(t testing.TB, token string, user idpUser) {
 	t.Helper()
-	r := rw.cli(t, http.MethodGet, rw.Base+"/api/v2/get_roles?all=true", http.Header{
-		"Cookie":       {rw.cookieName() + "=" + token},
-		"Content-Type": {"application/json"},
-	})
-	if r.Status != http.StatusOK {
-		t.Fatalf("ConsoleMe refused the token: %s", r)
-	}
-	roles := decodeRoles(t, r.Body)
-	if got, want := roleNames(roles), sortedCopy(user.Groups); !(len(got) == 0 && len(want) == 0) && !reflect.DeepEqual(got, want) {
-		t.Errorf("ConsoleMe saw groups %v, want %v", got, want)
-	}
-	reqs := rw.ConsoleMe.Requests()
-	last := reqs[len(reqs)-1]
-	if last.Auth == nil || last.Auth.Verdict != tokenValid || last.Auth.Email != user.Email {
-		t.Errorf("ConsoleMe's verdict on the token: %+v, want valid for %s", last.Auth, user.Email)
-	} else if !reflect.DeepEqual(sortedCopy(last.Auth.Groups), sortedCopy(user.Groups)) && len(last.Auth.Groups)+len(user.Groups) > 0 {
-		t.Errorf("ConsoleMe read groups %v, want %v", last.Auth.Groups, user.Groups)
-	}
+	expectConsoleMeIdentity(t, rw.send, rw.Base, rw.Real, cookieHeader(rw.cookieName(), token), user)
+}
+
+// send is cli as a sendFunc.
+func (rw *realWorld) send(t testing.TB, method, rawURL string, header http.Header) reply {
+	t.Helper()
+	return rw.cli(t, method, rawURL, header)
 }
 
 // signInAtIdP opens the challenge in a browser without a session, expects
@@ -476,9 +441,10 @@ func (s samlResponseShape) attribute(name string) []string {
 // the ACS, approval, poll, and ConsoleMe accepting the token. Then a second
 // challenge in the same browser, which must not need the IdP again.
 func TestRealWorldLogin(t *testing.T) {
+	t.Parallel()
 	skipIfShort(t)
-	rw := newRealWorld(t, realWorldSetup{})
 	browser := startChromium(t)
+	rw := newRealWorld(t, realWorldSetup{})
 	tb := browser.newTab(t)
 
 	var firstLoginDone bool
@@ -564,8 +530,16 @@ func postedFrom(reqs []docRequest, target, fromHost string) bool {
 // assertions, the email as NameID, and several audiences. It also checks
 // that answers the module must not accept are refused in the browser.
 func TestRealWorldInterop(t *testing.T) {
+	t.Parallel()
 	skipIfShort(t)
 	browser := startChromium(t)
+	// One recording proxy serves every deployment below.
+	cm := sharedRealConsoleMe(t)
+	newRealWorld := func(t *testing.T, s realWorldSetup) *realWorld {
+		t.Helper()
+		s.ConsoleMe = cm
+		return newRealWorld(t, s)
+	}
 
 	// succeed runs the whole login and returns the SAML response that was
 	// accepted.
@@ -666,7 +640,7 @@ func TestRealWorldInterop(t *testing.T) {
 	expiredFiveMinutesAgo := withSPOptions(map[string]any{"assertion.lifetime": -300})
 
 	t.Run("clock-skew-allowance", func(t *testing.T) {
-		succeed(t, realWorldSetup{SPs: expiredFiveMinutesAgo, SAMLExtra: []string{"clock_skew 10m"}})
+		succeed(t, realWorldSetup{SPs: expiredFiveMinutesAgo, Module: func(m *moduleConfig) { m.ClockSkew = "10m" }})
 	})
 
 	t.Run("beyond-clock-skew-refused", func(t *testing.T) {

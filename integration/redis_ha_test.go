@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -9,47 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store/redisstore/redistest"
 )
-
-// newStoreCluster is newCluster with the store directive given: n Caddy
-// instances behind a round-robin balancer, sharing that store.
-func newStoreCluster(t *testing.T, n int, storeDirective string) *cluster {
-	t.Helper()
-	caddyBinary(t)
-	secret := "integration-" + uuid.NewString()
-	cm := newConsoleMe(t, secret)
-	idp := startIdP(t, userAlice, userDave)
-	certPath, keyPath := sharedKeyPair(t, "module-sp").writeFiles(t, t.TempDir())
-	lbPort := freePort(t)
-	lb := fmt.Sprintf("http://127.0.0.1:%d", lbPort)
-	cfg := moduleConfig{JWTSecret: secret, PublicURL: lb, Store: storeDirective, IdPMetadataURL: idp.MetadataURL,
-		SPCert: certPath, SPKey: keyPath, EmailAttribute: samlAttrMail, GroupsAttribute: samlAttrAffiliation}
-	c := &cluster{LB: lb}
-	var first *caddyProc
-	var upstreams []string
-	for range n {
-		port := freePort(t)
-		p := startCaddy(t, siteCaddyfile(port, cfg.block(), cm.Addr()))
-		if first == nil {
-			first = p
-		}
-		c.Instances = append(c.Instances, fmt.Sprintf("http://127.0.0.1:%d", port))
-		upstreams = append(upstreams, fmt.Sprintf("127.0.0.1:%d", port))
-	}
-	startCaddy(t, globalOptions(lbPort)+fmt.Sprintf(`
-http://127.0.0.1:%d {
-	reverse_proxy %s {
-		lb_policy round_robin
-	}
-}
-`, lbPort, strings.Join(upstreams, " ")))
-	idp.registerSPFromURL(t, "consoleme", lb+"/saml/metadata")
-	c.env = &env{Secret: secret, Base: lb, Config: cfg, ConsoleMe: cm, IdP: idp, Caddy: first}
-	return c
-}
 
 // pollStatuses polls pollingURL from n clients at once, spread over the
 // instances, and counts the statuses answered.
@@ -84,7 +44,7 @@ func (c *cluster) pollStatuses(n int, pollingURL string) map[string]int {
 // one gets the token.
 func TestRedisHAClusterAcrossInstances(t *testing.T) {
 	rc := redistest.StartCluster(t, 3)
-	c := newStoreCluster(t, 3, "redis {\n\t\tcluster "+strings.Join(rc.Addrs, " ")+"\n\t}")
+	c := newClusterWith(t, 3, "redis {\n\t\tcluster "+strings.Join(rc.Addrs, " ")+"\n\t}")
 	b := c.loggedInBrowser(t, userAlice)
 	for round := range 3 {
 		ch := c.generate(t, userAlice.Email, nil)
@@ -112,10 +72,13 @@ func TestRedisHASentinelFailover(t *testing.T) {
 	replica := redistest.StartReplica(t, primary)
 	sent := redistest.StartSentinels(t, primary, 1, 3, time.Second)
 	e := newEnv(t, func(m *moduleConfig) {
-		m.Store = "redis {\n\t\tsentinel " + redistest.MasterName + " " + strings.Join(sent.Addrs, " ") +
-			"\n\t\tdial_timeout 250ms\n\t\tread_timeout 500ms\n\t\twrite_timeout 500ms\n\t}"
+		m.Store = "redis"
+		m.StoreBlock = [][]string{
+			append([]string{"sentinel", redistest.MasterName}, sent.Addrs...),
+			{"dial_timeout", "250ms"}, {"read_timeout", "500ms"}, {"write_timeout", "500ms"},
+		}
 		// The test's pollers and probes all come from 127.0.0.1.
-		m.Extra = []string{"generator_rate_limit off", "poller_rate_limit off"}
+		m.GeneratorRateLimit, m.PollerRateLimit = "off", "off"
 	})
 
 	// Pass-through is watched throughout.

@@ -2,12 +2,11 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,73 +15,41 @@ import (
 	"github.com/google/uuid"
 )
 
-// redisServer is a redis-server process on a loopback port.
-type redisServer struct {
-	Port int
-	URL  string
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
+// redisServer is the test bed's redis-server with test helpers.
+type redisServer struct{ *testbed.Redis }
 
-// startRedis starts a real redis-server on a free loopback port. Without the
-// binary the test is skipped, but under CI a missing Redis is a failure.
+// startRedis starts a real redis-server on a free loopback port; it is
+// stopped when the test ends. Without the binary the test is skipped, but
+// under CI a missing Redis is a failure.
 func startRedis(t testing.TB) *redisServer {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
+	r, err := testbed.StartRedis(t.TempDir())
+	if errors.Is(err, testbed.ErrNoRedis) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("redis-server is not installed (apt-get install redis-server); CI must run the Redis tests")
 		}
 		t.Skip("redis-server is not installed; skipping the Redis tests (apt-get install redis-server)")
 	}
-	s := &redisServer{Port: freePort(t), dir: t.TempDir()}
-	s.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port)
-	s.start(t)
-	t.Cleanup(s.stop)
-	return s
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return &redisServer{r}
 }
 
+// start starts the stopped server again on its port.
 func (s *redisServer) start(t testing.TB) {
 	t.Helper()
-	s.cmd = exec.Command("redis-server", "--port", fmt.Sprint(s.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("starting redis-server: %v", err)
-	}
-	s.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.Port), 200*time.Millisecond)
-		if err == nil {
-			_, _ = c.Write([]byte("PING\r\n"))
-			buf := make([]byte, 16)
-			_ = c.SetReadDeadline(time.Now().Add(time.Second))
-			n, _ := c.Read(buf)
-			c.Close()
-			if strings.HasPrefix(string(buf[:n]), "+PONG") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
-			t.Fatalf("redis-server did not answer PING:\n%s", log)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func (s *redisServer) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
-}
+// stop kills the server.
+func (s *redisServer) stop() { s.Stop() }
 
 // cluster is several Caddy instances sharing one Redis behind a Caddy load
-// balancer, with one stand-in ConsoleMe and one IdP.
+// balancer, with the real ConsoleMe (behind the recording proxy) and one IdP.
 type cluster struct {
 	*env
 	Redis     *redisServer
@@ -94,8 +61,18 @@ func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
 	caddyBinary(t)
 	rs := startRedis(t)
-	secret := "integration-" + uuid.NewString()
-	cm := newConsoleMe(t, secret)
+	c := newClusterWith(t, n, "redis "+rs.URL)
+	c.Redis = rs
+	return c
+}
+
+// newClusterWith is newCluster with the given store directive (a Redis
+// Sentinel or Cluster deployment, say).
+func newClusterWith(t *testing.T, n int, store string) *cluster {
+	t.Helper()
+	caddyBinary(t)
+	cm := sharedRealConsoleMe(t)
+	secret := cm.Secret()
 	idp := startIdP(t, userAlice, userDave)
 	// Every instance shares the SP key pair, the secret and the Redis URL.
 	certPath, keyPath := sharedKeyPair(t, "module-sp").writeFiles(t, t.TempDir())
@@ -104,19 +81,20 @@ func newCluster(t *testing.T, n int) *cluster {
 	cfg := moduleConfig{
 		JWTSecret:       secret,
 		PublicURL:       lb,
-		Store:           "redis " + rs.URL,
+		Store:           store,
 		IdPMetadataURL:  idp.MetadataURL,
 		SPCert:          certPath,
 		SPKey:           keyPath,
 		EmailAttribute:  samlAttrMail,
 		GroupsAttribute: samlAttrAffiliation,
 	}
-	c := &cluster{Redis: rs, LB: lb}
+	c := &cluster{LB: lb}
 	var first *caddyProc
 	var upstreams []string
 	for i := 0; i < n; i++ {
 		port := freePort(t)
-		p := startCaddy(t, siteCaddyfile(port, cfg.block(), cm.Addr()))
+		p := startCaddy(t, siteCaddyfile(port, cfg, cm.Addr()))
+		waitIdPMetadata(t, p)
 		if first == nil {
 			first = p
 		}
@@ -125,15 +103,11 @@ func newCluster(t *testing.T, n int) *cluster {
 	}
 	// The balancer spreads requests round-robin; the instances trust it
 	// (127.0.0.1) for X-Forwarded-For, so they all see the real client IP.
-	startCaddy(t, globalOptions(lbPort)+fmt.Sprintf(`
-http://127.0.0.1:%d {
-	reverse_proxy %s {
-		lb_policy round_robin
-	}
-}
-`, lbPort, strings.Join(upstreams, " ")))
+	startCaddy(t, testbed.Caddyfile{Global: testGlobal(lbPort), Sites: []testbed.Site{{
+		Address: testbed.SiteAddress(lbPort), Upstreams: upstreams, LBPolicy: "round_robin",
+	}}})
 	idp.registerSPFromURL(t, "consoleme", lb+"/saml/metadata")
-	c.env = &env{Secret: secret, Base: lb, Config: cfg, ConsoleMe: cm, IdP: idp, Caddy: first}
+	c.env = &env{Secret: secret, Base: lb, Config: cfg, Real: cm, IdP: idp, Caddy: first}
 	return c
 }
 
@@ -148,6 +122,7 @@ func (c *cluster) on(i int, u string) string {
 // instance the balancer gives the IdP's POST), approved on B, and collected
 // on C, exactly once.
 func TestRedisChallengeAcrossInstances(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	ch := c.generate(t, userAlice.Email, nil)
 	c.expectPoll(t, c.on(2, ch.PollingURL), nil, "pending")
@@ -169,7 +144,8 @@ func TestRedisChallengeAcrossInstances(t *testing.T) {
 		t.Fatalf("approving on B: %s", res)
 	}
 	s := c.pollSuccess(t, c.on(2, ch.PollingURL), nil, userAlice)
-	c.upstreamIdentity(t, s.EncodedJWT, userAlice)
+	// ConsoleMe accepts the token from C, through the balancer.
+	expectConsoleMeIdentity(t, plainSend, c.LB, c.Real, cookieHeader(c.cookieName(), s.EncodedJWT), userAlice)
 	for i := range c.Instances {
 		c.expectPoll(t, c.on(i, ch.PollingURL), nil, "unknown")
 	}
@@ -178,6 +154,7 @@ func TestRedisChallengeAcrossInstances(t *testing.T) {
 // TestRedisConcurrentPollersAcrossInstances: 50 pollers spread over three
 // instances poll an approved challenge at once; exactly one gets the token.
 func TestRedisConcurrentPollersAcrossInstances(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	b := c.loggedInBrowser(t, userAlice)
 	for round := 0; round < 2; round++ {
@@ -219,9 +196,12 @@ func TestRedisConcurrentPollersAcrossInstances(t *testing.T) {
 // 503 JSON promptly, ConsoleMe traffic is untouched, and service comes back
 // by itself when Redis returns.
 func TestRedisOutageAndRecovery(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 1)
 	a := c.Instances[0]
 	c.generate(t, userAlice.Email, nil)
+	b := c.loggedInBrowser(t, userAlice)
+	session := b.CookieValue(c.Base, c.cookieName())
 
 	c.Redis.stop()
 	for _, path := range []string{"/noauth/v1/challenge_generator/alice@example.com",
@@ -242,22 +222,21 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 			t.Errorf("%s took %v with Redis down: the timeouts do not bound it", path, took)
 		}
 	}
-	// Pass-through does not touch the store.
-	if r := call(t, http.MethodGet, a+"/echo/during-outage", nil, ""); r.Status != http.StatusOK {
+	// Pass-through does not touch the store: ConsoleMe still answers,
+	// and still accepts a session made before the outage.
+	if r := call(t, http.MethodGet, a+"/healthcheck", nil, ""); r.Status != http.StatusOK {
 		t.Errorf("pass-through during the outage: %s", r)
 	}
+	expectConsoleMeIdentity(t, plainSend, a, c.Real, cookieHeader(c.cookieName(), session), userAlice)
 
 	c.Redis.start(t)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r := call(t, http.MethodGet, a+"/noauth/v1/challenge_generator/alice@example.com", nil, "")
-		if r.Status == http.StatusOK {
-			break
+	if err := testbed.WaitFor(15*time.Second, 200*time.Millisecond, func() error {
+		if r := call(t, http.MethodGet, a+"/noauth/v1/challenge_generator/alice@example.com", nil, ""); r.Status != http.StatusOK {
+			return fmt.Errorf("the generator answers %s", r)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recovery after Redis came back: %s", r)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatalf("no recovery after Redis came back: %v", err)
 	}
 	ch := c.generate(t, userAlice.Email, nil)
 	c.expectPoll(t, c.on(0, ch.PollingURL), nil, "pending")

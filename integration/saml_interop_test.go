@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"html"
 	"net/http"
 	"net/http/httptest"
@@ -144,7 +145,7 @@ func sspLoginDirect(t testing.TB, sp *interopSP, user idpUser, start string) *pa
 			v.Set("username", user.Name)
 			v.Set("password", user.Password)
 			action, _ := p.URL.Parse(f.Action)
-			p = b.PostForm(action.String(), origin(p.URL), v)
+			p = b.PostForm(action.String(), testbed.Origin(p.URL), v)
 			continue
 		}
 		f, ok := formWithField(p, "SAMLResponse")
@@ -392,8 +393,8 @@ func TestRealWorldSAMLInterop(t *testing.T) {
 	})
 	t.Run("signed-requests-required-unsaid", func(t *testing.T) {
 		succeed(t, realWorldSetup{
-			SAMLExtra: []string{"sign_authn_requests"},
-			SPs:       withOptions(map[string]any{"validate.authnrequest": true, "assertion.encryption": true}),
+			Module: func(m *moduleConfig) { m.SignAuthnRequests = true },
+			SPs:    withOptions(map[string]any{"validate.authnrequest": true, "assertion.encryption": true}),
 		})
 	})
 }

@@ -11,7 +11,8 @@ import (
 // including refused requests, and checks that the JWT secret, the SP key,
 // the JWTs and the SAML assertion never appear in the log.
 func TestNoSecretsInLogs(t *testing.T) {
-	e := newEnv(t, func(c *moduleConfig) { c.GlobalExtra = "\tdebug" })
+	t.Parallel()
+	e := newRealEnv(t, sharedRealConsoleMe(t), func(c *moduleConfig) { c.Debug = true })
 	ch := e.generate(t, userAlice.Email, nil)
 	b := newBrowser(t)
 	hops := e.login(t, b, userAlice, ch.ChallengeURL)

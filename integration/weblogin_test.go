@@ -13,19 +13,22 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
 
 // The tests in this file prove web_login with the same real software as
 // realworld_test.go: SimpleSAMLphp as the IdP and Chromium as the browser,
-// Caddy over https in front of the stand-in ConsoleMe. With web_login the
+// Caddy over https in front of the real ConsoleMe (behind the recording
+// proxy, which shows which cookie reached it). With web_login the
 // module guards every ConsoleMe page, not only the challenge page, so what
 // matters is where the browser ends up, which cookie ConsoleMe receives,
 // and which requests the module must leave to ConsoleMe.
 
-// webLoginPage is the ConsoleMe page the browser asks for first; the query
-// proves that the module returns to the whole request URI, not only the
-// path.
-const webLoginPage = "/echo/some/page?x=1"
+// webLoginPage is the ConsoleMe page the browser asks for first: ConsoleMe's
+// own profile API, which answers with the signed-in user (ConsoleMe ignores
+// the query, which proves that the module returns to the whole request URI,
+// not only the path).
+const webLoginPage = "/api/v2/user_profile?x=1"
 
 // webLoginWorld is a realWorld deployment with web_login switched on and
 // /healthcheck public.
@@ -36,9 +39,7 @@ type webLoginWorld struct {
 func newWebLoginWorld(t *testing.T) *webLoginWorld {
 	t.Helper()
 	rw := newRealWorld(t, realWorldSetup{Module: func(m *moduleConfig) {
-		// moduleConfig.block indents each Extra line once, which nests
-		// these three lines as a block inside consoleme_auth.
-		m.Extra = append(m.Extra, "web_login {", "\tpublic_paths /healthcheck", "}")
+		m.WebLogin = &testbed.WebLogin{PublicPaths: []string{"/healthcheck"}}
 	}})
 	if !strings.Contains(rw.Caddy.Config, "web_login {") {
 		t.Fatalf("the Caddyfile has no web_login block:\n%s", rw.Caddy.Config)
@@ -53,16 +54,10 @@ func (w *webLoginWorld) send(t testing.TB, method, path string, header http.Head
 	return w.cliBody(t, method, w.Base+path, header, body)
 }
 
-// upstreamSaw counts the requests the stand-in received for exactly this
+// upstreamSaw counts the requests ConsoleMe received for exactly this
 // method and request URI.
 func (w *webLoginWorld) upstreamSaw(method, requestURI string) int {
-	n := 0
-	for _, r := range w.ConsoleMe.Requests() {
-		if r.Method == method && r.RequestURI == requestURI {
-			n++
-		}
-	}
-	return n
+	return w.Real.Saw(method, requestURI)
 }
 
 // loginRedirectURL is the redirect_url the module's 403 JSON must name for
@@ -71,11 +66,11 @@ func (w *webLoginWorld) loginRedirectURL(requestURI string) string {
 	return w.Base + "/saml/login?return_to=" + url.QueryEscape(requestURI)
 }
 
-// echoOnPage reads the stand-in's JSON description of the request from the
-// page the browser shows. Chromium shows a JSON document as text in a
-// <pre> (with a pretty-print control around it in some versions), so the
+// userOnPage reads the user that ConsoleMe's /api/v2/user_profile names
+// on the page the browser shows. Chromium shows a JSON document as text in
+// a <pre> (with a pretty-print control around it in some versions), so the
 // <pre> is read when there is one.
-func (w *webLoginWorld) echoOnPage(tb *tab) echoReply {
+func (w *webLoginWorld) userOnPage(tb *tab) string {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, browserStepTimeout)
 	defer cancel()
@@ -84,56 +79,63 @@ func (w *webLoginWorld) echoOnPage(tb *tab) echoReply {
 	if err != nil {
 		tb.fail("reading the page: %v", err)
 	}
-	var e echoReply
-	if err := json.Unmarshal([]byte(raw), &e); err != nil {
-		tb.fail("the page is not the stand-in ConsoleMe's echo (%v):\n%s", err, excerpt(raw, 1500))
+	var profile struct {
+		User string `json:"user"`
 	}
-	return e
+	if err := json.Unmarshal([]byte(raw), &profile); err != nil {
+		tb.fail("the page is not ConsoleMe's user profile (%v):\n%s", err, excerpt(raw, 1500))
+	}
+	return profile.User
 }
 
-// echoCookie returns the value of the cookie called name that the echoed
-// request carried, and how many such cookies it carried.
-func echoCookieValue(e echoReply, name string) (string, int) {
-	var v string
-	n := 0
-	for _, c := range e.Cookies {
-		if c.Name == name {
-			v = c.Value
-			n++
+// sessionCookiesTo returns the values of the session cookies that the last
+// request ConsoleMe received for requestURI carried.
+func (w *webLoginWorld) sessionCookiesTo(t testing.TB, requestURI string) []string {
+	t.Helper()
+	var last *upstreamRequest
+	for _, r := range w.Real.Requests() {
+		if r.Method == http.MethodGet && r.RequestURI == requestURI {
+			r := r
+			last = &r
 		}
 	}
-	return v, n
+	if last == nil {
+		t.Fatalf("ConsoleMe never received GET %s", requestURI)
+	}
+	req := http.Request{Header: last.Header}
+	var values []string
+	for _, c := range req.Cookies() {
+		if c.Name == w.cookieName() {
+			values = append(values, c.Value)
+		}
+	}
+	return values
 }
 
-// expectAcceptedCookie checks that the page the browser shows is the
-// stand-in's echo of GET requestURI and that this request carried exactly
-// one session cookie, the one in the browser's store, which ConsoleMe
-// accepts as user. It returns the cookie's value.
+// expectAcceptedCookie checks that the page the browser shows is
+// ConsoleMe's answer to GET requestURI naming user, that this request
+// carried exactly one session cookie, the one in the browser's store, and
+// that ConsoleMe maps that cookie to user's roles. It returns the cookie's
+// value.
 func (w *webLoginWorld) expectAcceptedCookie(tb *tab, requestURI string, user idpUser) string {
 	tb.t.Helper()
 	t := tb.t
-	e := w.echoOnPage(tb)
-	if e.Method != http.MethodGet || e.RequestURI != requestURI {
-		t.Errorf("ConsoleMe received %s %s, want GET %s", e.Method, e.RequestURI, requestURI)
+	if got := w.userOnPage(tb); got != user.Email {
+		t.Errorf("ConsoleMe's profile page names %q, want %s", got, user.Email)
 	}
-	value, n := echoCookieValue(e, w.cookieName())
-	if n != 1 {
-		tb.fail("the request ConsoleMe received carried %d %s cookies, want 1: %+v", n, w.cookieName(), e.Cookies)
+	values := w.sessionCookiesTo(t, requestURI)
+	if len(values) != 1 {
+		tb.fail("the request ConsoleMe received carried %d %s cookies, want 1", len(values), w.cookieName())
 	}
 	ck := tb.Cookie(w.Base, w.cookieName())
 	if ck == nil {
 		tb.fail("the browser's cookie store holds no %s cookie for %s", w.cookieName(), w.Base)
 	}
-	if ck.Value != value {
+	if ck.Value != values[0] {
 		t.Errorf("ConsoleMe received a %s cookie other than the one in the browser's store", w.cookieName())
 	}
-	out := w.ConsoleMe.checkToken(value)
-	if out.Verdict != tokenValid || out.Email != user.Email ||
-		!reflect.DeepEqual(sortedCopy(out.Groups), sortedCopy(user.Groups)) {
-		t.Errorf("ConsoleMe's verdict on the cookie: %v %q (%s, groups %v), want valid for %s with %v",
-			out.Verdict, out.Reason, out.Email, out.Groups, user.Email, user.Groups)
-	}
-	return value
+	w.upstreamAccepts(t, values[0], user)
+	return values[0]
 }
 
 // hasElement reports whether the page shown now has an element matching
@@ -152,9 +154,10 @@ func hasElement(tb *tab, sel string) bool {
 // redirect JSON, the Weep API and CLI routes are never redirected, and
 // logout clears the session.
 func TestWebLogin(t *testing.T) {
+	t.Parallel()
 	skipIfShort(t)
-	w := newWebLoginWorld(t)
 	browser := startChromium(t)
+	w := newWebLoginWorld(t)
 	tb := browser.newTab(t)
 	pageURL := w.Base + webLoginPage
 
@@ -223,7 +226,7 @@ func TestWebLogin(t *testing.T) {
 			t.Skip("needs the browser session of page-login-returns-to-the-page")
 		}
 		tb.t = t
-		const page = "/echo/another/page?y=2&z=%2F"
+		const page = "/api/v2/user_profile?y=2&z=%2F"
 		seen := len(tb.Requests())
 		tb.Navigate(w.Base + page)
 		if loc := tb.Location(); loc != w.Base+page {
@@ -242,6 +245,7 @@ func TestWebLogin(t *testing.T) {
 
 	t.Run("xhr-without-cookie-gets-403-json", func(t *testing.T) {
 		const api = "/api/v2/user_profile"
+		reachedBefore := w.upstreamSaw(http.MethodGet, api)
 		want := map[string]any{
 			"type":         "redirect",
 			"redirect_url": w.loginRedirectURL(api),
@@ -310,10 +314,8 @@ func TestWebLogin(t *testing.T) {
 			check(t, got.Status, got.Type, []byte(got.Body))
 		})
 
-		for _, r := range w.ConsoleMe.Requests() {
-			if r.Path == api {
-				t.Errorf("ConsoleMe received %s %s without a session", r.Method, r.RequestURI)
-			}
+		if n := w.upstreamSaw(http.MethodGet, api) - reachedBefore; n != 0 {
+			t.Errorf("ConsoleMe received GET %s %d times without a session", api, n)
 		}
 
 		// The redirect_url starts the SAML login, as ConsoleMe's UI
@@ -328,7 +330,7 @@ func TestWebLogin(t *testing.T) {
 
 	t.Run("weep-and-cli-routes-never-redirected", func(t *testing.T) {
 		// ConsoleMe's own answer without a cookie (BaseJSONHandler's
-		// HTTPError(403)), which only the stand-in produces.
+		// HTTPError(403)), which only ConsoleMe produces.
 		problem := map[string]any{"status": json.Number("403"), "title": "Forbidden", "message": "Forbidden"}
 		expectProblem := func(t *testing.T, what string, r reply) {
 			t.Helper()
@@ -357,7 +359,7 @@ func TestWebLogin(t *testing.T) {
 		}
 
 		const creds = "/api/v1/get_credentials"
-		body := fmt.Sprintf(`{"requested_role":%q,"no_ip_restrictions":false}`, rolesFor(userAlice.Groups[:1])[0])
+		body := fmt.Sprintf(`{"requested_role":%q,"no_ip_restrictions":false}`, testbed.Role(userAlice.Groups[0]))
 		before := w.upstreamSaw(http.MethodPost, creds)
 		expectProblem(t, "POST "+creds, w.send(t, http.MethodPost, creds,
 			http.Header{"Content-Type": {"application/json"}}, body))
@@ -377,13 +379,12 @@ func TestWebLogin(t *testing.T) {
 		c := w.generate(t, userAlice.Email)
 		w.expectPending(t, c)
 
-		// The configured public path reaches ConsoleMe (the stand-in has
-		// no such route and says so); a path that only starts like it
-		// does not.
+		// The configured public path reaches ConsoleMe, which answers its
+		// health check; a path that only starts like it does not.
 		before = w.upstreamSaw(http.MethodGet, "/healthcheck")
 		r = w.cli(t, http.MethodGet, w.Base+"/healthcheck", nil)
-		if r.Status != http.StatusNotFound || !strings.Contains(string(r.Body), "stand-in ConsoleMe: no such route") {
-			t.Errorf("GET /healthcheck: want the stand-in's own 404, got %s", r)
+		if r.Status != http.StatusOK || r.Header.Get("Location") != "" {
+			t.Errorf("GET /healthcheck: want ConsoleMe's own 200, got %s", r)
 		}
 		if w.upstreamSaw(http.MethodGet, "/healthcheck") != before+1 {
 			t.Errorf("GET /healthcheck did not reach ConsoleMe")
@@ -442,7 +443,7 @@ func TestWebLogin(t *testing.T) {
 		tb.Navigate(pageURL)
 		onForm := false
 		tb.WaitFor("the page or the IdP's login form", func(loc, text string) bool {
-			if loc == pageURL && strings.Contains(text, "request_uri") {
+			if loc == pageURL && strings.Contains(text, userAlice.Email) {
 				return true
 			}
 			onForm = hostOf(loc) == hostOf(w.SSP.URL) && hasElement(tb, "#username")
@@ -454,7 +455,7 @@ func TestWebLogin(t *testing.T) {
 			tb.Type("#password", userAlice.Password)
 			tb.Click("#submit_button")
 			tb.WaitFor("the page after the second login", func(loc, text string) bool {
-				return loc == pageURL && strings.Contains(text, "request_uri")
+				return loc == pageURL && strings.Contains(text, userAlice.Email)
 			})
 		} else {
 			t.Logf("the IdP still had a session and answered without asking for the password")

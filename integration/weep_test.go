@@ -54,10 +54,11 @@ func weepGet(t *testing.T, rawURL string, v any) {
 
 // TestWeepClient does what Weep's RefreshChallenge does (PROTOCOL.md
 // section 8), with a browser standing in for the user who opens the
-// challenge URL, then calls ConsoleMe with the saved token as Weep's API
-// client does.
+// challenge URL, then calls the real ConsoleMe with the saved token as
+// Weep's API client does.
 func TestWeepClient(t *testing.T) {
-	e := newEnv(t)
+	t.Parallel()
+	e := newRealEnv(t, sharedRealConsoleMe(t))
 
 	// consoleme_url without a trailing slash and the user unescaped.
 	var ch weepChallenge
@@ -134,23 +135,26 @@ func TestWeepClient(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("RolesExtended: %d %s", resp.StatusCode, body)
 	}
-	roles := decodeRoles(t, body)
-	if got, want := roleNames(roles), sortedCopy(userAlice.Groups); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("roles %v, want one per group %v", got, want)
+	// Weep's list: ConsoleMe's roles for alice, by its group mapping.
+	var arns []string
+	for _, r := range decodeRoles(t, body) {
+		arns = append(arns, r.Arn)
 	}
-
-	resp, err = client.Do(build(http.MethodPost, "/api/v1/get_credentials",
-		`{"requested_role":"engineering","no_ip_restrictions":false}`))
+	if want := e.Real.CM.Mapping.RolesFor(userAlice.Email, userAlice.Groups, true); fmt.Sprint(sortedCopy(arns)) != fmt.Sprint(want) {
+		t.Errorf("roles %v, want ConsoleMe's mapping for alice %v", arns, want)
+	}
+	// The same cookie names alice at ConsoleMe's profile API.
+	resp, err = client.Do(build(http.MethodGet, "/api/v2/user_profile", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("get_credentials: %d %s", resp.StatusCode, body)
+	var profile struct {
+		User string `json:"user"`
 	}
-	if sess := decodeCredentials(t, body); sess.Email != userAlice.Email {
-		t.Errorf("credentials issued to %+v", sess)
+	err = json.NewDecoder(resp.Body).Decode(&profile)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil || profile.User != userAlice.Email {
+		t.Errorf("user_profile: %d, user %q (%v), want %s", resp.StatusCode, profile.User, err, userAlice.Email)
 	}
 	e.expectNoLeaks(t)
 }

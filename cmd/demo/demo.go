@@ -3,22 +3,16 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -28,6 +22,7 @@ import (
 	// and ours: what `xcaddy build --with` would compile in.
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/consoleme-auth/caddy-consoleme-auth/caddymodule"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
 
 // demo is one running demo: three servers and the temporary directory that
@@ -38,8 +33,10 @@ type demo struct {
 
 	CaddyURL    string // ConsoleMe as users see it: Caddy with consoleme_auth
 	IdPURL      string // the demo SAML IdP
-	UpstreamURL string // the stand-in ConsoleMe, reached through Caddy
-	Caddyfile   string // path of the generated Caddyfile
+	UpstreamURL string // ConsoleMe (stand-in or real), reached through Caddy
+	// RealConsoleMe is set when the upstream is the real ConsoleMe.
+	RealConsoleMe *testbed.RealConsoleMe
+	Caddyfile     string // path of the generated Caddyfile
 
 	// closers undo start, newest first.
 	closers []func() error
@@ -75,18 +72,34 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 	}
 	jwtSecret := hex.EncodeToString(secret)
 
-	upstream, err := startConsoleMe(jwtSecret, cfg.UpstreamPort)
-	if err != nil {
-		return nil, fmt.Errorf("starting the stand-in ConsoleMe: %w", err)
+	if cfg.ConsoleMe != "" {
+		dir := filepath.Join(d.dir, "consoleme")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return nil, err
+		}
+		cm, err := testbed.StartRealConsoleMe(cfg.ConsoleMe, testbed.RealConsoleMeOptions{
+			Secret: jwtSecret, Mapping: demoMapping(cfg), Dir: dir,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("starting the real ConsoleMe from %s: %w", cfg.ConsoleMe, err)
+		}
+		d.closers = append(d.closers, func() error { cm.Stop(); return nil })
+		d.RealConsoleMe = cm
+		d.UpstreamURL = cm.URL
+	} else {
+		upstream, err := startConsoleMe(jwtSecret, cfg.UpstreamPort)
+		if err != nil {
+			return nil, fmt.Errorf("starting the stand-in ConsoleMe: %w", err)
+		}
+		d.closers = append(d.closers, upstream.Close)
+		d.UpstreamURL = upstream.URL()
 	}
-	d.closers = append(d.closers, upstream.close)
-	d.UpstreamURL = upstream.URL
 
 	idp, err := startIdP(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting the demo IdP: %w", err)
 	}
-	d.closers = append(d.closers, idp.close)
+	d.closers = append(d.closers, idp.Close)
 	d.IdPURL = idp.URL
 
 	// Caddy reads the IdP's metadata from a file rather than its URL: a URL
@@ -97,7 +110,11 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 		return nil, err
 	}
 	spCert, spKey := filepath.Join(d.dir, "saml-sp.crt"), filepath.Join(d.dir, "saml-sp.key")
-	if err := writeKeyPair(spCert, spKey, "consoleme-demo-sp"); err != nil {
+	spKeyPair, err := testbed.NewKeyPair("consoleme-demo-sp")
+	if err == nil {
+		err = spKeyPair.WriteFiles(spCert, spKey)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("making the SAML SP key pair: %w", err)
 	}
 
@@ -118,7 +135,7 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 		IdPMetadataFile: idpMetadata,
 		SPCert:          spCert,
 		SPKey:           spKey,
-		Upstream:        strings.TrimPrefix(upstream.URL, "http://"),
+		Upstream:        strings.TrimPrefix(d.UpstreamURL, "http://"),
 		StorageDir:      filepath.Join(d.dir, "caddy-data"),
 		LogLevel:        cfg.LogLevel,
 	})
@@ -147,6 +164,19 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 	return d, nil
 }
 
+// demoMapping is the real ConsoleMe's group mapping for the demo: each of
+// the user's groups stands for one role of that name, and the user has a
+// personal role too.
+func demoMapping(cfg config) testbed.GroupMapping {
+	m := testbed.GroupMapping{}
+	for _, g := range cfg.Groups {
+		m[g] = testbed.Grant{Roles: []string{testbed.Role(g)}}
+	}
+	local, _, _ := strings.Cut(cfg.User, "@")
+	m[cfg.User] = testbed.Grant{Roles: []string{testbed.Role(local + "_personal")}}
+	return m
+}
+
 // close stops everything start started and removes the temporary directory.
 func (d *demo) close() error {
 	var errs []error
@@ -156,46 +186,6 @@ func (d *demo) close() error {
 	d.closers = nil
 	return errors.Join(errs...)
 }
-
-// caddyfileTemplate is the configuration a real deployment would have, minus
-// TLS: see Caddyfile.example and README.md for every option.
-var caddyfileTemplate = template.Must(template.New("Caddyfile").Funcs(template.FuncMap{"q": caddyfileQuote}).Parse(`{
-	# Nothing outside this process may change the config, and the config
-	# must not be saved to ~/.config/caddy/autosave.json.
-	admin off
-	persist_config off
-	# Loopback only, plain http. Caddy's data goes to the demo's temp dir
-	# instead of ~/.local/share/caddy, and the storage cleaner, which would
-	# write an instance ID there regardless, stays off.
-	default_bind 127.0.0.1
-	auto_https off
-	storage file_system {{q .StorageDir}}
-	storage_clean_interval off
-	grace_period 2s
-	log {
-		level {{.LogLevel}}
-	}
-}
-
-http://:{{.Port}} {
-	consoleme_auth {
-		jwt_secret {{.JWTSecret}}
-		public_url {{.PublicURL}}
-		store memory
-		saml {
-			idp_metadata_file {{q .IdPMetadataFile}}
-			sp_cert {{q .SPCert}}
-			sp_key {{q .SPKey}}
-			# What crewjam/saml's IdP sends: the email as "mail", the
-			# groups as the multi-valued "eduPersonAffiliation".
-			email_attribute mail
-			groups_attribute eduPersonAffiliation
-		}
-	}
-	# Everything that is not a challenge or SAML route goes to ConsoleMe.
-	reverse_proxy {{.Upstream}}
-}
-`))
 
 type caddyfileData struct {
 	Port            int
@@ -208,22 +198,43 @@ type caddyfileData struct {
 	LogLevel        string
 }
 
+// renderCaddyfile is the configuration a real deployment would have, minus
+// TLS (see Caddyfile.example and README.md for every option): nothing
+// outside this process may change it and it is not saved to
+// ~/.config/caddy/autosave.json; loopback only, plain http; Caddy's data goes
+// to the demo's temporary directory instead of ~/.local/share/caddy, and the
+// storage cleaner, which would write an instance ID there regardless, stays
+// off. The SAML attributes are what crewjam/saml's IdP sends: the email as
+// "mail", the groups as the multi-valued "eduPersonAffiliation". Everything
+// that is not a challenge or SAML route goes to ConsoleMe.
 func renderCaddyfile(data caddyfileData) ([]byte, error) {
-	var b strings.Builder
-	if err := caddyfileTemplate.Execute(&b, data); err != nil {
-		return nil, err
+	cf := testbed.Caddyfile{
+		Global: testbed.Global{
+			PersistConfigOff: true,
+			AutoHTTPSOff:     true,
+			StorageDir:       data.StorageDir,
+			StorageCleanOff:  true,
+			GracePeriod:      "2s",
+			LogLevel:         data.LogLevel,
+		},
+		Sites: []testbed.Site{{
+			Address: fmt.Sprintf("http://:%d", data.Port),
+			Auth: &testbed.Module{
+				JWTSecret: data.JWTSecret,
+				PublicURL: data.PublicURL,
+				Store:     "memory",
+				SAML: &testbed.SAML{
+					IdPMetadataFile: data.IdPMetadataFile,
+					SPCert:          data.SPCert,
+					SPKey:           data.SPKey,
+					EmailAttribute:  "mail",
+					GroupsAttribute: "eduPersonAffiliation",
+				},
+			},
+			Upstreams: []string{data.Upstream},
+		}},
 	}
-	return []byte(b.String()), nil
-}
-
-// caddyfileQuote quotes a path for the Caddyfile when it needs it (a temp
-// dir may contain spaces, e.g. on Windows). Inside backquotes everything is
-// literal, backslashes included.
-func caddyfileQuote(s string) string {
-	if strings.ContainsAny(s, " \t\"'{}#`\\") {
-		return "`" + s + "`"
-	}
-	return s
+	return []byte(cf.String()), nil
 }
 
 // loadCaddy adapts the Caddyfile to Caddy's JSON and runs it in this process.
@@ -253,12 +264,18 @@ func (d *demo) printInstructions(out io.Writer) {
 	if d.CaddyURL != fmt.Sprintf("http://127.0.0.1:%d", defaultCaddyPort) {
 		loginCmd = "go run ./cmd/demo login -url " + d.CaddyURL + " " + shellQuote(user)
 	}
+	upstream, intro, whoami := "stand-in ConsoleMe upstream", "everything runs in this process", "/"
+	if d.RealConsoleMe != nil {
+		upstream = "real ConsoleMe upstream     "
+		intro = "the real ConsoleMe runs beside this process"
+		whoami = "/api/v2/user_profile"
+	}
 	fmt.Fprintf(out, `
-ConsoleMe challenge login demo: everything runs in this process, on loopback only.
+ConsoleMe challenge login demo: %[11]s, on loopback only.
 
   ConsoleMe (Caddy + consoleme_auth)  %[1]s
   demo SAML IdP (crewjam/saml)        %[2]s
-  stand-in ConsoleMe upstream         %[3]s  (reached through Caddy)
+  %[12]s         %[3]s  (reached through Caddy)
   Caddyfile in use                    %[4]s  (deleted on exit)
 
   demo user  %[5]s   password: %[6]s   groups: %[7]s
@@ -286,11 +303,11 @@ link of step 2 in your desktop's browser when it can; you still approve there):
 
        %[9]s
 
-Open %[1]s/ in the browser to see whom ConsoleMe takes you for.
+Open %[1]s%[13]s in the browser to see whom ConsoleMe takes you for.
 Press Ctrl-C to stop.
 `, d.CaddyURL, d.IdPURL, d.UpstreamURL, d.Caddyfile,
 		user, d.cfg.Password, strings.Join(d.cfg.Groups, ", "), cookie, loginCmd,
-		shellQuote(d.CaddyURL+"/noauth/v1/challenge_generator/"+user))
+		shellQuote(d.CaddyURL+"/noauth/v1/challenge_generator/"+user), intro, upstream, whoami)
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.
@@ -343,54 +360,4 @@ func fetch(ctx context.Context, url string) ([]byte, error) {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return body, nil
-}
-
-// newKeyPair makes an RSA key and a self-signed certificate, as SAML
-// metadata carries them. RSA rather than ECDSA because crewjam/saml's IdP
-// encrypts assertions to the SP's certificate, which only works with RSA.
-func newKeyPair(commonName string) (*rsa.PrivateKey, *x509.Certificate, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: commonName},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(7 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, err
-	}
-	return key, cert, nil
-}
-
-// writeKeyPair makes a key pair and writes it as the PEM files sp_cert and
-// sp_key expect.
-func writeKeyPair(certPath, keyPath, commonName string) error {
-	key, cert, err := newKeyPair(commonName)
-	if err != nil {
-		return err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	if err := os.WriteFile(certPath, certPEM, 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(keyPath, keyPEM, 0o600)
 }

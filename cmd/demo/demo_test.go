@@ -24,17 +24,47 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"golang.org/x/net/html"
 )
 
 // TestDemo starts the demo as `go run ./cmd/demo` would (on free ports) and
 // walks the challenge login twice: by hand with the printed commands and a
-// browser-like client, then with the built-in Weep-like client. Caddy is
-// process-wide, so this is the only test that starts the demo.
+// browser-like client, then with the built-in Weep-like client; first with
+// the stand-in ConsoleMe, then with the real one (-consoleme). Caddy is
+// process-wide, so this is the only test that starts the demo, and the two
+// runs follow each other.
 func TestDemo(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.CaddyPort, cfg.IdPPort, cfg.UpstreamPort = 0, 0, 0
 	cfg.LogLevel = "WARN"
+	cfg.ConsoleMe = ""
+	t.Run("stand-in", func(t *testing.T) { testDemo(t, cfg) })
+	t.Run("real-consoleme", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("starts the real ConsoleMe; skipped with -short")
+		}
+		root, err := testbed.ModuleRoot()
+		launcher := ""
+		if err == nil {
+			launcher, err = testbed.LauncherDir(root)
+		}
+		if err == nil {
+			err = testbed.EnsureInstalled(launcher)
+		}
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal(err)
+			}
+			t.Skipf("the real ConsoleMe cannot run here: %v", err)
+		}
+		cfg.ConsoleMe = launcher
+		testDemo(t, cfg)
+	})
+}
+
+func testDemo(t *testing.T, cfg config) {
+	real := cfg.ConsoleMe != ""
 
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
@@ -153,11 +183,19 @@ func TestDemo(t *testing.T) {
 		}
 
 		// Step 4: the printed get_roles command, with the token as the
-		// cookie: the stand-in ConsoleMe accepts it and sees the groups.
+		// cookie: ConsoleMe accepts it and maps the groups to roles (the
+		// stand-in: one role per group; the real one: its group mapping).
 		rolesURL := match(t, rolesCurl, `'(http\S+)'`)
 		var roles rolesResponse
 		getJSON(t, rolesURL, "consoleme_auth="+creds.EncodedJWT, http.StatusOK, &roles)
-		if got, want := roleNames(roles), cfg.Groups; roles.Status != "success" || !slices.Equal(got, want) {
+		want := cfg.Groups
+		if real {
+			want = nil
+			for _, arn := range demoMapping(cfg).RolesFor(cfg.User, cfg.Groups, true) {
+				want = append(want, arn[strings.LastIndex(arn, "/")+1:])
+			}
+		}
+		if got := roleNames(roles); roles.Status != "success" || !slices.Equal(sorted(got), sorted(want)) {
 			t.Errorf("get_roles: %+v; roles %v, want %v", roles, got, want)
 		}
 
@@ -173,10 +211,20 @@ func TestDemo(t *testing.T) {
 		}
 
 		// The browser is signed in to ConsoleMe too: the ACS set the cookie.
+		if real {
+			p = b.get(caddyURL + "/api/v2/user_profile")
+			var profile struct {
+				User string `json:"user"`
+			}
+			if err := json.Unmarshal([]byte(p.Body), &profile); err != nil || profile.User != cfg.User {
+				t.Errorf("ConsoleMe's user_profile in the browser: %d %.300s, want it to name %s", p.Status, p.Body, cfg.User)
+			}
+			return
+		}
 		p = b.get(caddyURL + "/")
-		want := "Signed in to ConsoleMe as " + cfg.User + ", groups: " + strings.Join(cfg.Groups, ", ")
-		if !strings.Contains(textOf(p.Body), want) {
-			t.Errorf("ConsoleMe's home page: want %q, got\n%s", want, textOf(p.Body))
+		home := "Signed in to ConsoleMe as " + cfg.User + ", groups: " + strings.Join(cfg.Groups, ", ")
+		if !strings.Contains(textOf(p.Body), home) {
+			t.Errorf("ConsoleMe's home page: want %q, got\n%s", home, textOf(p.Body))
 		}
 		if p := getPage(t, caddyURL+"/"); !strings.Contains(textOf(p), "Not signed in to ConsoleMe.") {
 			t.Errorf("ConsoleMe's home page without a cookie:\n%s", textOf(p))
@@ -276,7 +324,8 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// TestVerifyToken pins the stand-in ConsoleMe to ConsoleMe's token rules.
+// TestVerifyToken pins the demo's stand-in ConsoleMe to ConsoleMe's token
+// rules.
 func TestVerifyToken(t *testing.T) {
 	secret := []byte("s3cret")
 	now := time.Unix(1_800_000_000, 0)
@@ -312,22 +361,24 @@ func TestVerifyToken(t *testing.T) {
 		{"groups not a list", sign(t, "HS256", secret, with("groups", "g1")), "groups"},
 		{"other secret", sign(t, "HS256", []byte("other"), good), "signature"},
 		{"alg none", sign(t, "none", secret, good), "alg"},
-		{"garbage", "not.a.jwt", "header"},
+		{"garbage", "not.a.jwt", "padding"},
 	}
+	standIn := &testbed.StandIn{Secret: string(secret), CookieName: "consoleme_auth", EmailClaim: "email",
+		GroupsClaim: "groups", Now: func() time.Time { return now }}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id, err := verifyToken(tt.token, secret, now)
+			out := standIn.CheckToken(tt.token)
 			if tt.reject == "" {
-				if err != nil {
-					t.Fatalf("rejected a valid token: %v", err)
+				if out.Verdict != testbed.TokenValid {
+					t.Fatalf("rejected a valid token: %v %s", out.Verdict, out.Reason)
 				}
-				if id.Email != "alice@example.com" || id.Groups == nil {
-					t.Errorf("identity %+v", id)
+				if out.Email != "alice@example.com" || out.Groups == nil {
+					t.Errorf("identity %+v", out)
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.reject) {
-				t.Errorf("got %v, want a rejection mentioning %q", err, tt.reject)
+			if out.Verdict == testbed.TokenValid || !strings.Contains(out.Reason, tt.reject) {
+				t.Errorf("got %v %q, want a rejection mentioning %q", out.Verdict, out.Reason, tt.reject)
 			}
 		})
 	}
@@ -368,8 +419,8 @@ func TestFlags(t *testing.T) {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
 	}
-	if got := caddyfileQuote(`C:\Users\A B\tmp`); got != "`C:\\Users\\A B\\tmp`" {
-		t.Errorf("caddyfileQuote: %s", got)
+	if got := testbed.Quote(`C:\Users\A B\tmp`); got != "`C:\\Users\\A B\\tmp`" {
+		t.Errorf("testbed.Quote: %s", got)
 	}
 }
 
@@ -609,6 +660,12 @@ func getPage(t *testing.T, u string) string {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
+}
+
+func sorted(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
 }
 
 func roleNames(r rolesResponse) []string {

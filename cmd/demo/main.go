@@ -10,7 +10,10 @@
 //   - a demo SAML identity provider (github.com/crewjam/saml/samlidp) that
 //     knows one demo user;
 //   - a stand-in for ConsoleMe behind Caddy's reverse_proxy, which checks the
-//     consoleme_auth cookie with ConsoleMe's rules and shows who is signed in.
+//     consoleme_auth cookie with ConsoleMe's rules and shows who is signed in;
+//     or, given -consoleme (or $REAL_CONSOLEME_DIR) naming the real-consoleme
+//     launcher directory, the real Netflix ConsoleMe it starts, with its own
+//     Redis, mapping the demo user's groups to roles.
 //
 // It then prints the curl commands that walk the flow by hand. The same
 // binary is also a tiny Weep-like client:
@@ -65,6 +68,11 @@ type config struct {
 	// module's audit lines (challenge created, SAML login, approved,
 	// collected) show each step as it happens.
 	LogLevel string
+
+	// ConsoleMe is the real-consoleme launcher directory (setup.sh,
+	// start.sh, stop.sh); when set, the real ConsoleMe runs behind Caddy
+	// instead of the stand-in.
+	ConsoleMe string
 }
 
 func defaultConfig() config {
@@ -76,6 +84,7 @@ func defaultConfig() config {
 		Password:     "demo",
 		Groups:       []string{"engineering", "consoleme-users"},
 		LogLevel:     "INFO",
+		ConsoleMe:    os.Getenv("REAL_CONSOLEME_DIR"),
 	}
 }
 
@@ -121,6 +130,7 @@ func demoMain(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&cfg.Password, "password", cfg.Password, "the demo user's password at the IdP")
 	groups := fs.String("groups", strings.Join(cfg.Groups, ","), "the demo user's groups, comma-separated")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "Caddy's log level: DEBUG, INFO, WARN or ERROR")
+	fs.StringVar(&cfg.ConsoleMe, "consoleme", cfg.ConsoleMe, "the real-consoleme launcher directory (set up with its setup.sh): run the real ConsoleMe behind Caddy instead of the stand-in (default $REAL_CONSOLEME_DIR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

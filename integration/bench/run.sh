@@ -10,6 +10,12 @@
 # is skipped without it). Prints medians over the rounds and the ratios the
 # performance targets are stated in. A/B cases alternate within each round
 # so that drift on a shared machine hits both sides alike.
+#
+# The peer: when the real ConsoleMe launcher is there ($REAL_CONSOLEME_DIR,
+# default ../shared/real-consoleme beside this checkout, set up with its
+# setup.sh), the same run also loads ConsoleMe's own challenge routes
+# (generator, pending poll) with the same wrk settings, and prints the
+# module's rate over ConsoleMe's. REAL_CONSOLEME=0 leaves it out.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -21,8 +27,11 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 
 work=$(mktemp -d)
 pids=()
+cm_launcher="${REAL_CONSOLEME_DIR:-$(cd .. && pwd)/shared/real-consoleme}"
+cm_started=""
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	[ -z "$cm_started" ] || bash "$cm_launcher/stop.sh" "$work/consoleme" >/dev/null 2>&1 || true
 	wait 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -36,6 +45,18 @@ go build -o "$work/caddy" ./cmd/caddy
 "$work/caddy" consoleme-auth sp-keypair --cert "$work/sp.crt" --key "$work/sp.key" >/dev/null
 
 P_UP=$(freeport); P_PLAIN=$(freeport); P_MOD=$(freeport); P_OK=$(freeport); P_REDIS=$(freeport); P_RS=$(freeport)
+P_CM=$(freeport); P_CMRS=$(freeport)
+
+# The real ConsoleMe with its own Redis, its challenge routes enabled (the
+# launcher's config), when it is installed.
+if [ "${REAL_CONSOLEME:-1}" != 0 ] && [ -f "$cm_launcher/start.sh" ]; then
+	if bash "$cm_launcher/start.sh" "$P_CM" "$P_CMRS" bench-secret "$work/consoleme" >"$work/consoleme-start.log" 2>&1; then
+		cm_started=1
+	else
+		echo "the real ConsoleMe did not start (run $cm_launcher/setup.sh first); leaving it out:" >&2
+		tail -5 "$work/consoleme-start.log" >&2
+	fi
+fi
 
 redis_site=""
 pool="key_prefix bench:"
@@ -93,30 +114,46 @@ CADDY
 "$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$P_OK/" >/dev/null 2>&1 && break; sleep 0.1; done
-pending=$(curl -fs "http://127.0.0.1:$P_MOD/noauth/v1/challenge_generator/alice@example.com" | sed 's/.*challenge_poller\///; s/".*//')
-[ -n "$pending" ] || { echo "generator did not answer" >&2; cat "$work/caddy.log" >&2; exit 1; }
+# pending BASE: the token of a fresh challenge at BASE (the module's or
+# ConsoleMe's), which polls answer "pending" for the next two minutes.
+pending() {
+	local tok
+	tok=$(curl -fs "$1/noauth/v1/challenge_generator/bench-poll@example.com" | sed 's/.*challenge_poller\///; s/".*//')
+	[ -n "$tok" ] || { echo "the generator at $1 did not answer" >&2; exit 1; }
+	echo "$tok"
+}
+pending "http://127.0.0.1:$P_MOD" >/dev/null || { cat "$work/caddy.log" >&2; exit 1; }
 
 # run NAME URL: one wrk run; appends "NAME rps p99_ms" to results.
 run() {
-	local out rps p99
+	local out rps p99 n2
 	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$2")
 	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 	p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000} print v}' <<<"$out")
+	n2=$(awk '/^ *Non-2xx/ {print $5}' <<<"$out")
+	[ -z "$n2" ] || echo "warning: $1: $n2 answers were not 2xx" >&2
 	echo "$1 $rps $p99" >>"$work/results"
 }
 
-cases=(
-	"plain_proxy http://127.0.0.1:$P_PLAIN/api/v2/get_roles"
-	"module_proxy http://127.0.0.1:$P_MOD/api/v2/get_roles"
-	"respond_ok http://127.0.0.1:$P_OK/"
-	"generator http://127.0.0.1:$P_MOD/noauth/v1/challenge_generator/alice@example.com"
-	"poll_pending http://127.0.0.1:$P_MOD/noauth/v1/challenge_poller/$pending"
-)
-if [ -n "$redis_site" ]; then
-	cases+=("generator_redis http://127.0.0.1:$P_REDIS/noauth/v1/challenge_generator/alice@example.com")
-fi
+# Challenges expire after two minutes, so each round polls fresh ones.
 for r in $(seq "$ROUNDS"); do
 	echo "round $r/$ROUNDS" >&2
+	cases=(
+		"plain_proxy http://127.0.0.1:$P_PLAIN/api/v2/get_roles"
+		"module_proxy http://127.0.0.1:$P_MOD/api/v2/get_roles"
+		"respond_ok http://127.0.0.1:$P_OK/"
+		"generator http://127.0.0.1:$P_MOD/noauth/v1/challenge_generator/alice@example.com"
+		"poll_pending http://127.0.0.1:$P_MOD/noauth/v1/challenge_poller/$(pending "http://127.0.0.1:$P_MOD")"
+	)
+	if [ -n "$redis_site" ]; then
+		cases+=("generator_redis http://127.0.0.1:$P_REDIS/noauth/v1/challenge_generator/alice@example.com")
+	fi
+	if [ -n "$cm_started" ]; then
+		cases+=(
+			"cm_generator http://127.0.0.1:$P_CM/noauth/v1/challenge_generator/alice@example.com"
+			"cm_poll_pending http://127.0.0.1:$P_CM/noauth/v1/challenge_poller/$(pending "http://127.0.0.1:$P_CM")"
+		)
+	fi
 	for c in "${cases[@]}"; do run $c; done
 done
 
@@ -139,4 +176,10 @@ echo "generator req/s / respond ok               $(ratio "$(col generator 2)" "$
 echo "pending poll req/s / respond ok            $(ratio "$(col poll_pending 2)" "$(col respond_ok 2)")  >= 0.85"
 if [ -n "$redis_site" ]; then
 	echo "generator req/s redis/memory               $(ratio "$(col generator_redis 2)" "$(col generator 2)")  >= 0.5"
+fi
+if [ -n "$cm_started" ]; then
+	echo
+	echo "the peer: the module's challenge routes over ConsoleMe's own (same load, same run)"
+	echo "generator req/s module/ConsoleMe           $(ratio "$(col generator 2)" "$(col cm_generator 2)")"
+	echo "pending poll req/s module/ConsoleMe        $(ratio "$(col poll_pending 2)" "$(col cm_poll_pending 2)")"
 fi
