@@ -95,50 +95,57 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 		d.UpstreamURL = upstream.URL()
 	}
 
-	idp, err := startIdP(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("starting the demo IdP: %w", err)
-	}
-	d.closers = append(d.closers, idp.Close)
-	d.IdPURL = idp.URL
-
-	// Caddy reads the IdP's metadata from a file rather than its URL: a URL
-	// is fetched in the background, and a browser that is quicker than that
-	// fetch would get "sign-in unavailable".
-	idpMetadata := filepath.Join(d.dir, "idp-metadata.xml")
-	if err := os.WriteFile(idpMetadata, idp.Metadata, 0o600); err != nil {
-		return nil, err
-	}
-	spCert, spKey := filepath.Join(d.dir, "saml-sp.crt"), filepath.Join(d.dir, "saml-sp.key")
-	spKeyPair, err := testbed.NewKeyPair("consoleme-demo-sp")
-	if err == nil {
-		err = spKeyPair.WriteFiles(spCert, spKey)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("making the SAML SP key pair: %w", err)
-	}
-
 	caddyPort := cfg.CaddyPort
 	if caddyPort == 0 {
 		// Caddy must know its port before it starts, because the port is
-		// part of public_url (and so of the SAML entity ID and ACS URL).
+		// part of public_url (and so of the SAML entity ID and ACS URL, or
+		// of the OpenID redirect URI).
 		if caddyPort, err = freePort(); err != nil {
 			return nil, err
 		}
 	}
 	d.CaddyURL = "http://127.0.0.1:" + strconv.Itoa(caddyPort)
 
-	caddyfile, err := renderCaddyfile(caddyfileData{
-		Port:            caddyPort,
-		PublicURL:       d.CaddyURL,
-		JWTSecret:       jwtSecret,
-		IdPMetadataFile: idpMetadata,
-		SPCert:          spCert,
-		SPKey:           spKey,
-		Upstream:        strings.TrimPrefix(d.UpstreamURL, "http://"),
-		StorageDir:      filepath.Join(d.dir, "caddy-data"),
-		LogLevel:        cfg.LogLevel,
-	})
+	data := caddyfileData{
+		Port:       caddyPort,
+		PublicURL:  d.CaddyURL,
+		JWTSecret:  jwtSecret,
+		Upstream:   strings.TrimPrefix(d.UpstreamURL, "http://"),
+		StorageDir: filepath.Join(d.dir, "caddy-data"),
+		LogLevel:   cfg.LogLevel,
+	}
+	var idp *testbed.IdP
+	if cfg.OIDC {
+		op, block, err := startOIDCProvider(cfg, d.CaddyURL, d.dir)
+		if err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, func() error { op.Stop(); return nil })
+		d.IdPURL, data.OIDC = op.Issuer, block
+	} else {
+		if idp, err = startIdP(cfg); err != nil {
+			return nil, fmt.Errorf("starting the demo IdP: %w", err)
+		}
+		d.closers = append(d.closers, idp.Close)
+		d.IdPURL = idp.URL
+		// Caddy reads the IdP's metadata from a file rather than its URL: a
+		// URL is fetched in the background, and a browser that is quicker
+		// than that fetch would get "sign-in unavailable".
+		data.IdPMetadataFile = filepath.Join(d.dir, "idp-metadata.xml")
+		if err := os.WriteFile(data.IdPMetadataFile, idp.Metadata, 0o600); err != nil {
+			return nil, err
+		}
+		data.SPCert, data.SPKey = filepath.Join(d.dir, "saml-sp.crt"), filepath.Join(d.dir, "saml-sp.key")
+		spKeyPair, err := testbed.NewKeyPair("consoleme-demo-sp")
+		if err == nil {
+			err = spKeyPair.WriteFiles(data.SPCert, data.SPKey)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("making the SAML SP key pair: %w", err)
+		}
+	}
+
+	caddyfile, err := renderCaddyfile(data)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +159,9 @@ func start(ctx context.Context, cfg config) (_ *demo, err error) {
 	}
 	d.closers = append(d.closers, caddy.Stop)
 
+	if idp == nil {
+		return d, nil // the OpenID provider knows the client already
+	}
 	// The IdP only answers service providers it knows. Register ours with
 	// the metadata the module itself serves, as an IdP administrator would.
 	spMetadata, err := fetch(ctx, d.CaddyURL+"/saml/metadata")
@@ -193,6 +203,7 @@ type caddyfileData struct {
 	JWTSecret       string
 	IdPMetadataFile string
 	SPCert, SPKey   string
+	OIDC            *testbed.OIDC // instead of SAML
 	Upstream        string
 	StorageDir      string
 	LogLevel        string
@@ -234,6 +245,9 @@ func renderCaddyfile(data caddyfileData) ([]byte, error) {
 			Upstreams: []string{data.Upstream},
 		}},
 	}
+	if data.OIDC != nil {
+		cf.Sites[0].Auth.SAML, cf.Sites[0].Auth.OIDC = nil, data.OIDC
+	}
 	return []byte(cf.String()), nil
 }
 
@@ -265,6 +279,10 @@ func (d *demo) printInstructions(out io.Writer) {
 		loginCmd = "go run ./cmd/demo login -url " + d.CaddyURL + " " + shellQuote(user)
 	}
 	upstream, intro, whoami := "stand-in ConsoleMe upstream", "everything runs in this process", "/"
+	idpName := "demo SAML IdP (crewjam/saml)       "
+	if d.cfg.OIDC {
+		idpName = "OpenID provider (oidc-provider)    "
+	}
 	if d.RealConsoleMe != nil {
 		upstream = "real ConsoleMe upstream     "
 		intro = "the real ConsoleMe runs beside this process"
@@ -274,7 +292,7 @@ func (d *demo) printInstructions(out io.Writer) {
 ConsoleMe challenge login demo: %[11]s, on loopback only.
 
   ConsoleMe (Caddy + consoleme_auth)  %[1]s
-  demo SAML IdP (crewjam/saml)        %[2]s
+  %[14]s %[2]s
   %[12]s         %[3]s  (reached through Caddy)
   Caddyfile in use                    %[4]s  (deleted on exit)
 
@@ -307,7 +325,7 @@ Open %[1]s%[13]s in the browser to see whom ConsoleMe takes you for.
 Press Ctrl-C to stop.
 `, d.CaddyURL, d.IdPURL, d.UpstreamURL, d.Caddyfile,
 		user, d.cfg.Password, strings.Join(d.cfg.Groups, ", "), cookie, loginCmd,
-		shellQuote(d.CaddyURL+"/noauth/v1/challenge_generator/"+user), intro, upstream, whoami)
+		shellQuote(d.CaddyURL+"/noauth/v1/challenge_generator/"+user), intro, upstream, whoami, idpName)
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.

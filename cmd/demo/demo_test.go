@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/oidcauth/oidctest"
 	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 	"golang.org/x/net/html"
 )
@@ -720,4 +721,45 @@ func (s *syncBuffer) waitFor(want string, timeout time.Duration, finished <-chan
 		}
 	}
 	return nil
+}
+
+// With -oidc the demo signs in at a real OpenID provider: a challenge link
+// sends the browser to the provider's authorization endpoint, with PKCE.
+func TestDemoOIDC(t *testing.T) {
+	if err := oidctest.Available(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skipf("the OpenID provider cannot run here: %v", err)
+	}
+	cfg := defaultConfig()
+	cfg.CaddyPort, cfg.IdPPort, cfg.UpstreamPort = 0, 0, 0
+	cfg.LogLevel, cfg.ConsoleMe, cfg.OIDC = "WARN", "", true
+	d, err := start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.close() })
+	resp, err := http.Get(d.CaddyURL + "/noauth/v1/challenge_generator/" + cfg.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gen struct {
+		ChallengeURL string `json:"challenge_url"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&gen)
+	resp.Body.Close()
+	if err != nil || gen.ChallengeURL == "" {
+		t.Fatalf("generator: %v %+v", err, gen)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noFollow.Get(gen.ChallengeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, d.IdPURL+"/auth?") || !strings.Contains(loc, "code_challenge=") {
+		t.Errorf("challenge link: %d to %q, want a redirect to the provider %s with PKCE", resp.StatusCode, loc, d.IdPURL)
+	}
 }

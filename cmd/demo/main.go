@@ -69,6 +69,10 @@ type config struct {
 	// collected) show each step as it happens.
 	LogLevel string
 
+	// OIDC signs in at a real OpenID provider (oidc-provider on Node.js)
+	// instead of the demo SAML IdP.
+	OIDC bool
+
 	// ConsoleMe is the real-consoleme launcher directory (setup.sh,
 	// start.sh, stop.sh); when set, the real ConsoleMe runs behind Caddy
 	// instead of the stand-in.
@@ -130,6 +134,7 @@ func demoMain(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&cfg.Password, "password", cfg.Password, "the demo user's password at the IdP")
 	groups := fs.String("groups", strings.Join(cfg.Groups, ","), "the demo user's groups, comma-separated")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "Caddy's log level: DEBUG, INFO, WARN or ERROR")
+	fs.BoolVar(&cfg.OIDC, "oidc", cfg.OIDC, "sign in with OpenID Connect at a real OpenID provider (oidc-provider, needs Node.js and npm) instead of the demo SAML IdP")
 	fs.StringVar(&cfg.ConsoleMe, "consoleme", cfg.ConsoleMe, "the real-consoleme launcher directory (set up with its setup.sh): run the real ConsoleMe behind Caddy instead of the stand-in (default $REAL_CONSOLEME_DIR)")
 	if err := fs.Parse(args); err != nil {
 		return err
