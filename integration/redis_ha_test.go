@@ -44,7 +44,7 @@ func (c *cluster) pollStatuses(n int, pollingURL string) map[string]int {
 // one gets the token.
 func TestRedisHAClusterAcrossInstances(t *testing.T) {
 	rc := redistest.StartCluster(t, 3)
-	c := newClusterWith(t, 3, "redis {\n\t\tcluster "+strings.Join(rc.Addrs, " ")+"\n\t}")
+	c := newClusterWith(t, 3, "redis", append([]string{"cluster"}, rc.Addrs...))
 	b := c.loggedInBrowser(t, userAlice)
 	for round := range 3 {
 		ch := c.generate(t, userAlice.Email, nil)

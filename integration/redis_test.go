@@ -68,7 +68,7 @@ func newCluster(t *testing.T, n int) *cluster {
 
 // newClusterWith is newCluster with the given store directive (a Redis
 // Sentinel or Cluster deployment, say).
-func newClusterWith(t *testing.T, n int, store string) *cluster {
+func newClusterWith(t *testing.T, n int, store string, storeBlock ...[]string) *cluster {
 	t.Helper()
 	caddyBinary(t)
 	cm := sharedRealConsoleMe(t)
@@ -82,6 +82,7 @@ func newClusterWith(t *testing.T, n int, store string) *cluster {
 		JWTSecret:       secret,
 		PublicURL:       lb,
 		Store:           store,
+		StoreBlock:      storeBlock,
 		IdPMetadataURL:  idp.MetadataURL,
 		SPCert:          certPath,
 		SPKey:           keyPath,

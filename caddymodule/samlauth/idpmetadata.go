@@ -47,7 +47,10 @@ func (p *Provider) fetchMetadata(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if old := p.idp.Swap(md); old == nil {
+	p.idp.Store(md)
+	// Said once per provider: after a reload too, although the new
+	// provider started from the previous one's copy (Seed).
+	if p.fetched.CompareAndSwap(false, true) {
 		p.logger.Info("IdP metadata loaded", zap.String("entity_id", md.EntityID), zap.String("url", p.cfg.IDPMetadataURL))
 	}
 	return nil

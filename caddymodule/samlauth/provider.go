@@ -38,7 +38,9 @@ type Provider struct {
 	cert   *x509.Certificate
 	format saml.NameIDFormat
 	idp    atomic.Pointer[saml.EntityDescriptor]
-	logger *zap.Logger
+	// fetched is set by the first successful fetch of the metadata URL.
+	fetched atomic.Bool
+	logger  *zap.Logger
 }
 
 // New validates cfg (see Config.Validate), loads the SP key pair and checks

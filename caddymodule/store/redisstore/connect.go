@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // client is what New needs of a connected go-redis client, whichever kind.
@@ -88,6 +89,10 @@ func connectServer(opts Options) (*client, error) {
 		}
 		ro.TLSConfig.InsecureSkipVerify = true
 	}
+	// No maintenance-notification handshake: Redis before 8 answers it
+	// with an error, and go-redis then rewrites its options under a lock
+	// that a pinned connection (Conn) does not share, a data race.
+	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	rdb := redis.NewClient(ro)
 	return &client{rdb: rdb, pin: pinClient(rdb), poolSize: rdb.Options().PoolSize,
 		callTimeout: ro.DialTimeout + ro.WriteTimeout + ro.ReadTimeout}, nil
@@ -149,6 +154,8 @@ func connectCluster(opts Options) (*client, error) {
 		DialerRetries:         1,
 		ContextTimeoutEnabled: true,
 		TLSConfig:             tc,
+		// As for one server (connectServer): no maintenance-notification handshake.
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 	}
 	rdb := redis.NewClusterClient(co)
 	pin := func(ctx context.Context, key string) (*redis.Conn, error) {
