@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
 
 // signedToken builds a JWT by hand so tests can make tokens no JWT library
@@ -252,29 +254,12 @@ func TestConsoleMeStandInEcho(t *testing.T) {
 	}
 }
 
-// Weep's view of the API replies (W pkg/creds/consoleme.go types).
-type rolesReply struct {
-	Status     string `json:"status"`
-	StatusCode int    `json:"status_code"`
-	Data       struct {
-		Roles []roleEntry `json:"roles"`
-	} `json:"data"`
-}
-
-type roleEntry struct {
-	Arn                 string `json:"arn"`
-	AccountID           string `json:"account_id"`
-	AccountFriendlyName string `json:"account_friendly_name"`
-	RoleName            string `json:"role_name"`
-	Apps                struct {
-		AppDetails []struct {
-			Name     string `json:"name"`
-			Owner    string `json:"owner"`
-			OwnerURL string `json:"owner_url"`
-			AppURL   string `json:"app_url"`
-		} `json:"app_details"`
-	} `json:"apps"`
-}
+// Weep's view of the API replies (W pkg/creds/consoleme.go types): the
+// roles as the test bed's Weep-like client decodes them.
+type (
+	rolesReply = testbed.RolesResponse
+	roleEntry  = testbed.RoleEntry
+)
 
 type credentialsReply struct {
 	Credentials struct {

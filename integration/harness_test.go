@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -51,7 +50,7 @@ func caddyBinary(t testing.TB) string {
 			caddyBin = p
 			return
 		}
-		root, err := moduleRoot()
+		root, err := testbed.ModuleRoot()
 		if err != nil {
 			buildErr = err
 			return
@@ -70,25 +69,6 @@ func caddyBinary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return caddyBin
-}
-
-// moduleRoot finds the directory holding go.mod, starting at the test's
-// working directory (the package directory under go test).
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the integration directory")
-		}
-		dir = parent
-	}
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago. The

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
 
 // TestREADMEJSON: README's JSON section is what `caddy adapt` prints for the
@@ -15,7 +17,7 @@ func TestREADMEJSON(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds Caddy")
 	}
-	root, err := moduleRoot()
+	root, err := testbed.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

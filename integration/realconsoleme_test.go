@@ -73,7 +73,7 @@ func realConsoleMeLauncher(t testing.TB) string {
 	if testing.Short() {
 		t.Skip("end-to-end test with the real ConsoleMe, skipped with -short")
 	}
-	root, _ := moduleRoot()
+	root, _ := testbed.ModuleRoot()
 	launcher, err := testbed.LauncherDir(root)
 	if err == nil {
 		err = testbed.EnsureInstalled(launcher)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
 
 // caddyCmd runs the built Caddy with args and env, returning its output.
@@ -25,7 +27,7 @@ func TestCaddyfileExample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds Caddy")
 	}
-	root, err := moduleRoot()
+	root, err := testbed.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,10 +53,13 @@ type Challenge struct {
 // Expired reports whether the challenge is past its expiry at now.
 func (c *Challenge) Expired(now time.Time) bool { return now.After(c.Expires) }
 
-// LoginState is what an SP-initiated SAML login must remember between the
-// redirect to the IdP and the assertion coming back to the ACS.
+// LoginState is what a login at the identity provider (SAML or OpenID
+// Connect) must remember between the redirect to the provider and its
+// answer coming back (at the ACS or the OpenID callback).
 type LoginState struct {
-	// RequestID is the ID of the AuthnRequest; the response must answer it.
+	// RequestID is what the identity provider's answer must match: the
+	// ID of the SAML AuthnRequest, or for OpenID Connect the login's nonce
+	// and PKCE verifier (packed by the caller). The store keeps it opaque.
 	RequestID string `json:"request_id"`
 	// ReturnPath is the same-origin path to go back to after the login.
 	ReturnPath string `json:"return_path"`

@@ -1,7 +1,6 @@
 package redisstore
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store/redisstore/redistest"
 )
 
 // redisServer is a redis-server process the test owns, listening on a
@@ -118,7 +118,7 @@ func (r *redisServer) tryStart() error {
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if pingRaw(r.addr()) == nil {
+		if redistest.Ping(r.addr()) == nil {
 			return nil
 		}
 		select {
@@ -145,27 +145,6 @@ func (r *redisServer) stop() {
 	}
 	_ = cmd.Process.Kill()
 	<-done
-}
-
-// pingRaw checks that a server answers PING on addr, without go-redis.
-func pingRaw(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "+PONG\r\n" {
-		return fmt.Errorf("PING answered %q", line)
-	}
-	return nil
 }
 
 func lastLines(s string, n int) string {

@@ -107,7 +107,7 @@ func start(tb testing.TB, name string, cmd func(port int, dir string) *exec.Cmd,
 func (s *Server) awaitPing() error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := pingRaw(s.Addr); err == nil {
+		if err := Ping(s.Addr); err == nil {
 			return nil
 		}
 		select {
@@ -194,8 +194,8 @@ func freePort(tb testing.TB, bus bool) int {
 	return 0
 }
 
-// pingRaw checks that a server answers PING, without go-redis.
-func pingRaw(addr string) error {
+// Ping checks that the server at addr answers PING, without go-redis.
+func Ping(addr string) error {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
