@@ -1,16 +1,11 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
@@ -56,14 +51,9 @@ func caddyBinary(t testing.TB) string {
 			return
 		}
 		out := filepath.Join(buildDir, "caddy")
-		cmd := exec.Command("go", "build", "-o", out, "./cmd/caddy")
-		cmd.Dir = root
-		output, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("building Caddy with the module (go build ./cmd/caddy in %s): %v\n%s", root, err, output)
-			return
+		if buildErr = testbed.BuildCaddy(root, out); buildErr == nil {
+			caddyBin = out
 		}
-		caddyBin = out
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -76,12 +66,11 @@ func caddyBinary(t testing.TB) string {
 // remains; it is accepted for tests.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := testbed.FreePort()
 	if err != nil {
 		t.Fatalf("finding a free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // freePorts returns n distinct free ports on 127.0.0.1, for a Caddy that
@@ -95,127 +84,34 @@ func freePorts(t testing.TB, n int) []int {
 	return ports
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a child
-// process's stdout and stderr and of server loggers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writes (the test bed's).
+type syncBuffer = testbed.SyncBuffer
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+// caddyProc is a running Caddy process: the test bed's, stopped by the
+// test that started it.
+type caddyProc struct{ *testbed.Caddy }
 
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// caddyProc is a running Caddy process.
-type caddyProc struct {
-	Port      int
-	BaseURL   string // http://127.0.0.1:<Port>
-	Caddyfile testbed.Caddyfile
-	Config    string // Caddyfile, rendered
-
-	cmd     *exec.Cmd
-	out     *syncBuffer
-	exited  chan struct{}
-	exitErr error
-}
-
-// Output returns everything the process has written so far.
-func (c *caddyProc) Output() string { return c.out.String() }
+// stop asks Caddy to shut down gracefully and kills it if it does not.
+func (c *caddyProc) stop() { c.Stop() }
 
 // startCaddy runs `caddy run` with the given Caddyfile and waits until the
 // port named by its global http_port option accepts connections. The process
-// is stopped when the test ends; its output is logged if the test failed.
+// is stopped when the test ends; its Caddyfile and output are logged if the
+// test failed.
 func startCaddy(t testing.TB, cf testbed.Caddyfile) *caddyProc {
 	t.Helper()
 	bin := caddyBinary(t)
-
-	port := cf.Global.HTTPPort
-	if port == 0 {
-		t.Fatalf("startCaddy: the Caddyfile has no global http_port option:\n%s", cf)
-	}
-	caddyfile := cf.String()
-
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(caddyfile), 0o600); err != nil {
+	c, err := testbed.StartCaddy(bin, t.TempDir(), cf)
+	if err != nil {
 		t.Fatal(err)
 	}
-
-	c := &caddyProc{
-		Port:      port,
-		BaseURL:   fmt.Sprintf("http://127.0.0.1:%d", port),
-		Caddyfile: cf,
-		Config:    caddyfile,
-		out:       &syncBuffer{},
-		exited:    make(chan struct{}),
-	}
-	c.cmd = exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
-	// Keep Caddy's autosave and certificate storage inside the test's
-	// directory instead of the user's home.
-	c.cmd.Env = append(os.Environ(),
-		"HOME="+dir,
-		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
-		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
-	)
-	c.cmd.Stdout = c.out
-	c.cmd.Stderr = c.out
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("starting caddy: %v", err)
-	}
-	go func() {
-		c.exitErr = c.cmd.Wait()
-		close(c.exited)
-	}()
-
-	// Registered before the readiness wait so a failed start is cleaned up
-	// and its output shown.
 	t.Cleanup(func() {
-		c.stop()
+		c.Stop()
 		if t.Failed() {
 			t.Logf("Caddyfile:\n%s\ncaddy output:\n%s", c.Config, c.Output())
 		}
 	})
-
-	err := testbed.WaitFor(20*time.Second, 50*time.Millisecond, func() error {
-		select {
-		case <-c.exited:
-			t.Fatalf("caddy exited during start-up: %v", c.exitErr)
-		default:
-		}
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
-		if err == nil {
-			conn.Close()
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatalf("caddy did not listen on port %d: %v", port, err)
-	}
-	return c
-}
-
-// stop asks Caddy to shut down gracefully and kills it if it does not.
-func (c *caddyProc) stop() {
-	select {
-	case <-c.exited:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-c.exited:
-	case <-time.After(10 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-	}
+	return &caddyProc{c}
 }
 
 // testGlobal is the global options block every test server uses: only the
