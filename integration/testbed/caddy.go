@@ -2,7 +2,6 @@ package testbed
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -97,7 +96,7 @@ func StartCaddy(bin, dir string, cf Caddyfile) (*Caddy, error) {
 
 	err := WaitFor(20*time.Second, 50*time.Millisecond, func() error {
 		if c.Exited() {
-			return errExited
+			return nil // nothing left to wait for
 		}
 		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
 		if err == nil {
@@ -105,20 +104,18 @@ func StartCaddy(bin, dir string, cf Caddyfile) (*Caddy, error) {
 		}
 		return err
 	})
+	switch {
+	case err == nil && c.Exited():
+		err = fmt.Errorf("caddy exited during start-up: %v", c.exitErr)
+	case err != nil:
+		err = fmt.Errorf("caddy did not listen on port %d: %w", port, err)
+	}
 	if err != nil {
 		c.Stop()
-		if errors.Is(err, errExited) {
-			err = fmt.Errorf("caddy exited during start-up: %v", c.exitErr)
-		} else {
-			err = fmt.Errorf("caddy did not listen on port %d: %w", port, err)
-		}
 		return nil, fmt.Errorf("%w\nCaddyfile:\n%s\ncaddy output:\n%s", err, c.Config, c.Output())
 	}
 	return c, nil
 }
-
-// errExited stops a wait on a process that has exited.
-var errExited = errors.New("the process exited")
 
 // Output returns everything the process has written so far.
 func (c *Caddy) Output() string { return c.out.String() }

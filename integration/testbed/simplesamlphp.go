@@ -179,7 +179,10 @@ func StartSimpleSAMLphp(o SimpleSAMLphpOptions) (_ *SimpleSAMLphp, err error) {
 		p.exitErr = p.cmd.Wait()
 		close(p.exited)
 	}()
-	return p, p.waitReady()
+	if err := p.waitReady(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // writeConfig writes the configuration, the hosted IdP's metadata and its
@@ -278,12 +281,12 @@ func (p *SimpleSAMLphp) writeConfig(root string, o SimpleSAMLphpOptions) (map[st
 func (p *SimpleSAMLphp) waitReady() error {
 	err := WaitFor(20*time.Second, 100*time.Millisecond, func() error {
 		if p.exitedNow() {
-			return errExited
+			return nil // nothing left to wait for
 		}
 		_, err := p.Metadata()
 		return err
 	})
-	if errors.Is(err, errExited) {
+	if err == nil && p.exitedNow() {
 		return fmt.Errorf("php -S exited during start-up: %v\n%s", p.exitErr, p.Log())
 	}
 	if err != nil {
