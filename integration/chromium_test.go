@@ -33,10 +33,6 @@ type (
 	shot = testbed.Shot
 )
 
-// findChromium returns the browser to drive: $CHROMIUM when set, else the
-// first of the usual names on PATH.
-func findChromium() (string, error) { return testbed.FindChromium() }
-
 // chromium is one headless Chromium process. Each tab it opens lives in its
 // own browser context, with its own cookies, as a fresh browser profile.
 type chromium struct{ *testbed.Chromium }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -37,15 +36,6 @@ func skipOrFail(t testing.TB, msg string) {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
-}
-
-// requireTool skips the test when a program it needs (the file path) is
-// not installed, and fails it instead under CI=true.
-func requireTool(t testing.TB, what, path, hint string) {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		skipOrFail(t, fmt.Sprintf("%s is not installed (%s not found); %s", what, path, hint))
-	}
 }
 
 // requireSimpleSAMLphp checks for PHP and SimpleSAMLphp and returns the php
