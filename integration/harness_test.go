@@ -61,6 +61,17 @@ func caddyBinary(t testing.TB) string {
 	return caddyBin
 }
 
+// skipOrFail skips the test because something it needs cannot run here,
+// and fails it instead under CI=true, where a missing dependency is a
+// broken set-up rather than a developer machine without it.
+func skipOrFail(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago. The
 // listener is closed before returning, so a small race with other processes
 // remains; it is accepted for tests.

@@ -27,17 +27,6 @@ type (
 	sspSP = testbed.SimpleSAMLphpSP
 )
 
-// skipOrFail skips the test because something it needs cannot run here,
-// and fails it instead under CI=true, where a missing dependency is a
-// broken set-up rather than a developer machine without it.
-func skipOrFail(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
 // requireSimpleSAMLphp checks for PHP and SimpleSAMLphp and returns the php
 // binary.
 func requireSimpleSAMLphp(t testing.TB) string {
