@@ -32,6 +32,32 @@ func (b *SyncBuffer) String() string {
 	return b.buf.String()
 }
 
+// processLog is where a child process writes its stdout and stderr: a
+// file, read back whole. A file rather than a pipe into a buffer, because
+// what the process wrote before it answered a request is in the file when
+// the answer arrives, while a pipe's copying goroutine may not have caught
+// up yet, and a test that checks the log right after a request would fail
+// now and then.
+type processLog string
+
+// createProcessLog creates the file path for cmd's stdout and stderr. The
+// caller closes the returned file once the process has started (the child
+// keeps its own descriptor).
+func createProcessLog(cmd *exec.Cmd, path string) (*os.File, processLog, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, "", fmt.Errorf("creating the process log: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	return f, processLog(path), nil
+}
+
+// String returns everything the process has written so far.
+func (l processLog) String() string {
+	b, _ := os.ReadFile(string(l))
+	return string(b)
+}
+
 // BuildCaddy builds ./cmd/caddy of the module in moduleRoot (see ModuleRoot)
 // into the file out: Caddy with the consoleme_auth module.
 func BuildCaddy(moduleRoot, out string) error {
@@ -51,14 +77,14 @@ type Caddy struct {
 	Config    string // Caddyfile, rendered
 
 	cmd     *exec.Cmd
-	out     *SyncBuffer
+	out     processLog
 	exited  chan struct{}
 	exitErr error
 }
 
 // StartCaddy runs `bin run` with the Caddyfile cf, written into dir, which
-// also holds Caddy's autosave and certificate storage (instead of the
-// user's home). It waits until the port named by cf's global http_port
+// also holds Caddy's output (caddy.log), autosave and certificate storage
+// (instead of the user's home). It waits until the port named by cf's global http_port
 // option accepts connections, for at most 20 s. When the start fails the
 // process is stopped and the error carries the Caddyfile and Caddy's output.
 func StartCaddy(bin, dir string, cf Caddyfile) (*Caddy, error) {
@@ -71,7 +97,6 @@ func StartCaddy(bin, dir string, cf Caddyfile) (*Caddy, error) {
 		BaseURL:   fmt.Sprintf("http://127.0.0.1:%d", port),
 		Caddyfile: cf,
 		Config:    cf.String(),
-		out:       &SyncBuffer{},
 		exited:    make(chan struct{}),
 	}
 	cfgPath := filepath.Join(dir, "Caddyfile")
@@ -84,9 +109,14 @@ func StartCaddy(bin, dir string, cf Caddyfile) (*Caddy, error) {
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 	)
-	c.cmd.Stdout = c.out
-	c.cmd.Stderr = c.out
-	if err := c.cmd.Start(); err != nil {
+	logFile, out, err := createProcessLog(c.cmd, filepath.Join(dir, "caddy.log"))
+	if err != nil {
+		return nil, err
+	}
+	c.out = out
+	err = c.cmd.Start()
+	logFile.Close()
+	if err != nil {
 		return nil, fmt.Errorf("starting caddy: %w", err)
 	}
 	go func() {
@@ -94,7 +124,7 @@ func StartCaddy(bin, dir string, cf Caddyfile) (*Caddy, error) {
 		close(c.exited)
 	}()
 
-	err := WaitFor(20*time.Second, 50*time.Millisecond, func() error {
+	err = WaitFor(20*time.Second, 50*time.Millisecond, func() error {
 		if c.Exited() {
 			return nil // nothing left to wait for
 		}

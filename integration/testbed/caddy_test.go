@@ -22,6 +22,15 @@ func TestStartCaddyFailures(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "exited during start-up") || !strings.Contains(err.Error(), cf.String()) {
 		t.Errorf("a process that exits: %v, want an error saying it exited, with the Caddyfile", err)
 	}
+	// sh(1) takes `run` for a script, complains on stderr and exits: what
+	// the process wrote must be in the error.
+	_, err = StartCaddy("sh", t.TempDir(), cf)
+	if err == nil {
+		t.Fatal("sh as Caddy started")
+	}
+	if _, out, _ := strings.Cut(err.Error(), "caddy output:\n"); !strings.Contains(out, "run") {
+		t.Errorf("a process that complains and exits: %v, want an error with its output", err)
+	}
 }
 
 // TestFindChromiumHonoursCHROMIUM checks that $CHROMIUM wins over PATH and

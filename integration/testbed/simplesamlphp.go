@@ -88,7 +88,7 @@ type SimpleSAMLphp struct {
 
 	metaDir string
 	tempDir string // removed by Stop
-	out     *SyncBuffer
+	out     processLog
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	exitErr error
@@ -115,7 +115,6 @@ func StartSimpleSAMLphp(o SimpleSAMLphpOptions) (_ *SimpleSAMLphp, err error) {
 		EntityID:    base + "/saml2/idp/metadata.php",
 		MetadataURL: base + "/saml2/idp/metadata.php",
 		SSOURL:      base + "/saml2/idp/SSOService.php",
-		out:         &SyncBuffer{},
 		exited:      make(chan struct{}),
 	}
 	root := o.Dir
@@ -169,9 +168,15 @@ func StartSimpleSAMLphp(o SimpleSAMLphpOptions) (_ *SimpleSAMLphp, err error) {
 	)
 	// Its own process group, so the forked workers stop with it.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p.cmd.Stdout = p.out
-	p.cmd.Stderr = p.out
-	if err := p.cmd.Start(); err != nil {
+	logFile, out, err := createProcessLog(p.cmd, filepath.Join(root, "php.log"))
+	if err != nil {
+		p.cmd = nil
+		return nil, err
+	}
+	p.out = out
+	err = p.cmd.Start()
+	logFile.Close()
+	if err != nil {
 		p.cmd = nil
 		return nil, fmt.Errorf("starting php -S: %w", err)
 	}
@@ -305,7 +310,8 @@ func (p *SimpleSAMLphp) exitedNow() bool {
 }
 
 // Stop ends the server and its workers (SIGTERM to its process group,
-// SIGKILL after 5 s), and removes the directory StartSimpleSAMLphp made.
+// SIGKILL after 5 s), and removes the directory StartSimpleSAMLphp made
+// (the log with it) when Dir was empty.
 func (p *SimpleSAMLphp) Stop() {
 	if p.cmd != nil {
 		stopProcess(p.cmd.Process.Pid, true, syscall.SIGTERM, p.exited, 5*time.Second)
@@ -315,7 +321,9 @@ func (p *SimpleSAMLphp) Stop() {
 	}
 }
 
-// Log returns what the server has logged so far: PHP's and SimpleSAMLphp's.
+// Log returns what the server has logged so far: PHP's and SimpleSAMLphp's
+// (Dir/php.log). What it logged while answering a request is there once
+// the answer has arrived.
 func (p *SimpleSAMLphp) Log() string { return p.out.String() }
 
 // Metadata fetches the IdP's metadata XML.
