@@ -17,7 +17,7 @@ import (
 
 // ErrNoChromium says that no Chromium or Chrome binary was found; the error
 // that wraps it says where it looked and how to install one.
-var ErrNoChromium = errors.New("Chromium is not installed")
+var ErrNoChromium = errors.New("no Chromium or Chrome browser")
 
 // FindChromium returns the browser to drive: $CHROMIUM when set, else the
 // first of the usual names on PATH (Debian's chromium, other

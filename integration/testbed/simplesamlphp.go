@@ -33,7 +33,7 @@ const (
 
 // ErrNoSimpleSAMLphp says that PHP or SimpleSAMLphp is not installed; the
 // error that wraps it says which and how to install it.
-var ErrNoSimpleSAMLphp = errors.New("SimpleSAMLphp cannot run")
+var ErrNoSimpleSAMLphp = errors.New("cannot run SimpleSAMLphp")
 
 // FindSimpleSAMLphp checks for PHP and SimpleSAMLphp and returns the php
 // binary.
@@ -295,7 +295,7 @@ func (p *SimpleSAMLphp) waitReady() error {
 		return fmt.Errorf("php -S exited during start-up: %v\n%s", p.exitErr, p.Log())
 	}
 	if err != nil {
-		return fmt.Errorf("SimpleSAMLphp did not serve its metadata: %w\nlog:\n%s", err, p.Log())
+		return fmt.Errorf("waiting for SimpleSAMLphp's metadata: %w\nlog:\n%s", err, p.Log())
 	}
 	return nil
 }
