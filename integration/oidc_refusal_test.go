@@ -37,6 +37,10 @@ type oidcRefusal struct {
 	Status int    // of the callback's answer
 	Page   string // in the page's text
 	Reason string // in the log line's reason
+	// Grant is the provider's reason for refusing the code at its token
+	// endpoint; "" when the provider must have refused nothing (the module
+	// refused on its own, or the provider issued a token).
+	Grant string
 }
 
 // The pages of the refusals, as the module words them.
@@ -45,19 +49,26 @@ var (
 	refusedUsedState   = oidcRefusal{Status: http.StatusBadRequest, Page: "expired or was already used",
 		Reason: "unknown, expired or already used state"}
 	refusedCode = oidcRefusal{Status: http.StatusForbidden, Page: "refused to complete this sign-in",
-		Reason: "invalid_grant"}
+		Reason: "invalid_grant", Grant: "invalid_grant: code_verifier does not match code_challenge"}
 )
 
-// oidcMark is where the log and the counters stood before a step.
+// oidcMark is where the log, the counters and the provider's record stood
+// before a step.
 type oidcMark struct {
 	log     int
 	metrics map[string]float64
+	op      oidctest.Record
 }
 
-// mark notes where the log and the counters stand now.
+// mark notes where the log, the counters and the provider's record stand
+// now.
 func (w *oidcWorld) mark(t *testing.T) oidcMark {
 	t.Helper()
-	return oidcMark{log: len(w.Caddy.Output()), metrics: scrape(t, w.Admin)}
+	rec, err := w.OP.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return oidcMark{log: len(w.Caddy.Output()), metrics: scrape(t, w.Admin), op: rec}
 }
 
 // logLines decodes Caddy's JSON log lines written since m whose msg is msg.
@@ -167,6 +178,14 @@ func (w *oidcWorld) expectRefused(t *testing.T, tb *tab, m oidcMark, want oidcRe
 		t.Errorf("the refusal was logged at %v with reason %q; want info and %q", lines[0]["level"], reason, want.Reason)
 	}
 	t.Logf("refused: %s", reason)
+	rec, err := w.OP.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grants := rec.GrantErrors[len(m.op.GrantErrors):]
+	if (want.Grant == "" && len(grants) != 0) || (want.Grant != "" && (len(grants) != 1 || grants[0] != want.Grant)) {
+		t.Errorf("the provider refused grants %q, want %q", grants, want.Grant)
+	}
 	w.expectNotLogged(t, append(secrets, queryOf(t, callback, "code"))...)
 }
 
@@ -184,15 +203,15 @@ func (w *oidcWorld) expectNotLogged(t *testing.T, secrets ...string) {
 	}
 }
 
-// forgedToken is the ID token the provider forged last, after checking
-// that it forged exactly one more than before (so the refusal is the
-// forgery's).
-func (w *oidcWorld) forgedToken(t *testing.T, before int) string {
+// forgedToken is the ID token the provider forged since m, after checking
+// that it forged exactly one (so the refusal is the forgery's).
+func (w *oidcWorld) forgedToken(t *testing.T, m oidcMark) string {
 	t.Helper()
 	rec, err := w.OP.Record()
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := len(m.op.ForgedIDTokens)
 	if len(rec.ForgedIDTokens) != before+1 {
 		t.Fatalf("the provider forged %d ID tokens in this step, want 1", len(rec.ForgedIDTokens)-before)
 	}
@@ -254,7 +273,7 @@ func TestOIDCForgedIDTokensRefusedInChromium(t *testing.T) {
 					}
 				}
 			}
-			w.expectNotLogged(t, w.forgedToken(t, forged))
+			w.expectNotLogged(t, w.forgedToken(t, m))
 			forged++
 		})
 	}
@@ -278,10 +297,11 @@ func TestOIDCForgedIDTokensRefusedInChromium(t *testing.T) {
 }
 
 // A callback made again after its login succeeded is refused, in another
-// browser as anywhere: its state was usable once. Its code under the state
-// of another login in progress is refused by the provider (the code is
-// spent, and bound by PKCE to the first login's verifier). Neither signs
-// anyone in nor counts a second login.
+// browser as anywhere: its state was usable once, so the module refuses it
+// without asking the provider. Its code under the state of another login
+// in progress is redeemed with that login's PKCE verifier, which the
+// provider refuses (before it would notice the code is spent). Neither
+// signs anyone in nor counts a second login.
 func TestOIDCReplayedCallbackRefusedInChromium(t *testing.T) {
 	w := newObservedOIDCWorld(t, func(s *testbed.Site) { s.Auth.WebLogin = &testbed.WebLogin{} })
 	browser := startChromium(t)

@@ -196,12 +196,17 @@ func (p *Provider) HoldNextRedirect() error {
 	return p.control(http.MethodPost, "hold-next-redirect", nil, nil)
 }
 
-// Record is what ForgeNextIDToken and HoldNextRedirect have done so far.
+// Record is what ForgeNextIDToken and HoldNextRedirect have done so far,
+// and the token endpoint's refusals.
 type Record struct {
 	// ForgedIDTokens are the rewritten ID tokens, as issued, oldest first.
 	ForgedIDTokens []string `json:"forged_id_tokens"`
 	// HeldRedirects are the URLs of the held redirects, oldest first.
 	HeldRedirects []string `json:"held_redirects"`
+	// GrantErrors are the token endpoint's refusals, oldest first, each
+	// as "<error>: <the provider's detail>", e.g. "invalid_grant: code_verifier
+	// does not match code_challenge".
+	GrantErrors []string `json:"grant_errors"`
 }
 
 // Record returns what the provider has forged and held so far.

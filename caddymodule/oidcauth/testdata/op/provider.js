@@ -31,7 +31,9 @@
 //     stop at a page of the provider instead, so that a test can choose
 //     which callback the browser makes.
 //   GET /__test/record answers {"forged_id_tokens": [...],
-//     "held_redirects": [...]}: what the two above did so far.
+//     "held_redirects": [...], "grant_errors": [...]}: what the two above
+//     did so far, and why the token endpoint refused each grant it
+//     refused ("invalid_grant: <detail>").
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -71,6 +73,9 @@ function makeProvider(issuer, jwks) {
     },
   });
   op.on('server_error', (ctx, err) => console.error('server_error', err));
+  op.on('grant.error', (ctx, err) => {
+    record.grant_errors.push(`${err.error}: ${err.error_detail || err.cause?.message || err.error_description}`);
+  });
   return op;
 }
 
@@ -87,14 +92,15 @@ function install(op, jwks) {
 // What the test asked for and what was done.
 let forgery = null; // how to rewrite the next ID token, or null
 let holdNext = false; // whether to hold the next redirect to a client
-const record = { forged_id_tokens: [], held_redirects: [] };
+const record = { forged_id_tokens: [], held_redirects: [], grant_errors: [] };
 
 const controlKey = Buffer.from(String(config.control_key || ''));
 
 // authorized reports whether req carries the control key.
 function authorized(req) {
-  const got = Buffer.from(String(req.headers.authorization || '').replace(/^Bearer /, ''));
-  return controlKey.length >= 16 && got.length === controlKey.length && crypto.timingSafeEqual(got, controlKey);
+  const want = Buffer.concat([Buffer.from('Bearer '), controlKey]);
+  const got = Buffer.from(String(req.headers.authorization || ''));
+  return controlKey.length >= 16 && got.length === want.length && crypto.timingSafeEqual(got, want);
 }
 
 const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
