@@ -3,6 +3,7 @@ package integration
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -23,6 +24,7 @@ import (
 // oidcWorld is one such deployment.
 type oidcWorld struct {
 	Base     string
+	Admin    string // the admin endpoint (for /metrics), when observed
 	Caddy    *caddyProc
 	OP       *oidctest.Provider
 	Secret   string
@@ -41,13 +43,27 @@ func oidcKeySet(t *testing.T, kid string) jose.JSONWebKeySet {
 
 func newOIDCWorld(t *testing.T, edit ...func(*testbed.Site)) *oidcWorld {
 	t.Helper()
+	return startOIDCWorld(t, false, edit...)
+}
+
+// newObservedOIDCWorld is newOIDCWorld with Caddy's admin endpoint on (so
+// that w.Admin serves /metrics) and debug logging, so that a test sees
+// every log line the module writes.
+func newObservedOIDCWorld(t *testing.T, edit ...func(*testbed.Site)) *oidcWorld {
+	t.Helper()
+	return startOIDCWorld(t, true, edit...)
+}
+
+func startOIDCWorld(t *testing.T, observed bool, edit ...func(*testbed.Site)) *oidcWorld {
+	t.Helper()
 	if err := oidctest.Available(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("the OpenID provider cannot run: %v", err)
 		}
 		t.Skipf("skipping: %v", err)
 	}
-	port := freePort(t)
+	ports := freePorts(t, 2) // the site's and the admin endpoint's
+	port := ports[0]
 	w := &oidcWorld{Base: testbed.SiteAddress(port), Secret: "oidc-" + uuid.NewString()}
 	op, err := oidctest.Start(oidctest.Config{
 		JWKS: oidcKeySet(t, "first"),
@@ -86,7 +102,12 @@ func newOIDCWorld(t *testing.T, edit ...func(*testbed.Site)) *oidcWorld {
 	for _, e := range edit {
 		e(&site)
 	}
-	w.Caddy = startCaddy(t, testbed.Caddyfile{Global: testGlobal(port), Sites: []testbed.Site{site}})
+	global := testGlobal(port)
+	if observed {
+		w.Admin = fmt.Sprintf("127.0.0.1:%d", ports[1])
+		global.Admin, global.Debug = w.Admin, true
+	}
+	w.Caddy = startCaddy(t, testbed.Caddyfile{Global: global, Sites: []testbed.Site{site}})
 	return w
 }
 

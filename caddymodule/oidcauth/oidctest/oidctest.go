@@ -12,9 +12,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,9 +54,10 @@ type Provider struct {
 	// Issuer is its issuer URL, http://127.0.0.1:<port>.
 	Issuer string
 
-	cmd    *exec.Cmd
-	stderr lockedBuffer
-	done   chan struct{}
+	controlKey string // guards the provider's test-control endpoints
+	cmd        *exec.Cmd
+	stderr     lockedBuffer
+	done       chan struct{}
 }
 
 // Dir is the folder of provider.js and its package files.
@@ -113,7 +116,15 @@ func Start(cfg Config, dir string) (*Provider, error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
-	data, err := json.Marshal(cfg)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	p := &Provider{controlKey: hex.EncodeToString(key), done: make(chan struct{})}
+	data, err := json.Marshal(struct {
+		Config
+		ControlKey string `json:"control_key"`
+	}{cfg, p.controlKey})
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +132,6 @@ func Start(cfg Config, dir string) (*Provider, error) {
 	if err := os.WriteFile(cfgPath, data, 0o600); err != nil {
 		return nil, err
 	}
-	p := &Provider{done: make(chan struct{})}
 	p.cmd = exec.Command("node", filepath.Join(Dir(), "provider.js"), cfgPath)
 	p.cmd.Dir = Dir()
 	p.cmd.Stderr = &p.stderr
@@ -156,20 +166,95 @@ func Start(cfg Config, dir string) (*Provider, error) {
 // Rotate makes the provider sign with the keys of set from now on,
 // keeping its sessions, grants and codes.
 func (p *Provider) Rotate(set jose.JSONWebKeySet) error {
-	body, err := json.Marshal(set)
-	if err != nil {
-		return err
-	}
-	resp, err := http.Post(p.Issuer+"/__test/jwks", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return errors.New("rotating the provider's keys: " + resp.Status)
-	}
-	return nil
+	return p.control(http.MethodPost, "jwks", set, nil)
 }
+
+// Forgery is how the provider rewrites an ID token it issues: as a
+// provider gone wrong, or an attacker in the middle of the token
+// response, would.
+type Forgery struct {
+	// Claims replace the genuine claims of the same name (e.g. "aud",
+	// "exp", "nonce"); the others are kept.
+	Claims map[string]any `json:"claims,omitempty"`
+	// Unsigned sends the token with "alg": "none" and no signature;
+	// otherwise it is signed again with the provider's own key, under the
+	// genuine token's kid and algorithm.
+	Unsigned bool `json:"unsigned,omitempty"`
+}
+
+// ForgeNextIDToken makes the token endpoint rewrite the next ID token it
+// issues as f says. Only that one: the tokens after it are genuine.
+func (p *Provider) ForgeNextIDToken(f Forgery) error {
+	return p.control(http.MethodPost, "forge-next-id-token", f, nil)
+}
+
+// HoldNextRedirect makes the next redirect back to a client's redirect
+// URI (the authorization response, with its code and state) end at a page
+// of the provider instead, whose element #held shows where it would have
+// gone; Record lists it. A test then chooses which callback to make.
+func (p *Provider) HoldNextRedirect() error {
+	return p.control(http.MethodPost, "hold-next-redirect", nil, nil)
+}
+
+// Record is what ForgeNextIDToken and HoldNextRedirect have done so far,
+// and the token endpoint's refusals.
+type Record struct {
+	// ForgedIDTokens are the rewritten ID tokens, as issued, oldest first.
+	ForgedIDTokens []string `json:"forged_id_tokens"`
+	// HeldRedirects are the URLs of the held redirects, oldest first.
+	HeldRedirects []string `json:"held_redirects"`
+	// GrantErrors are the token endpoint's refusals, oldest first, each
+	// as "<error>: <the provider's detail>", e.g. "invalid_grant: code_verifier
+	// does not match code_challenge".
+	GrantErrors []string `json:"grant_errors"`
+}
+
+// Record returns what the provider has forged and held so far.
+func (p *Provider) Record() (Record, error) {
+	var r Record
+	err := p.control(http.MethodGet, "record", nil, &r)
+	return r, err
+}
+
+// control calls the provider's test-control endpoint /__test/<what> with
+// the control key, sending in as JSON (when not nil) and decoding the
+// answer into out (when not nil).
+func (p *Provider) control(method, what string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, p.Issuer+"/__test/"+what, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.controlKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := controlClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("test control %s: %w", what, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("test control %s: %w", what, err)
+	}
+	if out == nil && resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if out != nil && resp.StatusCode == http.StatusOK {
+		return json.Unmarshal(data, out)
+	}
+	return fmt.Errorf("test control %s: %s: %s", what, resp.Status, data)
+}
+
+// controlClient calls the control endpoints; a provider that hangs fails
+// the call instead of the test's whole run.
+var controlClient = &http.Client{Timeout: 30 * time.Second}
 
 // Stderr is what the provider has written to its standard error.
 func (p *Provider) Stderr() string { return p.stderr.String() }
