@@ -50,16 +50,19 @@ type c14nFrame struct {
 	rendered map[string]string // namespace declarations it output, by prefix
 }
 
-// streamC14N writes to w the canonical form of the root element of doc,
-// leaving out the subtree of the root's child that skip reports (the
-// enveloped Signature, found by its byte offset). It refuses a DTD and
-// processing instructions, and checks that end tags match.
-func streamC14N(w io.Writer, doc []byte, mode c14nMode, skipAt int64) error {
+// streamC14N writes to w the canonical form of the element of doc that
+// starts at byte apexAt (-1: the root element), leaving out the subtree of
+// the element that starts at byte skipAt (-1: none; the enveloped
+// Signature). The elements around the apex only give it the namespaces
+// in scope. It refuses a DTD and processing instructions, and checks that
+// end tags match.
+func streamC14N(w io.Writer, doc []byte, mode c14nMode, apexAt, skipAt int64) error {
 	d := xml.NewDecoder(bytes.NewReader(doc))
 	var stack []c14nFrame
+	apex := -1 // the apex's index in stack while it is open
 	skipping, skipDepth := false, 0
-	rootDone := false
-	var out bytes.Buffer // one token's output, flushed as it grows
+	done := false
+	var out bytes.Buffer // output, flushed as it grows
 	for {
 		off := d.InputOffset()
 		tok, err := d.RawToken()
@@ -69,30 +72,38 @@ func streamC14N(w io.Writer, doc []byte, mode c14nMode, skipAt int64) error {
 		if err != nil {
 			return err
 		}
+		if _, ok := tok.(xml.Directive); ok {
+			return errors.New("a DTD or other directive")
+		}
 		if skipping {
 			switch tok.(type) {
 			case xml.StartElement:
 				skipDepth++
 			case xml.EndElement:
 				skipDepth--
-				if skipDepth == 0 {
-					skipping = false
-				}
-			case xml.Directive:
-				return errors.New("a DTD or other directive inside the document")
+				skipping = skipDepth > 0
 			}
 			continue
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			if rootDone {
+			if done {
 				return errors.New("more than one root element")
 			}
-			if len(stack) == 1 && off == skipAt {
+			if apex >= 0 && off == skipAt {
 				skipping, skipDepth = true, 1
 				continue
 			}
-			f, err := startTag(&out, t, stack, mode)
+			isApex := apex < 0 && (off == apexAt || (apexAt < 0 && len(stack) == 0))
+			if isApex {
+				apex = len(stack)
+			}
+			var f c14nFrame
+			if apex >= 0 {
+				f, err = startTag(&out, t, stack, apex, mode)
+			} else {
+				f, err = outsideTag(t)
+			}
 			if err != nil {
 				return err
 			}
@@ -106,19 +117,26 @@ func streamC14N(w io.Writer, doc []byte, mode c14nMode, skipAt int64) error {
 				return fmt.Errorf("end tag </%s> does not match <%s>", qualified(t.Name), f.qname)
 			}
 			stack = stack[:len(stack)-1]
-			out.WriteString("</" + f.qname + ">")
-			rootDone = len(stack) == 0
+			if apex >= 0 {
+				out.WriteString("</" + f.qname + ">")
+				if len(stack) == apex {
+					apex = -1
+					if apexAt >= 0 {
+						_, err := w.Write(out.Bytes())
+						return err
+					}
+				}
+			}
+			done = len(stack) == 0
 		case xml.CharData:
-			if len(stack) > 0 {
+			if apex >= 0 {
 				escapeText(&out, t)
 			}
 		case xml.Comment:
 		case xml.ProcInst:
-			if t.Target != "xml" || len(stack) > 0 || rootDone {
+			if t.Target != "xml" || len(stack) > 0 || done {
 				return fmt.Errorf("a processing instruction <?%s?>", t.Target)
 			}
-		case xml.Directive:
-			return errors.New("a DTD or other directive")
 		}
 		if out.Len() >= 32<<10 {
 			if _, err := w.Write(out.Bytes()); err != nil {
@@ -127,16 +145,39 @@ func streamC14N(w io.Writer, doc []byte, mode c14nMode, skipAt int64) error {
 			out.Reset()
 		}
 	}
-	if !rootDone || len(stack) > 0 {
+	if !done || len(stack) > 0 {
 		return errors.New("the document ends inside an element")
+	}
+	if apexAt >= 0 {
+		return errors.New("no element at the given offset")
 	}
 	_, err := w.Write(out.Bytes())
 	return err
 }
 
+// outsideTag is the frame of an element around the apex: its namespace
+// declarations, nothing rendered.
+func outsideTag(t xml.StartElement) (c14nFrame, error) {
+	f := c14nFrame{qname: qualified(t.Name)}
+	for _, a := range t.Attr {
+		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+			if f.declared == nil {
+				f.declared = map[string]string{}
+			}
+			if a.Name.Space == "xmlns" {
+				f.declared[a.Name.Local] = a.Value
+			} else {
+				f.declared[""] = a.Value
+			}
+		}
+	}
+	return f, nil
+}
+
 // startTag writes the canonical start tag of t, whose open ancestors are
-// stack, and returns its frame.
-func startTag(out *bytes.Buffer, t xml.StartElement, stack []c14nFrame, mode c14nMode) (c14nFrame, error) {
+// stack, the apex at stack[apex] (len(stack) when t is the apex), and
+// returns its frame.
+func startTag(out *bytes.Buffer, t xml.StartElement, stack []c14nFrame, apex int, mode c14nMode) (c14nFrame, error) {
 	f := c14nFrame{qname: qualified(t.Name)}
 	var attrs []xml.Attr
 	for _, a := range t.Attr {
@@ -167,7 +208,7 @@ func startTag(out *bytes.Buffer, t xml.StartElement, stack []c14nFrame, mode c14
 		return "", prefix == ""
 	}
 	renderedAbove := func(prefix string) (string, bool) {
-		for i := len(stack) - 1; i >= 0; i-- {
+		for i := len(stack) - 1; i >= apex; i-- {
 			if v, ok := stack[i].rendered[prefix]; ok {
 				return v, true
 			}
@@ -182,11 +223,19 @@ func startTag(out *bytes.Buffer, t xml.StartElement, stack []c14nFrame, mode c14
 	// The namespace declarations to consider, by prefix.
 	var consider []string
 	if mode.inclusive {
-		// Every element is output, so an inherited namespace was rendered
-		// where it was declared: only this element's declarations can
-		// differ from what its output ancestors rendered.
+		// The apex renders every namespace in scope. Below it every element
+		// is output, so an inherited namespace was rendered where it was
+		// declared: only an element's own declarations can differ from
+		// what its output ancestors rendered.
 		for p := range f.declared {
 			consider = append(consider, p)
+		}
+		if apex == len(stack) {
+			for _, fr := range stack {
+				for p := range fr.declared {
+					consider = append(consider, p)
+				}
+			}
 		}
 	} else {
 		consider = append(consider, t.Name.Space)

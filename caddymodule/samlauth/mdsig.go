@@ -16,7 +16,6 @@ import (
 
 	"github.com/beevik/etree"
 	dsig "github.com/russellhaering/goxmldsig"
-	"github.com/russellhaering/goxmldsig/etreeutils"
 )
 
 // Signed IdP metadata
@@ -77,16 +76,11 @@ func verifyMetadataSignature(doc []byte, certs []*x509.Certificate) error {
 	}
 	// The Signature, parsed alone but inside a copy of the root's start
 	// tag, so that the namespaces in scope are those of the document.
-	small := etree.NewDocument()
 	var b bytes.Buffer
 	b.Write(found.rootStart)
 	b.Write(doc[found.sigStart:found.sigEnd])
 	b.WriteString("</" + found.rootQName + ">")
-	if err := small.ReadFromBytes(b.Bytes()); err != nil {
-		return refused("reading its signature: %v", err)
-	}
-	sig := small.Root().ChildElements()[0]
-	si, err := parseSignedInfo(sig, found.rootID)
+	si, err := parseSignedInfo(b.Bytes(), found.rootID)
 	if err != nil {
 		return err
 	}
@@ -94,7 +88,7 @@ func verifyMetadataSignature(doc []byte, certs []*x509.Certificate) error {
 		return err
 	}
 	h := si.digest.New()
-	if err := streamC14N(h, doc, si.mode, found.sigStart); err != nil {
+	if err := streamC14N(h, doc, si.mode, -1, found.sigStart); err != nil {
 		return refused("canonicalizing the document: %v", err)
 	}
 	if !bytes.Equal(h.Sum(nil), si.digestValue) {
@@ -175,9 +169,15 @@ type signedInfo struct {
 	digestValue []byte
 }
 
-// parseSignedInfo reads the signature sig of a root whose ID is rootID
-// and refuses any form but the one "Signed IdP metadata" describes.
-func parseSignedInfo(sig *etree.Element, rootID string) (*signedInfo, error) {
+// parseSignedInfo reads the signature in small (the root's start tag, the
+// Signature, the root's end tag) of a root whose ID is rootID, and refuses
+// any form but the one "Signed IdP metadata" describes.
+func parseSignedInfo(small []byte, rootID string) (*signedInfo, error) {
+	d := etree.NewDocument()
+	if err := d.ReadFromBytes(small); err != nil {
+		return nil, refused("reading its signature: %v", err)
+	}
+	sig := d.Root().ChildElements()[0]
 	var si signedInfo
 	info := onlyChild(sig, "SignedInfo")
 	sv := onlyChild(sig, "SignatureValue")
@@ -196,31 +196,20 @@ func parseSignedInfo(sig *etree.Element, rootID string) (*signedInfo, error) {
 	if _, ok := metadataSignatureMethods[si.method]; !ok {
 		return nil, refused("signature method %q is not accepted (want RSA or ECDSA with SHA-256, SHA-384 or SHA-512)", si.method)
 	}
-	var canon dsig.Canonicalizer
+	var mode c14nMode
 	switch a := cm.SelectAttrValue("Algorithm", ""); dsig.AlgorithmID(a) {
 	case dsig.CanonicalXML10ExclusiveAlgorithmId:
-		canon = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList(prefixList(cm))
-	case dsig.CanonicalXML10RecAlgorithmId:
-		canon = dsig.MakeC14N10RecCanonicalizer()
-	case dsig.CanonicalXML11AlgorithmId:
-		canon = dsig.MakeC14N11Canonicalizer()
+		mode = exclusiveMode(cm)
+	case dsig.CanonicalXML10RecAlgorithmId, dsig.CanonicalXML11AlgorithmId:
+		mode.inclusive = true
 	default:
 		return nil, refused("canonicalization %q of the SignedInfo is not supported", a)
 	}
-	ctx, err := etreeutils.NSBuildParentContext(info)
-	if err == nil {
-		ctx, err = ctx.SubContext(info)
-	}
-	var det *etree.Element
-	if err == nil {
-		det, err = etreeutils.NSDetatch(ctx, info)
-	}
-	if err == nil {
-		si.canonical, err = canon.Canonicalize(det)
-	}
-	if err != nil {
+	var out bytes.Buffer
+	if err := streamC14N(&out, small, mode, signedInfoAt(small), -1); err != nil {
 		return nil, refused("canonicalizing the SignedInfo: %v", err)
 	}
+	si.canonical = out.Bytes()
 
 	if uri := ref.SelectAttrValue("URI", ""); uri != "" && (rootID == "" || uri != "#"+rootID) {
 		return nil, refused("the signature's Reference %q is not to the root element", uri)
@@ -262,12 +251,7 @@ func (si *signedInfo) readTransforms(ref *etree.Element) error {
 			}
 			enveloped = true
 		case dsig.CanonicalXML10ExclusiveAlgorithmId:
-			si.mode = c14nMode{inclusivePrefixes: strings.Fields(prefixList(t))}
-			for i, p := range si.mode.inclusivePrefixes {
-				if p == "#default" {
-					si.mode.inclusivePrefixes[i] = ""
-				}
-			}
+			si.mode = exclusiveMode(t)
 			canon = true
 		case dsig.CanonicalXML10RecAlgorithmId, dsig.CanonicalXML11AlgorithmId:
 			canon = true
@@ -324,12 +308,42 @@ func onlyChild(el *etree.Element, local string) *etree.Element {
 	return found
 }
 
-// prefixList is the PrefixList of a canonicalization's InclusiveNamespaces.
-func prefixList(method *etree.Element) string {
+// exclusiveMode is Exclusive C14N with the PrefixList of the
+// InclusiveNamespaces of method, if it has one.
+func exclusiveMode(method *etree.Element) c14nMode {
+	var m c14nMode
 	for _, c := range method.ChildElements() {
 		if c.Tag == "InclusiveNamespaces" && c.NamespaceURI() == string(dsig.CanonicalXML10ExclusiveAlgorithmId) {
-			return c.SelectAttrValue("PrefixList", "")
+			m.inclusivePrefixes = strings.Fields(c.SelectAttrValue("PrefixList", ""))
 		}
 	}
-	return ""
+	for i, p := range m.inclusivePrefixes {
+		if p == "#default" {
+			m.inclusivePrefixes[i] = ""
+		}
+	}
+	return m
+}
+
+// signedInfoAt is the byte offset of the SignedInfo in small (a root, its
+// Signature, the SignedInfo in it), or -1.
+func signedInfoAt(small []byte) int64 {
+	d := xml.NewDecoder(bytes.NewReader(small))
+	depth := 0
+	for {
+		off := d.InputOffset()
+		tok, err := d.Token()
+		if err != nil {
+			return -1
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 3 && t.Name.Space == nsDSig && t.Name.Local == "SignedInfo" {
+				return off
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
 }
