@@ -54,7 +54,9 @@ func TestStreamC14NMatchesGoxmldsig(t *testing.T) {
 	}{
 		{"exclusive", c14nMode{}, func() dsig.Canonicalizer { return dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("") }},
 		{"exclusive, PrefixList", c14nMode{inclusivePrefixes: []string{"", "unused", "x", "absent"}},
-			func() dsig.Canonicalizer { return dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("#default unused x absent") }},
+			func() dsig.Canonicalizer {
+				return dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("#default unused x absent")
+			}},
 		{"inclusive", c14nMode{inclusive: true}, dsig.MakeC14N10RecCanonicalizer},
 	}
 	for name, doc := range docs {

@@ -195,7 +195,7 @@ func TestMetadataValidUntil(t *testing.T) {
 	idp := samltest.NewIdP(t, dir, "idp")
 	agg := signableAggregate(t, idp)
 	past := []byte(`validUntil="2001-01-01T00:00:00Z"`)
-	ours := regexp.MustCompile(`(?s)<EntityDescriptor [^>]*entityID="`+samltest.IdPEntityID+`".*?</EntityDescriptor>`).Find(agg)
+	ours := regexp.MustCompile(`(?s)<EntityDescriptor [^>]*entityID="` + samltest.IdPEntityID + `".*?</EntityDescriptor>`).Find(agg)
 	for _, tc := range []struct {
 		name    string
 		doc     []byte
