@@ -36,7 +36,7 @@ func (p *Provider) Run(ctx context.Context) {
 		}
 		p.refusalSaid.Store(err.Error())
 		p.logger.Warn("IdP metadata refused; keeping the last good copy",
-			zap.String("url", p.cfg.IDPMetadataURL), zap.Error(err), zap.Bool("have_good_copy", p.idp.Load() != nil),
+			zap.String("url", p.cfg.IDPMetadataURL), zap.Error(err), zap.Bool("have_good_copy", p.Loaded()),
 			zap.Duration("retry_in", retryIn))
 	})
 }
