@@ -24,8 +24,14 @@ import (
 // node of the root element, without comments, less the Signature
 // element): Exclusive XML Canonicalization 1.0 (with an InclusiveNamespaces
 // PrefixList) and Canonical XML 1.0 (inclusive). For that node-set
-// Canonical XML 1.1 gives the same bytes as 1.0. Tests compare its output
-// with goxmldsig's canonicalizers on the same documents.
+// Canonical XML 1.1 gives the same bytes as 1.0. It also canonicalizes the
+// signature's SignedInfo, in the context of the root's namespaces. Tests
+// compare its output with libxml2's (through PHP) and goxmldsig's on the
+// same documents; goxmldsig sorts attributes by prefix where C14N sorts
+// them by namespace URI, so the tests avoid that case with it. Attribute
+// values are not whitespace-normalized (encoding/xml cannot tell a literal
+// newline from &#10;), so a signer that relies on that normalization is
+// refused, never wrongly accepted.
 //
 // The document must have no DTD (a DTD could change attribute values and
 // entities behind the canonical form's back) and no processing
