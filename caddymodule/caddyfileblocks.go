@@ -26,6 +26,8 @@ func (h *Handler) unmarshalSAML(d *caddyfile.Dispenser) error {
 			err = oneString(d, &s.IDPMetadataFile)
 		case "idp_metadata_refresh":
 			err = oneDuration(d, &s.IDPMetadataRefresh)
+		case "idp_metadata_signing_cert":
+			s.IDPMetadataSigningCerts, err = someArgs(d)
 		case "sp_cert":
 			err = oneString(d, &s.SPCert)
 		case "sp_key":

@@ -23,6 +23,21 @@ type SAMLConfig struct {
 	// IDPMetadataFile is a file holding the IdP metadata, read at provision.
 	IDPMetadataFile string `json:"idp_metadata_file,omitempty"`
 
+	// IDPMetadataSigningCerts makes the IdP metadata (URL or file) trusted
+	// only when its root element carries an enveloped XML signature made by
+	// the key of one of these certificates, with SHA-256 or stronger, as
+	// research and education federations sign their aggregates. Each entry
+	// is a PEM file or PEM text (placeholders such as {env.X} are
+	// expanded); every certificate in it counts, so list the old and the new
+	// one during a key rollover. The certificates are pinned keys: their
+	// dates and chains are not checked. A refreshed copy that fails the
+	// check is refused (the last good copy stays, and a warning says why);
+	// metadata whose validUntil is past is refused with or without this
+	// setting. Signed metadata is held in memory while it is checked, about
+	// twice its size at the peak. Default: none (the metadata is trusted as
+	// its transport is).
+	IDPMetadataSigningCerts []string `json:"idp_metadata_signing_cert,omitempty"`
+
 	// IDPMetadataRefresh is how often IDPMetadataURL is fetched again, so an
 	// IdP certificate rotation needs no reload. Default: 24h.
 	IDPMetadataRefresh caddy.Duration `json:"idp_metadata_refresh,omitempty"`
@@ -106,6 +121,13 @@ func (c *SAMLConfig) settings(repl *caddy.Replacer) (samlauth.Config, error) {
 			return cfg, err
 		}
 		*s.to = v
+	}
+	for _, e := range c.IDPMetadataSigningCerts {
+		v, err := expand(repl, "idp_metadata_signing_cert", e)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.IDPMetadataSigningCerts = append(cfg.IDPMetadataSigningCerts, v)
 	}
 	return cfg, nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"encoding/asn1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -17,24 +18,26 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 )
 
-// Signed AuthnRequests
+// Signed requests
 //
 // The SP signs its AuthnRequests with sp_key when the IdP's metadata says
 // WantAuthnRequestsSigned="true" on its IDPSSODescriptor, or always with
 // Config.SignAuthnRequests (for IdPs that require signed requests without
-// saying so). The signature is RSA-SHA256 for an RSA key and ECDSA-SHA256
-// (r and s concatenated, as XML Signature requires) for an ECDSA key:
+// saying so), and then signs its LogoutRequests the same way: an IdP that
+// checks the one checks the other. The signature is RSA-SHA256 for an RSA
+// key and ECDSA-SHA256 (r and s concatenated, as XML Signature requires)
+// for an ECDSA key:
 //
 //   - HTTP-Redirect binding: the query signature of SAML Bindings section
 //     3.4.4.1 (SigAlg and Signature parameters over
 //     SAMLRequest=…&RelayState=…&SigAlg=… as sent); the deflated request
 //     carries no XML signature.
 //   - HTTP-POST binding: an enveloped XML signature (exclusive C14N) in the
-//     AuthnRequest, after its Issuer.
+//     request, after its Issuer.
 //
 // The SP metadata then says AuthnRequestsSigned="true" and publishes the
-// SP certificate for signing as well as for encryption. Logout requests
-// stay unsigned.
+// SP certificate for signing as well as for encryption. sendRequest is
+// the one place both kinds of request are signed and encoded.
 
 // signsRequests reports whether AuthnRequests to the IdP of md are signed.
 func (p *Provider) signsRequests(md *saml.EntityDescriptor) bool {
@@ -78,19 +81,61 @@ func (p *Provider) signingContext() (*dsig.SigningContext, error) {
 	return ctx, nil
 }
 
-// signPost puts an enveloped XML signature into req (after its Issuer,
-// where the library's Element places req.Signature).
-func signPost(ctx *dsig.SigningContext, req *saml.AuthnRequest) error {
-	signed, err := ctx.SignEnveloped(req.Element())
+// samlRequest is a request the SP sends the IdP: a saml.AuthnRequest or
+// a saml.LogoutRequest, whose Element places its Signature after its
+// Issuer.
+type samlRequest interface {
+	Element() *etree.Element
+}
+
+// sendRequest makes the Redirect carrying req to loc by binding
+// (saml.HTTPRedirectBinding or saml.HTTPPostBinding) with relayState,
+// signed when requests to the IdP of md are signed (signsRequests):
+// setSignature receives the XML signature to place in req on the POST
+// binding; the Redirect binding signs the query instead.
+func (p *Provider) sendRequest(md *saml.EntityDescriptor, binding, loc, id string, req samlRequest,
+	setSignature func(*etree.Element), relayState string) (*Redirect, error) {
+	var signer *dsig.SigningContext
+	if p.signsRequests(md) {
+		var err error
+		if signer, err = p.signingContext(); err != nil {
+			return nil, fmt.Errorf("signing: %w", err)
+		}
+		if binding == saml.HTTPPostBinding {
+			signed, err := signer.SignEnveloped(req.Element())
+			if err != nil {
+				return nil, fmt.Errorf("signing: %w", err)
+			}
+			sig, ok := signed.Child[len(signed.Child)-1].(*etree.Element)
+			if !ok {
+				return nil, errors.New("signing: no signature element")
+			}
+			setSignature(sig)
+		}
+	}
+	r := &Redirect{RequestID: id, IDPEntityID: md.EntityID, Binding: binding}
+	if binding == saml.HTTPRedirectBinding {
+		u, err := redirectURL(loc, req, relayState, signer, p.signatureMethod())
+		if err != nil {
+			return nil, err
+		}
+		r.URL = u
+		return r, nil
+	}
+	// etree, not encoding/xml: the library's XML marshaller garbles the
+	// Signature element of a signed request.
+	d := etree.NewDocument()
+	d.SetRoot(req.Element())
+	doc, err := d.WriteToBytes()
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("encoding: %w", err)
 	}
-	sig, ok := signed.Child[len(signed.Child)-1].(*etree.Element)
-	if !ok {
-		return fmt.Errorf("no signature element")
+	r.URL = loc
+	r.Form = map[string]string{
+		"SAMLRequest": base64.StdEncoding.EncodeToString(doc),
+		"RelayState":  relayState,
 	}
-	req.Signature = sig
-	return nil
+	return r, nil
 }
 
 // rawECDSA signs with an ECDSA key in the form XML Signature and the SAML
@@ -119,7 +164,7 @@ func (r rawECDSA) Sign(rnd io.Reader, digest []byte, _ crypto.SignerOpts) ([]byt
 // redirectURL is the HTTP-Redirect binding URL carrying req to loc (any
 // query loc has is kept, before the SAML parameters), signed by ctx unless
 // it is nil.
-func redirectURL(loc string, req *saml.AuthnRequest, relayState string, ctx *dsig.SigningContext, method string) (string, error) {
+func redirectURL(loc string, req samlRequest, relayState string, ctx *dsig.SigningContext, method string) (string, error) {
 	var deflated bytes.Buffer
 	fw, err := flate.NewWriter(&deflated, flate.BestCompression)
 	if err != nil {
@@ -141,7 +186,7 @@ func redirectURL(loc string, req *saml.AuthnRequest, relayState string, ctx *dsi
 		q += "&SigAlg=" + url.QueryEscape(method)
 		sig, err := ctx.SignString(q)
 		if err != nil {
-			return "", fmt.Errorf("signing the AuthnRequest: %w", err)
+			return "", fmt.Errorf("signing: %w", err)
 		}
 		q += "&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig))
 	}

@@ -37,9 +37,9 @@ func idpWanting(t testing.TB, want *bool, binding string) *saml.EntityDescriptor
 	return ed
 }
 
-// checkQuerySignature verifies the HTTP-Redirect signature of location with
-// the SP certificate, over the query as sent, and returns whether it is
-// signed at all.
+// checkQuerySignature verifies the HTTP-Redirect signature of location (an
+// AuthnRequest or LogoutRequest) with the SP certificate, over the query as
+// sent, and returns whether it is signed at all.
 func checkQuerySignature(t testing.TB, p *Provider, location string) bool {
 	t.Helper()
 	u, err := url.Parse(location)
@@ -68,14 +68,19 @@ func checkQuerySignature(t testing.TB, p *Provider, location string) bool {
 	if err := rsa.VerifyPKCS1v15(p.cert.PublicKey.(*rsa.PublicKey), crypto.SHA256, digest[:], sig); err != nil {
 		t.Errorf("query signature does not verify with the SP certificate: %v", err)
 	}
-	if req := decodeRedirectRequest(t, location); req.Signature != nil {
+	var req struct {
+		Signature *struct{} `xml:"http://www.w3.org/2000/09/xmldsig# Signature"`
+	}
+	samltest.DecodeRedirect(t, location, "SAMLRequest", &req)
+	if req.Signature != nil {
 		t.Error("the deflated request of the Redirect binding carries an XML signature")
 	}
 	return true
 }
 
 // checkPostSignature verifies the XML signature of a posted AuthnRequest
-// with the SP certificate and returns whether it is signed at all.
+// or LogoutRequest with the SP certificate and returns whether it is
+// signed at all.
 func checkPostSignature(t testing.TB, p *Provider, samlRequest string) bool {
 	t.Helper()
 	raw, err := base64.StdEncoding.DecodeString(samlRequest)
@@ -94,8 +99,11 @@ func checkPostSignature(t testing.TB, p *Provider, samlRequest string) bool {
 	if _, err := vc.Validate(doc.Root()); err != nil {
 		t.Errorf("XML signature does not verify with the SP certificate: %v\n%s", err, raw)
 	}
-	var req saml.AuthnRequest
-	if err := xml.Unmarshal(raw, &req); err != nil {
+	var v any = new(saml.AuthnRequest)
+	if doc.Root().Tag == "LogoutRequest" {
+		v = new(saml.LogoutRequest)
+	}
+	if err := xml.Unmarshal(raw, v); err != nil {
 		t.Errorf("signed request does not parse: %v", err)
 	}
 	return true

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/crewjam/saml"
@@ -15,7 +16,7 @@ const DefaultMetadataRefresh = 24 * time.Hour
 
 // Config is what an operator sets up for the SP. Its fields mirror the
 // handler's saml block (idp_metadata_url, idp_metadata_file,
-// idp_metadata_refresh, idp_entity_id, sp_cert, sp_key, entity_id,
+// idp_metadata_refresh, idp_entity_id, idp_metadata_signing_cert, sp_cert, sp_key, entity_id,
 // email_attribute, groups_attribute, name_id_format, clock_skew,
 // sign_authn_requests, allow_rsa1_5); placeholders must already be
 // resolved. The zero value of every optional field means its default.
@@ -35,6 +36,17 @@ type Config struct {
 	// the metadata holds more than one IdP, and when set the metadata must
 	// hold an IdP of that entityID, even when it describes just one.
 	IDPEntityID string
+
+	// IDPMetadataSigningCerts makes the IdP metadata (URL or file) trusted
+	// only when its root element carries an enveloped XML signature, with
+	// SHA-256 or stronger, made by the key of one of these certificates, as
+	// research and education federations sign their aggregates. Each entry
+	// is PEM text or the name of a PEM file, and every certificate in it
+	// counts (list the old and the new one during a key rollover). The
+	// certificates are pinned keys: their dates and chains are not
+	// checked. Signed metadata is held whole in memory while it is checked.
+	// Metadata past its validUntil is refused with or without them.
+	IDPMetadataSigningCerts []string
 
 	// IDPMetadataRefresh is how often IDPMetadataURL is fetched again, so
 	// that an IdP certificate rotation needs no reload. Zero means
@@ -103,6 +115,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.nameIDFormat(); err != nil {
 		return err
+	}
+	for _, e := range c.IDPMetadataSigningCerts {
+		if strings.TrimSpace(e) == "" {
+			return errors.New("idp_metadata_signing_cert: empty entry")
+		}
 	}
 	if c.SPCert == "" {
 		return errors.New("sp_cert: required")

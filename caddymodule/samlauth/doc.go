@@ -9,8 +9,9 @@
 // metadata comes from a file, reads that file. When it comes from a URL,
 // start [Provider.Run] in a goroutine: it fetches the metadata at once and
 // keeps it fresh until its context ends. Until the first fetch succeeds,
-// the calls that need the IdP return [ErrNoMetadata]; [Provider.Loaded]
-// tells whether they would.
+// and once the loaded metadata is past its validUntil, the calls that need
+// the IdP return [ErrNoMetadata]; [Provider.Loaded] tells whether they
+// would.
 //
 // # Logging a browser in
 //
@@ -39,19 +40,23 @@
 // signed Response is verified before anything in it is decrypted. Any
 // prefix layout valid XML allows is accepted (see prepareResponse).
 //
-// AuthnRequests are signed when the IdP metadata says
+// AuthnRequests and LogoutRequests are signed when the IdP metadata says
 // WantAuthnRequestsSigned or Config.SignAuthnRequests is set (see
 // authnsign.go). Metadata holding many entities, as federations publish, is
 // read as a stream and Config.IDPEntityID picks the IdP (see
-// decodeIDPMetadata).
+// decodeIDPMetadata). With Config.IDPMetadataSigningCerts the metadata must
+// carry a signature by one of those keys on its root (see mdsig.go,
+// checked by a streaming canonicalizer, mdc14n.go); metadata past a
+// validUntil on the path to the IdP is always refused.
 //
 // # Other endpoints
 //
 // [Provider.Metadata] is the SP metadata for <base>/saml/metadata;
 // [SPMetadata] is the same for a file an IdP administrator imports once
 // (the metadata subcommand), without validUntil by default.
-// [Provider.LogoutRedirect] and [Provider.ValidateLogoutResponse] serve
-// single logout at <base>/saml/slo.
+// [Provider.Logout] (or [Provider.LogoutRedirect], by the HTTP-Redirect
+// binding only) and [Provider.ValidateLogoutResponse] serve single logout
+// at <base>/saml/slo.
 //
 // # URLs
 //

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/crewjam/saml"
 )
@@ -16,8 +17,10 @@ const nsMetadata = "urn:oasis:names:tc:SAML:2.0:metadata"
 
 // maxMetadataSize bounds the IdP metadata read from a URL or a file.
 // Research and education federations publish aggregates of tens of
-// megabytes; they are read as a stream, so memory holds one entity at a
-// time, not the aggregate.
+// megabytes; unsigned, they are read as a stream, so memory holds one
+// entity at a time, not the aggregate. Metadata whose signature is
+// checked (IDPMetadataSigningCerts) is held whole in memory while it is
+// checked and read: its size plus a few megabytes (see mdc14n.go).
 const maxMetadataSize = 256 << 20
 
 // errMetadataTooLarge is the error of metadata beyond maxMetadataSize.
@@ -26,7 +29,8 @@ var errMetadataTooLarge = errors.New("metadata larger than 256 MiB")
 // parseIDPMetadata parses metadata that describes one IdP: an
 // EntityDescriptor, or an EntitiesDescriptor holding exactly one IdP.
 func parseIDPMetadata(data []byte) (*saml.EntityDescriptor, error) {
-	return decodeIDPMetadata(bytes.NewReader(data), "")
+	md, _, err := decodeIDPMetadata(bytes.NewReader(data), "")
+	return md, err
 }
 
 // decodeIDPMetadata reads SAML metadata from r, an EntityDescriptor or an
@@ -41,19 +45,28 @@ func parseIDPMetadata(data []byte) (*saml.EntityDescriptor, error) {
 //
 // The IdP must have a SingleSignOnService of the HTTP-Redirect or HTTP-POST
 // binding. Entities other than the one sought are skipped without being
-// decoded. The metadata's own signature and validUntil are not checked.
-func decodeIDPMetadata(r io.Reader, entityID string) (*saml.EntityDescriptor, error) {
+// decoded. It also returns the earliest validUntil on the path from the
+// root to the IdP's EntityDescriptor (itself included), zero when none of
+// them has one; checking it is the caller's business, as is the signature.
+func decodeIDPMetadata(r io.Reader, entityID string) (*saml.EntityDescriptor, time.Time, error) {
 	d := xml.NewDecoder(&limitReader{r: r, n: maxMetadataSize})
 	var found *saml.EntityDescriptor
+	var foundUntil time.Time
 	var idps []string
 	entities := 0
+	// The validUntil of each open EntitiesDescriptor, and the earliest.
+	var until []time.Time
 	for {
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("parsing IdP metadata: %w", err)
+			return nil, time.Time{}, fmt.Errorf("parsing IdP metadata: %w", err)
+		}
+		if _, ok := tok.(xml.EndElement); ok && len(until) > 0 {
+			until = until[:len(until)-1] // only EntitiesDescriptors stay open
+			continue
 		}
 		se, ok := tok.(xml.StartElement)
 		if !ok {
@@ -61,30 +74,43 @@ func decodeIDPMetadata(r io.Reader, entityID string) (*saml.EntityDescriptor, er
 		}
 		switch {
 		case se.Name.Space == nsMetadata && se.Name.Local == "EntitiesDescriptor":
+			vu, err := validUntilAttr(se)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			if len(until) > 0 {
+				vu = earliest(vu, until[len(until)-1])
+			}
+			until = append(until, vu)
 			continue // look inside
 		case se.Name.Space == nsMetadata && se.Name.Local == "EntityDescriptor":
 		default:
 			if err := d.Skip(); err != nil {
-				return nil, fmt.Errorf("parsing IdP metadata: %w", err)
+				return nil, time.Time{}, fmt.Errorf("parsing IdP metadata: %w", err)
 			}
 			continue
 		}
 		entities++
 		if entityID != "" && attrValue(se, "entityID") != entityID {
 			if err := d.Skip(); err != nil {
-				return nil, fmt.Errorf("parsing IdP metadata: %w", err)
+				return nil, time.Time{}, fmt.Errorf("parsing IdP metadata: %w", err)
 			}
 			continue
 		}
 		var ed saml.EntityDescriptor
 		if err := d.DecodeElement(&ed, &se); err != nil {
-			return nil, fmt.Errorf("parsing IdP metadata: %w", err)
+			return nil, time.Time{}, fmt.Errorf("parsing IdP metadata: %w", err)
+		}
+		vu := ed.ValidUntil
+		if len(until) > 0 {
+			vu = earliest(vu, until[len(until)-1])
 		}
 		if entityID != "" {
 			if len(ed.IDPSSODescriptors) == 0 {
-				return nil, fmt.Errorf("idp_entity_id: %q is in the metadata but is not an identity provider (no IDPSSODescriptor)", entityID)
+				return nil, time.Time{}, fmt.Errorf("idp_entity_id: %q is in the metadata but is not an identity provider (no IDPSSODescriptor)", entityID)
 			}
-			return checkIDP(&ed)
+			md, err := checkIDP(&ed)
+			return md, vu, err
 		}
 		if len(ed.IDPSSODescriptors) == 0 {
 			continue
@@ -92,19 +118,41 @@ func decodeIDPMetadata(r io.Reader, entityID string) (*saml.EntityDescriptor, er
 		idps = append(idps, ed.EntityID)
 		if found != nil {
 			// A second IdP: the operator must choose. Stop reading here.
-			return nil, fmt.Errorf("idp_entity_id: required: the metadata describes several identity providers (%s, ...); set idp_entity_id to the entityID of yours", strings.Join(idps, ", "))
+			return nil, time.Time{}, fmt.Errorf("idp_entity_id: required: the metadata describes several identity providers (%s, ...); set idp_entity_id to the entityID of yours", strings.Join(idps, ", "))
 		}
-		found = &ed
+		found, foundUntil = &ed, vu
 	}
 	switch {
 	case entities == 0:
-		return nil, errors.New("parsing IdP metadata: no EntityDescriptor (want SAML 2.0 metadata: an EntityDescriptor or EntitiesDescriptor)")
+		return nil, time.Time{}, errors.New("parsing IdP metadata: no EntityDescriptor (want SAML 2.0 metadata: an EntityDescriptor or EntitiesDescriptor)")
 	case entityID != "":
-		return nil, fmt.Errorf("idp_entity_id: no entity %q in the metadata (%d entities)", entityID, entities)
+		return nil, time.Time{}, fmt.Errorf("idp_entity_id: no entity %q in the metadata (%d entities)", entityID, entities)
 	case found == nil:
-		return nil, errors.New("parsing IdP metadata: no IDPSSODescriptor")
+		return nil, time.Time{}, errors.New("parsing IdP metadata: no IDPSSODescriptor")
 	}
-	return checkIDP(found)
+	md, err := checkIDP(found)
+	return md, foundUntil, err
+}
+
+// validUntilAttr is the validUntil attribute of se, zero when it has none.
+func validUntilAttr(se xml.StartElement) (time.Time, error) {
+	v := attrValue(se, "validUntil")
+	if v == "" {
+		return time.Time{}, nil
+	}
+	var t saml.RelaxedTime
+	if err := t.UnmarshalText([]byte(v)); err != nil {
+		return time.Time{}, fmt.Errorf("parsing IdP metadata: validUntil %q: %w", v, err)
+	}
+	return time.Time(t), nil
+}
+
+// earliest is the earlier of two times, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // checkIDP checks that ed describes an IdP a browser can log in at: one

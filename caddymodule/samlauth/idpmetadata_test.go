@@ -19,7 +19,7 @@ import (
 
 // signingCerts lists the IdP certificates p currently trusts.
 func signingCerts(p *Provider) []string {
-	md := p.idp.Load()
+	md := p.current()
 	if md == nil {
 		return nil
 	}

@@ -1,19 +1,18 @@
 package samlauth
 
 import (
-	"encoding/base64"
 	"fmt"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
-	dsig "github.com/russellhaering/goxmldsig"
 )
 
-// Redirect is how to send a browser to the IdP with an AuthnRequest.
+// Redirect is how to send a browser to the IdP with an AuthnRequest or a
+// LogoutRequest.
 type Redirect struct {
-	// RequestID is the AuthnRequest's ID. Store it under the relay state
-	// (usable once, for a few minutes) and pass it to Verify when the
-	// response arrives with that relay state.
+	// RequestID is the request's ID. For an AuthnRequest, store it under
+	// the relay state (usable once, for a few minutes) and pass it to Verify
+	// when the response arrives with that relay state.
 	RequestID string
 
 	// IDPEntityID is the entity ID of the IdP the request goes to.
@@ -53,38 +52,9 @@ func (p *Provider) AuthnRequest(base, relayState string) (*Redirect, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making the AuthnRequest: %w", err)
 	}
-	var signer *dsig.SigningContext
-	if p.signsRequests(sp.IDPMetadata) {
-		if signer, err = p.signingContext(); err != nil {
-			return nil, fmt.Errorf("signing the AuthnRequest: %w", err)
-		}
-		if binding == saml.HTTPPostBinding {
-			if err := signPost(signer, req); err != nil {
-				return nil, fmt.Errorf("signing the AuthnRequest: %w", err)
-			}
-		}
-	}
-	r := &Redirect{RequestID: req.ID, IDPEntityID: sp.IDPMetadata.EntityID, Binding: binding}
-	if binding == saml.HTTPRedirectBinding {
-		u, err := redirectURL(loc, req, relayState, signer, p.signatureMethod())
-		if err != nil {
-			return nil, fmt.Errorf("encoding the AuthnRequest: %w", err)
-		}
-		r.URL = u
-		return r, nil
-	}
-	// etree, not encoding/xml: the library's XML marshaller garbles the
-	// Signature element of a signed request.
-	d := etree.NewDocument()
-	d.SetRoot(req.Element())
-	doc, err := d.WriteToBytes()
+	r, err := p.sendRequest(sp.IDPMetadata, binding, loc, req.ID, req, func(sig *etree.Element) { req.Signature = sig }, relayState)
 	if err != nil {
-		return nil, fmt.Errorf("encoding the AuthnRequest: %w", err)
-	}
-	r.URL = loc
-	r.Form = map[string]string{
-		"SAMLRequest": base64.StdEncoding.EncodeToString(doc),
-		"RelayState":  relayState,
+		return nil, fmt.Errorf("the AuthnRequest: %w", err)
 	}
 	return r, nil
 }

@@ -6,34 +6,65 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 )
 
-// ErrNoSLO is returned by LogoutRedirect when the IdP metadata has no
-// SingleLogoutService with the HTTP-Redirect binding: the local logout is
-// all there is.
-var ErrNoSLO = errors.New("the identity provider has no HTTP-Redirect single-logout endpoint")
+// ErrNoSLO is returned by Logout when the IdP metadata has no
+// SingleLogoutService of the HTTP-Redirect or HTTP-POST binding, and by
+// LogoutRedirect when it has none of the HTTP-Redirect binding: the local
+// logout is all there is.
+var ErrNoSLO = errors.New("the identity provider has no single-logout endpoint of a binding this SP sends")
 
-// LogoutRedirect makes an (unsigned) LogoutRequest for the user whose
-// NameID is nameID (the email the login produced) and returns the IdP's
-// HTTP-Redirect single-logout URL carrying it, to answer GET /logout with
-// a redirect once the local session is cleared. The IdP sends the browser
+// Logout makes a LogoutRequest for the user whose NameID is nameID (the
+// email the login produced) and returns how to send the browser to the
+// IdP's single-logout endpoint with it, once the local session is cleared:
+// by its HTTP-Redirect endpoint, else by its HTTP-POST one (a form the
+// browser submits). The request is signed with sp_key whenever
+// AuthnRequests are (see "Signed requests"). The IdP sends the browser
 // back to <base>/saml/slo. relayState may be empty. It returns
 // ErrNoMetadata while no IdP metadata is loaded and ErrNoSLO when the IdP
 // has no such endpoint.
+func (p *Provider) Logout(base, nameID, relayState string) (*Redirect, error) {
+	return p.logout(base, nameID, relayState, saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+}
+
+// LogoutRedirect is Logout by the HTTP-Redirect binding only, for a caller
+// that can only answer with a redirect: the URL to redirect the browser to.
 func (p *Provider) LogoutRedirect(base, nameID, relayState string) (*url.URL, error) {
+	r, err := p.logout(base, nameID, relayState, saml.HTTPRedirectBinding)
+	if err != nil {
+		return nil, err
+	}
+	return url.Parse(r.URL)
+}
+
+// logout makes the LogoutRequest for the first of bindings the IdP has a
+// single-logout endpoint of.
+func (p *Provider) logout(base, nameID, relayState string, bindings ...string) (*Redirect, error) {
 	sp, err := p.forBase(base)
 	if err != nil {
 		return nil, err
 	}
-	if sp.GetSLOBindingLocation(saml.HTTPRedirectBinding) == "" {
+	var binding, loc string
+	for _, b := range bindings {
+		if loc = sp.GetSLOBindingLocation(b); loc != "" {
+			binding = b
+			break
+		}
+	}
+	if loc == "" {
 		return nil, ErrNoSLO
 	}
-	u, err := sp.MakeRedirectLogoutRequest(nameID, relayState)
+	req, err := sp.MakeLogoutRequest(loc, nameID)
 	if err != nil {
 		return nil, fmt.Errorf("making the LogoutRequest: %w", err)
 	}
-	return u, nil
+	r, err := p.sendRequest(sp.IDPMetadata, binding, loc, req.ID, req, func(sig *etree.Element) { req.Signature = sig }, relayState)
+	if err != nil {
+		return nil, fmt.Errorf("the LogoutRequest: %w", err)
+	}
+	return r, nil
 }
 
 // ValidateLogoutResponse checks the LogoutResponse the IdP sent to

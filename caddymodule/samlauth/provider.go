@@ -37,15 +37,34 @@ type Provider struct {
 	key    crypto.Signer
 	cert   *x509.Certificate
 	format saml.NameIDFormat
-	idp    atomic.Pointer[saml.EntityDescriptor]
+	// mdCerts are the certificates of IDPMetadataSigningCerts.
+	mdCerts []*x509.Certificate
+	idp     atomic.Pointer[idpMetadata]
 	// fetched is set by the first successful fetch of the metadata URL.
 	fetched atomic.Bool
-	logger  *zap.Logger
+	// expiredSaid is the metadata whose expiry was last logged.
+	expiredSaid atomic.Pointer[idpMetadata]
+	// refusalSaid is the last refusal of fetched metadata logged, so that
+	// the same refusal is not logged at every retry.
+	refusalSaid atomic.Value
+	// now is the clock validUntil is checked against; tests move it.
+	now    func() time.Time
+	logger *zap.Logger
+}
+
+// idpMetadata is IdP metadata as loaded: the IdP, and until when the
+// metadata may be used (the earliest validUntil on its path; zero: no
+// limit).
+type idpMetadata struct {
+	md         *saml.EntityDescriptor
+	validUntil time.Time
 }
 
 // New validates cfg (see Config.Validate), loads the SP key pair and checks
-// that the key matches the certificate, widens the library's clock
-// tolerances to cfg.ClockSkew, and reads cfg.IDPMetadataFile if set. It
+// that the key matches the certificate, loads the metadata signing
+// certificates, widens the library's clock tolerances to cfg.ClockSkew,
+// and reads cfg.IDPMetadataFile if set (refusing it as the URL's would be:
+// a bad signature, an expired validUntil). It
 // does no network I/O: with cfg.IDPMetadataURL, start Run to load the
 // metadata. Errors name the setting at fault. A nil logger logs nothing.
 func New(cfg Config, logger *zap.Logger) (*Provider, error) {
@@ -62,9 +81,14 @@ func New(cfg Config, logger *zap.Logger) (*Provider, error) {
 		HTTPClient: &http.Client{Timeout: 15 * time.Second},
 		cfg:        cfg,
 		format:     format,
+		now:        time.Now,
 		logger:     logger,
 	}
 	if err := p.loadKeys(); err != nil {
+		return nil, err
+	}
+	var err error
+	if p.mdCerts, err = loadSigningCerts(cfg.IDPMetadataSigningCerts); err != nil {
 		return nil, err
 	}
 	if cfg.ClockSkew > 0 {
@@ -75,7 +99,11 @@ func New(cfg Config, logger *zap.Logger) (*Provider, error) {
 		if err != nil {
 			return nil, fmt.Errorf("idp_metadata_file: %w", err)
 		}
-		md, err := decodeIDPMetadata(f, cfg.IDPEntityID)
+		var size int64
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
+		md, err := p.loadMetadata(f, size)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("idp_metadata_file: %s: %w", cfg.IDPMetadataFile, err)
@@ -106,19 +134,38 @@ func (p *Provider) loadKeys() error {
 	return nil
 }
 
-// Loaded reports whether IdP metadata is loaded, that is whether logins
-// can start and responses can be verified.
+// Loaded reports whether IdP metadata is loaded and not expired, that is
+// whether logins can start and responses can be verified.
 func (p *Provider) Loaded() bool {
-	return p.idp.Load() != nil
+	return p.current() != nil
 }
 
 // IDPEntityID is the entity ID of the IdP in the current metadata, or ""
 // while none is loaded.
 func (p *Provider) IDPEntityID() string {
-	if md := p.idp.Load(); md != nil {
+	if md := p.current(); md != nil {
 		return md.EntityID
 	}
 	return ""
+}
+
+// current is the IdP of the loaded metadata, or nil while none is loaded
+// or the loaded one is past its validUntil (said once in the log, at
+// warn: logins wait for fresh metadata).
+func (p *Provider) current() *saml.EntityDescriptor {
+	m := p.idp.Load()
+	if m == nil {
+		return nil
+	}
+	if !m.validUntil.IsZero() && !p.now().Before(m.validUntil) {
+		if old := p.expiredSaid.Load(); old != m && p.expiredSaid.CompareAndSwap(old, m) {
+			p.logger.Warn("IdP metadata expired; logins wait for fresh metadata",
+				zap.String("entity_id", m.md.EntityID), zap.Time("valid_until", m.validUntil),
+				zap.String("url", p.cfg.IDPMetadataURL), zap.String("file", p.cfg.IDPMetadataFile))
+		}
+		return nil
+	}
+	return m.md
 }
 
 // sloBindings are the bindings by which the IdP may reach <base>/saml/slo.
@@ -170,7 +217,7 @@ func (p *Provider) library(base string) (*saml.ServiceProvider, error) {
 // forBase returns a crewjam/saml ServiceProvider whose URLs live under base
 // and which trusts the current IdP metadata, or ErrNoMetadata.
 func (p *Provider) forBase(base string) (*saml.ServiceProvider, error) {
-	md := p.idp.Load()
+	md := p.current()
 	if md == nil {
 		return nil, ErrNoMetadata
 	}

@@ -65,7 +65,7 @@ func (p *Provider) metadata(base string, validFor time.Duration) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	if p.signsRequests(p.idp.Load()) {
+	if p.signsRequests(p.current()) {
 		sp.SignatureMethod = p.signatureMethod()
 	}
 	if validFor > 0 {
