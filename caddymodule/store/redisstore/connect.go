@@ -121,8 +121,14 @@ func common(opts Options, url *redis.Options) (*redis.UniversalOptions, error) {
 		// than retried: retries would multiply the time a request waits on
 		// a dead server. One dial attempt per call, for the same reason.
 		// A URL's max_retries is kept.
-		MaxRetries:            url.MaxRetries,
-		DialerRetries:         1,
+		MaxRetries:    url.MaxRetries,
+		DialerRetries: 1,
+		// A cluster client retries through MaxRedirects instead, up to
+		// three times by default, also after a timeout (and so runs a
+		// script again on a master that was only slow). None: a call that
+		// is redirected (the layout changed) or gets no answer fails, and
+		// the layout is learnt again for the next (layoutHook).
+		MaxRedirects:          -1,
 		ContextTimeoutEnabled: true,
 		TLSConfig:             url.TLSConfig,
 		// No maintenance-notification handshake: Redis before 8 answers

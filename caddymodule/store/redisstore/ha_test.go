@@ -14,8 +14,10 @@ import (
 // TestConformanceCluster runs the suite against a real three-master Redis
 // Cluster: every script's keys meet in one slot, or Redis would refuse it.
 // A site's challenges spread over the masters; its logins share one slot.
+// Last, a master is frozen (without replicas, nothing fails over).
 func TestConformanceCluster(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
+	defer t.Run("hung-master", func(t *testing.T) { clusterHungMaster(t, cl) })
 	storetest.Run(t, storetest.Config{MaxLoginsPerClient: 3}, func(t *testing.T) store.Store {
 		return mustNew(t, Options{ClusterAddrs: cl.Addrs, KeyPrefix: uniquePrefix(), MaxLoginsPerClient: 3})
 	})
