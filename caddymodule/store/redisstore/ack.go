@@ -56,7 +56,7 @@ func (s *Store) pollAcked(ctx context.Context, token, key string, args []any) (s
 	keys := []string{key}
 	res, err := pollScript.Run(ctx, conn, keys, append(args, s.acks, id)...).Result()
 	if err != nil {
-		s.redirected(ctx, err)
+		s.relearn(ctx, err)
 		return store.PollUnknown, nil, unavailable("poll", err)
 	}
 	out, c, need, err := pollOutcome(token, res)
@@ -85,16 +85,10 @@ func (s *Store) pollAcked(ctx context.Context, token, key string, args []any) (s
 	return store.PollSuccess, c, nil
 }
 
-// redirected has a cluster client learn the new slot layout when a pinned
-// connection was told that the key moved.
-func (s *Store) redirected(ctx context.Context, err error) {
-	cc, ok := s.rdb.(*redis.ClusterClient)
-	if !ok {
-		return
-	}
-	if _, moved := redis.IsMovedError(err); moved {
-		cc.ReloadState(ctx)
-	} else if _, ask := redis.IsAskError(err); ask {
-		cc.ReloadState(ctx)
-	}
+// relearn has a cluster client learn the cluster's layout again when a
+// pinned connection got no answer or was told that the key moved (see
+// layoutHook, which sees only the calls made through the client itself).
+func (s *Store) relearn(ctx context.Context, err error) {
+	cc, _ := s.rdb.(*redis.ClusterClient)
+	relearn(ctx, cc, err)
 }

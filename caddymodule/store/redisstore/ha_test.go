@@ -14,6 +14,7 @@ import (
 // TestConformanceCluster runs the suite against a real three-master Redis
 // Cluster: every script's keys meet in one slot, or Redis would refuse it.
 // A site's challenges spread over the masters; its logins share one slot.
+// Last, a master is frozen (without replicas, nothing fails over).
 func TestConformanceCluster(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
 	storetest.Run(t, storetest.Config{MaxLoginsPerClient: 3}, func(t *testing.T) store.Store {
@@ -78,6 +79,8 @@ func TestConformanceCluster(t *testing.T) {
 		}
 		slots[slot(k.login("x"))] = prefix
 	}
+
+	t.Run("hung-master", func(t *testing.T) { clusterHungMaster(t, cl) })
 }
 
 // TestConformanceSentinel runs the suite through Sentinel against a primary

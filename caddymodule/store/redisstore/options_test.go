@@ -86,7 +86,7 @@ func TestNewBadOptions(t *testing.T) {
 }
 
 // TestNewHAOptions: Sentinel and Cluster get the timeouts, credentials,
-// no retries and TLS of a single server, and construct without contacting
+// no retries (nor redirects followed, in a cluster) and TLS of a single server, and construct without contacting
 // anything.
 func TestNewHAOptions(t *testing.T) {
 	s := newStore(t, Options{MasterName: "m", SentinelAddrs: []string{"127.0.0.1:1"}, SentinelPassword: "sp",
@@ -99,7 +99,7 @@ func TestNewHAOptions(t *testing.T) {
 	c := newStore(t, Options{ClusterAddrs: []string{"127.0.0.1:1", "127.0.0.1:2"}, Username: "u", Password: "p"})
 	co := c.rdb.(*redis.ClusterClient).Options()
 	if len(co.Addrs) != 2 || co.Username != "u" || co.Password != "p" || co.WriteTimeout != DefaultWriteTimeout ||
-		co.MaxRetries != -1 || co.TLSConfig != nil {
+		co.MaxRetries != -1 || co.MaxRedirects != 0 || co.TLSConfig != nil {
 		t.Errorf("cluster options %+v", co)
 	}
 	if c.ackTimeout != DefaultReplicaAckTimeout || c.acks != 0 {

@@ -1,9 +1,9 @@
 // Package redistest starts real Redis deployments on loopback for tests: a
-// server, a replica, Sentinels, and a Cluster, each process owned by the test
-// and killed when it ends. Sentinels are redis-server in sentinel mode.
-// Without the Redis binaries (Debian's redis-server package, with
-// redis-cli) a test is skipped, or fails when the environment variable CI
-// is "true".
+// server, a replica, Sentinels, and a Cluster (with or without replicas),
+// each process owned by the test and killed when it ends. Sentinels are
+// redis-server in sentinel mode. Without the Redis binaries (Debian's
+// redis-server package, with redis-cli) a test is skipped, or fails when the
+// environment variable CI is "true".
 package redistest
 
 import (
