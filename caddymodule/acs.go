@@ -77,6 +77,12 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnPath 
 		return h.storePage(w, r, err)
 	}
 	h.debug(r, "starting SAML login", zap.String("idp", rd.IDPEntityID))
+	return h.sendToIdP(w, r, rd)
+}
+
+// sendToIdP sends the browser to the IdP with a request: a redirect by the
+// HTTP-Redirect binding, or a page that posts the form by the HTTP-POST one.
+func (h *Handler) sendToIdP(w http.ResponseWriter, r *http.Request, rd *samlauth.Redirect) error {
 	if rd.Form == nil {
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, rd.URL, http.StatusFound)

@@ -194,10 +194,8 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Info("logout", zap.String("user", id.email), zap.String("remote_ip", clientIP(r)))
 	}
 	if id != nil {
-		if u, ok := h.idpLogout(r, id.email); ok {
-			w.Header().Set("Cache-Control", "no-store")
-			http.Redirect(w, r, u, http.StatusFound)
-			return nil
+		if sent, err := h.idpLogout(w, r, id.email); sent || err != nil {
+			return err
 		}
 	}
 	return h.page(w, r, http.StatusOK, "Signed out", "You are signed out of ConsoleMe.")
@@ -222,16 +220,24 @@ func (h *Handler) loginPath() string {
 	return "/saml/login"
 }
 
-// idpLogout is where to send a browser to sign out at the identity
-// provider too, when it offers that.
-func (h *Handler) idpLogout(r *http.Request, user string) (string, bool) {
+// idpLogout sends the browser to sign out at the identity provider too,
+// when it offers that: a redirect to the OpenID provider's end-session
+// endpoint, or a LogoutRequest by the SAML IdP's HTTP-Redirect endpoint
+// (else its HTTP-POST one, as a form the browser submits). It reports
+// whether it answered.
+func (h *Handler) idpLogout(w http.ResponseWriter, r *http.Request, user string) (bool, error) {
 	base := h.baseURL(r)
 	if h.oidc != nil {
-		return h.oidc.LogoutURL(base+"/", "")
+		u, ok := h.oidc.LogoutURL(base+"/", "")
+		if ok {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, u, http.StatusFound)
+		}
+		return ok, nil
 	}
-	u, err := h.sp.LogoutRedirect(base, user, "")
+	rd, err := h.sp.Logout(base, user, "")
 	if err != nil {
-		return "", false
+		return false, nil
 	}
-	return u.String(), true
+	return true, h.sendToIdP(w, r, rd)
 }

@@ -54,9 +54,8 @@
 // [Provider.Metadata] is the SP metadata for <base>/saml/metadata;
 // [SPMetadata] is the same for a file an IdP administrator imports once
 // (the metadata subcommand), without validUntil by default.
-// [Provider.Logout] (or [Provider.LogoutRedirect], by the HTTP-Redirect
-// binding only) and [Provider.ValidateLogoutResponse] serve single logout
-// at <base>/saml/slo.
+// [Provider.Logout] and [Provider.ValidateLogoutResponse] serve single
+// logout at <base>/saml/slo.
 //
 // # URLs
 //

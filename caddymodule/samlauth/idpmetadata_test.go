@@ -158,8 +158,8 @@ func TestMetadataNotYetLoaded(t *testing.T) {
 	if _, err := p.AuthnRequest(samltest.SPBaseURL, "relay"); !errors.Is(err, ErrNoMetadata) {
 		t.Errorf("AuthnRequest: %v, want ErrNoMetadata", err)
 	}
-	if _, err := p.LogoutRedirect(samltest.SPBaseURL, "alice@example.com", ""); !errors.Is(err, ErrNoMetadata) {
-		t.Errorf("LogoutRedirect: %v, want ErrNoMetadata", err)
+	if _, err := p.Logout(samltest.SPBaseURL, "alice@example.com", ""); !errors.Is(err, ErrNoMetadata) {
+		t.Errorf("Logout: %v, want ErrNoMetadata", err)
 	}
 	r := httptest.NewRequest(http.MethodGet, testSLO+"?SAMLResponse=x", nil)
 	if err := p.ValidateLogoutResponse(r, samltest.SPBaseURL); !errors.Is(err, ErrNoMetadata) {

@@ -4,15 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 )
 
 // ErrNoSLO is returned by Logout when the IdP metadata has no
-// SingleLogoutService of the HTTP-Redirect or HTTP-POST binding, and by
-// LogoutRedirect when it has none of the HTTP-Redirect binding: the local
+// SingleLogoutService of the HTTP-Redirect or HTTP-POST binding: the local
 // logout is all there is.
 var ErrNoSLO = errors.New("the identity provider has no single-logout endpoint of a binding this SP sends")
 
@@ -27,16 +25,6 @@ var ErrNoSLO = errors.New("the identity provider has no single-logout endpoint o
 // has no such endpoint.
 func (p *Provider) Logout(base, nameID, relayState string) (*Redirect, error) {
 	return p.logout(base, nameID, relayState, saml.HTTPRedirectBinding, saml.HTTPPostBinding)
-}
-
-// LogoutRedirect is Logout by the HTTP-Redirect binding only, for a caller
-// that can only answer with a redirect: the URL to redirect the browser to.
-func (p *Provider) LogoutRedirect(base, nameID, relayState string) (*url.URL, error) {
-	r, err := p.logout(base, nameID, relayState, saml.HTTPRedirectBinding)
-	if err != nil {
-		return nil, err
-	}
-	return url.Parse(r.URL)
 }
 
 // logout makes the LogoutRequest for the first of bindings the IdP has a
