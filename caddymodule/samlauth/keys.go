@@ -3,9 +3,6 @@ package samlauth
 import (
 	"crypto"
 	"crypto/x509"
-	"encoding/pem"
-	"fmt"
-	"os"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/internal/pemfile"
 )
@@ -13,24 +10,7 @@ import (
 // LoadCertificate reads the first CERTIFICATE block of a PEM file, skipping
 // any other blocks before it. Errors name the file.
 func LoadCertificate(path string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		var blk *pem.Block
-		blk, data = pem.Decode(data)
-		if blk == nil {
-			return nil, fmt.Errorf("%s: no PEM CERTIFICATE block", path)
-		}
-		if blk.Type == "CERTIFICATE" {
-			cert, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
-			}
-			return cert, nil
-		}
-	}
+	return pemfile.LoadCertificate(path)
 }
 
 // LoadPrivateKey reads the first private key block of a PEM file: RSA

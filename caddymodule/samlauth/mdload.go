@@ -3,13 +3,14 @@ package samlauth
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/internal/pemfile"
 )
 
 // loadMetadata reads IdP metadata from r (of size bytes when known, 0
@@ -68,26 +69,11 @@ func loadSigningCerts(entries []string) ([]*x509.Certificate, error) {
 			}
 			name = e
 		}
-		n := 0
-		for {
-			var blk *pem.Block
-			blk, data = pem.Decode(data)
-			if blk == nil {
-				break
-			}
-			if blk.Type != "CERTIFICATE" {
-				continue
-			}
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("idp_metadata_signing_cert: %s: %w", name, err)
-			}
-			certs = append(certs, c)
-			n++
+		found, err := pemfile.Certificates(data, name)
+		if err != nil {
+			return nil, fmt.Errorf("idp_metadata_signing_cert: %w", err)
 		}
-		if n == 0 {
-			return nil, fmt.Errorf("idp_metadata_signing_cert: %s: no PEM CERTIFICATE block", name)
-		}
+		certs = append(certs, found...)
 	}
 	return certs, nil
 }

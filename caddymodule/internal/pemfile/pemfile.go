@@ -1,4 +1,4 @@
-// Package pemfile reads private keys from PEM files for the SAML and OpenID
+// Package pemfile reads private keys and certificates from PEM for the SAML and OpenID
 // Connect packages. Errors name the file but never quote key material.
 package pemfile
 
