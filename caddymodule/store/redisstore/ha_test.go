@@ -112,7 +112,7 @@ func TestReplicaAckKeepsSuccessOnce(t *testing.T) {
 		replica := redistest.StartReplica(t, primary)
 		prefix := uniquePrefix()
 		onPrimary := newStore(t, Options{URL: "redis://" + primary.Addr, KeyPrefix: prefix,
-			ReplicaAcks: acks, ReplicaAckTimeout: 200 * time.Millisecond})
+			ReplicaAcks: acks, ReplicaAckTimeout: 2 * time.Second})
 		ctx := t.Context()
 		now := time.Now()
 		collected, kept := testChallenge(now), testChallenge(now)

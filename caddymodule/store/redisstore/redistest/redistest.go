@@ -149,10 +149,15 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 func StartReplica(tb testing.TB, primary *Server) *Server {
 	tb.Helper()
 	r := StartServer(tb, "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
-	c := r.Client(tb)
+	c, pc := r.Client(tb), primary.Client(tb)
+	// In sync on both ends: the replica's link is up, and the primary
+	// counts it online (it does so at the replica's first acknowledgement
+	// after the initial sync; until then WAIT does not count it).
+	online := fmt.Sprintf("port=%d,state=online", r.Port)
 	Eventually(tb, 10*time.Second, "replica in sync", func() bool {
 		info, _ := c.Info(context.Background(), "replication").Result()
-		return strings.Contains(info, "master_link_status:up")
+		pinfo, _ := pc.Info(context.Background(), "replication").Result()
+		return strings.Contains(info, "master_link_status:up") && strings.Contains(pinfo, online)
 	})
 	return r
 }
