@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,38 +121,21 @@ func TestRedisHASentinelFailover(t *testing.T) {
 	e.pollSuccess(t, chs[0].PollingURL, nil, userAlice)
 
 	// Pollers collect the others, and poll them again, across the kill.
-	var mu sync.Mutex
-	handed := map[string]int{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for p := range 3 {
-		wg.Go(func() {
-			for round := 0; ; round++ {
-				for j := range chs[1:] {
-					select {
-					case <-stop:
-						return
-					case <-time.After(15 * time.Millisecond):
-					}
-					ch := chs[1+(j+p+round)%(len(chs)-1)]
-					r, err := http.Get(ch.PollingURL)
-					if err != nil {
-						continue
-					}
-					var m map[string]any
-					if decodeJSON(r, &m) == nil && m["status"] == "success" {
-						mu.Lock()
-						handed[ch.Token]++
-						mu.Unlock()
-					}
-				}
-			}
-		})
+	pollingURL := map[string]string{}
+	for _, ch := range chs[1:] {
+		pollingURL[ch.Token] = ch.PollingURL
 	}
+	pollers := redistest.StartPollers(3, 15*time.Millisecond, slices.Collect(maps.Keys(pollingURL)), func(tok string) bool {
+		r, err := http.Get(pollingURL[tok])
+		if err != nil {
+			return false
+		}
+		var m map[string]any
+		return decodeJSON(r, &m) == nil && m["status"] == "success"
+	})
+	defer pollers.Stop()
 	time.Sleep(20 * time.Millisecond)
-	mu.Lock()
-	before := len(handed)
-	mu.Unlock()
+	before := pollers.Collected()
 	killed := time.Now()
 	primary.Kill()
 	var recovered time.Duration
@@ -166,13 +151,10 @@ func TestRedisHASentinelFailover(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	redistest.Eventually(t, 10*time.Second, "the approved challenges collected", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(handed) == len(chs)-1
+		return pollers.Collected() == len(chs)-1
 	})
 	time.Sleep(300 * time.Millisecond) // the collected ones polled again
-	close(stop)
-	wg.Wait()
+	pollers.Stop()
 
 	// A whole login after the failover.
 	ch := e.generate(t, userAlice.Email, nil)
@@ -192,7 +174,7 @@ func TestRedisHASentinelFailover(t *testing.T) {
 		t.Errorf("served again after %s, want within %s (down-after 1s plus the failover)", recovered, limit)
 	}
 	for _, ch := range chs[1:] {
-		if n := handed[ch.Token]; n != 1 {
+		if n := pollers.Handed(ch.Token); n != 1 {
 			t.Errorf("challenge %s handed out %d times, want once", ch.Token, n)
 		}
 	}

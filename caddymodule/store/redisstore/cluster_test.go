@@ -143,42 +143,15 @@ func clusterFailover(t *testing.T, cl *redistest.Cluster) {
 		redistest.WaitReplicated(t, m, cl.Replicas[m][0])
 	}
 
-	var mu sync.Mutex
-	handed := map[string]int{}
 	polled := append(append([]*store.Challenge{}, early...), others...)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for p := range 4 {
-		wg.Go(func() {
-			for round := 0; ; round++ {
-				mu.Lock()
-				cs := polled
-				mu.Unlock()
-				for j := range cs {
-					select {
-					case <-stop:
-						return
-					case <-time.After(10 * time.Millisecond):
-					}
-					c := cs[(j*(p+1)+round)%len(cs)]
-					if out, _, _ := s.Poll(ctx, c.Token, c.IP, true, time.Now()); out == store.PollSuccess {
-						mu.Lock()
-						handed[c.Token]++
-						mu.Unlock()
-					}
-				}
-			}
-		})
-	}
+	pollers := startPollers(s, polled)
+	defer pollers.Stop()
 	time.Sleep(30 * time.Millisecond)
-	mu.Lock()
-	before := len(handed)
-	mu.Unlock()
+	before := pollers.Collected()
 	killed := time.Now()
 	victim.Kill()
-	mu.Lock()
 	polled = append(polled, late...)
-	mu.Unlock()
+	pollers.Add(tokensOf(late)...)
 
 	// Served again: a new login on the victim's slots goes through, from
 	// the generator to the poller, on the promoted replica.
@@ -197,8 +170,6 @@ func clusterFailover(t *testing.T, cl *redistest.Cluster) {
 			break
 		}
 		if time.Since(killed) > 20*time.Second {
-			close(stop)
-			wg.Wait()
 			t.Fatalf("no service on the failed master's slots 20s after it was killed")
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -213,18 +184,15 @@ func clusterFailover(t *testing.T, cl *redistest.Cluster) {
 		return st == "claimed"
 	}
 	redistest.Eventually(t, 10*time.Second, "all challenges collected", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
 		for _, c := range polled {
-			if handed[c.Token] == 0 && !lost(c) {
+			if pollers.Handed(c.Token) == 0 && !lost(c) {
 				return false
 			}
 		}
 		return true
 	})
 	time.Sleep(200 * time.Millisecond) // the collected tokens polled again
-	close(stop)
-	wg.Wait()
+	pollers.Stop()
 
 	t.Logf("%d of %d collected before the kill; served again %s after it (node timeout %s)",
 		before, len(polled), recovered.Round(time.Millisecond), clusterNodeTimeout)
@@ -235,7 +203,7 @@ func clusterFailover(t *testing.T, cl *redistest.Cluster) {
 		return cl.Owner(t, s.keys.challenge(late[0].Token)) == heir
 	})
 	for _, c := range polled {
-		n := handed[c.Token]
+		n := pollers.Handed(c.Token)
 		switch {
 		case n > 1:
 			t.Errorf("challenge %s handed out %d times, want once", c.Token, n)

@@ -1,7 +1,7 @@
 package redisstore
 
 import (
-	"sync"
+	"context"
 	"testing"
 	"time"
 
@@ -42,33 +42,10 @@ func TestSentinelFailover(t *testing.T) {
 		t.Fatalf("the replica did not catch up: %d, %v", n, err)
 	}
 
-	var mu sync.Mutex
-	handed := map[string]int{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for p := range 4 {
-		wg.Go(func() {
-			for round := 0; ; round++ {
-				for j := range cs {
-					select {
-					case <-stop:
-						return
-					case <-time.After(10 * time.Millisecond):
-					}
-					c := cs[(j*(p+1)+round)%len(cs)]
-					if out, _, _ := s.Poll(ctx, c.Token, c.IP, true, time.Now()); out == store.PollSuccess {
-						mu.Lock()
-						handed[c.Token]++
-						mu.Unlock()
-					}
-				}
-			}
-		})
-	}
+	pollers := startPollers(s, cs)
+	defer pollers.Stop()
 	time.Sleep(30 * time.Millisecond)
-	mu.Lock()
-	before := len(handed)
-	mu.Unlock()
+	before := pollers.Collected()
 	killed := time.Now()
 	primary.Kill()
 
@@ -91,13 +68,10 @@ func TestSentinelFailover(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	redistest.Eventually(t, 5*time.Second, "all challenges collected", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(handed) == len(cs)
+		return pollers.Collected() == len(cs)
 	})
 	time.Sleep(200 * time.Millisecond) // the collected tokens polled again
-	close(stop)
-	wg.Wait()
+	pollers.Stop()
 
 	t.Logf("%d of %d collected before the kill; served again %s after it (down-after %s)",
 		before, len(cs), recovered.Round(time.Millisecond), downAfter)
@@ -108,10 +82,28 @@ func TestSentinelFailover(t *testing.T) {
 		t.Errorf("the sentinels' primary is %q (%v), want the replica %s", addr, err, replica.Addr)
 	}
 	for _, c := range cs {
-		if n := handed[c.Token]; n != 1 {
+		if n := pollers.Handed(c.Token); n != 1 {
 			t.Errorf("challenge %s handed out %d times, want once", c.Token, n)
 		}
 	}
+}
+
+// startPollers has four pollers collect cs from s, each poll 10 ms after
+// the last.
+func startPollers(s *Store, cs []*store.Challenge) *redistest.Pollers {
+	return redistest.StartPollers(4, 10*time.Millisecond, tokensOf(cs), func(tok string) bool {
+		out, _, _ := s.Poll(context.Background(), tok, testIP, true, time.Now())
+		return out == store.PollSuccess
+	})
+}
+
+// tokensOf lists the tokens of cs.
+func tokensOf(cs []*store.Challenge) []string {
+	tokens := make([]string, len(cs))
+	for i, c := range cs {
+		tokens[i] = c.Token
+	}
+	return tokens
 }
 
 // BenchmarkPollSuccess measures the success path (the poll that collects

@@ -182,11 +182,14 @@ func uniquePrefix() string { return fmt.Sprintf("test%d:", prefixes.Add(1)) }
 
 var tokens atomic.Int64
 
+// testIP is the address every test challenge was generated from.
+const testIP = "192.0.2.10"
+
 func testChallenge(now time.Time) *store.Challenge {
 	return &store.Challenge{
 		Token:   fmt.Sprintf("00000000-0000-4000-8000-%012d", tokens.Add(1)),
 		User:    "alice@example.com",
-		IP:      "192.0.2.10",
+		IP:      testIP,
 		Created: now,
 		Expires: now.Add(2 * time.Minute),
 		Status:  store.StatusPending,
