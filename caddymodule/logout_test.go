@@ -4,11 +4,13 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"html"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crewjam/saml"
 
@@ -69,6 +71,69 @@ func TestLogoutAtTheIdP(t *testing.T) {
 			}
 			if req.NameID == nil || req.NameID.Value != "alice@example.com" || req.Signature == nil {
 				t.Errorf("LogoutRequest for %v, signed=%v; want alice's, signed", req.NameID, req.Signature != nil)
+			}
+		})
+	}
+}
+
+// A logout at /saml/slo that did not come from this site signs nobody out
+// unless it is a LogoutResponse the IdP signed: another site's link or form
+// (the page of a cross-site /logout instead), an unsigned or forged
+// response, or one signed by another key.
+func TestSingleLogoutFromAnotherSite(t *testing.T) {
+	dir := t.TempDir()
+	idp := samltest.NewIdP(t, dir, "idp")
+	attacker := samltest.NewIdP(t, dir, "attacker")
+	sp := samltest.NewKeyPair(t, dir, "sp")
+	h := newTestHandler(t, func(h *Handler) {
+		h.SAML = &SAMLConfig{IDPMetadataFile: idp.MetadataFile(t, dir), SPCert: sp.CertFile, SPKey: sp.KeyFile}
+		h.WebLogin = &WebLoginConfig{}
+	})
+	response := func(signer *samltest.IdP) string {
+		r := saml.LogoutResponse{
+			ID: samltest.NewID(), InResponseTo: "id-logout", Version: "2.0", IssueInstant: time.Now().UTC(),
+			Destination: h.PublicURL + "/saml/slo",
+			Issuer:      &saml.Issuer{Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:entity", Value: samltest.IdPEntityID},
+			Status:      saml.Status{StatusCode: saml.StatusCode{Value: saml.StatusSuccess}},
+		}
+		el := r.Element()
+		if signer != nil {
+			el = signer.Sign(t, el)
+		}
+		return base64.StdEncoding.EncodeToString(samltest.XMLBytes(t, el))
+	}
+	for _, tc := range []struct {
+		name, method, body string
+		signedOut          bool
+	}{
+		{"link from another site", "GET", "", false},
+		{"form from another site", "POST", "", false},
+		{"unsigned response", "POST", response(nil), false},
+		{"response signed by another key", "POST", response(attacker), false},
+		{"IdP-initiated request, unverified", "POST", "SAMLRequest=" + url.QueryEscape("PHg+PC94Pg=="), false},
+		{"response signed by the IdP", "POST", response(idp), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := tc.body
+			if body != "" && !strings.HasPrefix(body, "SAMLRequest=") {
+				body = "SAMLResponse=" + url.QueryEscape(body)
+			}
+			r := request(tc.method, "/saml/slo", "192.0.2.1", strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.Header.Set("Sec-Fetch-Site", "cross-site")
+			r.Header.Set("Origin", "https://idp.example.com")
+			r.AddCookie(sessionCookie(t, h, "alice@example.com"))
+			rec, passed := serve(t, h, r)
+			cleared := strings.Contains(rec.Header().Get("Set-Cookie"), "consoleme_auth=;")
+			if passed || rec.Code != 200 || cleared != tc.signedOut {
+				t.Fatalf("%d, passed=%v, session cleared=%v; want cleared=%v", rec.Code, passed, cleared, tc.signedOut)
+			}
+			want := "Sign out of ConsoleMe?"
+			if tc.signedOut {
+				want = "You are signed out"
+			}
+			if !strings.Contains(rec.Body.String(), want) {
+				t.Errorf("page lacks %q:\n%s", want, rec.Body)
 			}
 		})
 	}

@@ -159,21 +159,45 @@ func (h *Handler) guardWebLogin(w http.ResponseWriter, r *http.Request) (bool, e
 }
 
 // serveSLO is where the IdP sends the browser back after a single logout
-// (its LogoutResponse), or starts one itself (a LogoutRequest): either way
-// the session cookie is cleared and the user is told they are signed out.
+// (its LogoutResponse), or starts one itself (a LogoutRequest). A
+// LogoutResponse the IdP signed, or a request from this site, clears the
+// session and tells the user they are signed out; anything else (another
+// site's form or link, an unsigned or forged response, an IdP-initiated
+// LogoutRequest) signs nobody out and gets the page whose button posts the
+// logout from this site, as a cross-site /logout does.
 func (h *Handler) serveSLO(w http.ResponseWriter, r *http.Request) error {
 	if !allowMethods(w, r, http.MethodGet, http.MethodPost) {
 		return nil
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxACSBody)
 	_ = r.ParseForm()
-	h.sessions.clear(w, r)
+	confirmed := false
 	if r.Form.Get("SAMLResponse") != "" {
-		if err := h.sp.ValidateLogoutResponse(r, h.baseURL(r)); err != nil {
+		err := h.sp.ValidateLogoutResponse(r, h.baseURL(r))
+		if err != nil {
 			h.debug(r, "IdP logout response not validated", zap.Error(err))
 		}
+		confirmed = err == nil
 	}
+	if !confirmed && !h.fromThisSite(r) {
+		return h.confirmLogout(w, r)
+	}
+	h.sessions.clear(w, r)
 	return h.page(w, r, http.StatusOK, "Signed out", "You are signed out of ConsoleMe.")
+}
+
+// fromThisSite reports whether a logout request came from this site or
+// from the user (typed, bookmarked), not from another site's link, image
+// or form.
+func (h *Handler) fromThisSite(r *http.Request) bool {
+	return sameSiteRequest(r) && (r.Method != http.MethodPost || h.sameOrigin(r))
+}
+
+// confirmLogout answers a logout another site asked for: nobody is signed
+// out; the page's button posts the logout from this site.
+func (h *Handler) confirmLogout(w http.ResponseWriter, r *http.Request) error {
+	h.debug(r, "cross-site logout asked for confirmation")
+	return render(w, http.StatusOK, "logout", pageCSP, messagePage{Title: "Sign out of ConsoleMe?"})
 }
 
 // serveLogout clears the session and, when the IdP has a single-logout
@@ -184,9 +208,8 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	if !allowMethods(w, r, http.MethodGet, http.MethodPost) {
 		return nil
 	}
-	if !sameSiteRequest(r) || (r.Method == http.MethodPost && !h.sameOrigin(r)) {
-		h.debug(r, "cross-site logout asked for confirmation")
-		return render(w, http.StatusOK, "logout", pageCSP, messagePage{Title: "Sign out of ConsoleMe?"})
+	if !h.fromThisSite(r) {
+		return h.confirmLogout(w, r)
 	}
 	id := h.sessions.read(r, h.now())
 	h.sessions.clear(w, r)
