@@ -73,13 +73,9 @@ func newEnvWith(t testing.TB, cm *consoleMe, real *realUpstream, opts ...func(*m
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 
 	cfg := moduleConfig{
-		JWTSecret:       secret,
-		PublicURL:       base,
-		IdPMetadataURL:  idp.MetadataURL,
-		SPCert:          certPath,
-		SPKey:           keyPath,
-		EmailAttribute:  samlAttrMail,
-		GroupsAttribute: samlAttrAffiliation,
+		Module: testbed.Module{JWTSecret: secret, PublicURL: base},
+		SAML: testbed.SAML{IdPMetadataURL: idp.MetadataURL, SPCert: certPath, SPKey: keyPath,
+			EmailAttribute: samlAttrMail, GroupsAttribute: samlAttrAffiliation},
 	}
 	for _, o := range opts {
 		o(&cfg)

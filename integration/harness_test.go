@@ -152,67 +152,20 @@ func siteCaddyfile(port int, cfg moduleConfig, upstream string) testbed.Caddyfil
 }
 
 // moduleConfig describes one deployment's consoleme_auth block, with its
-// saml block inline, plus the global options the tests change. Empty
-// fields are left out so the module's defaults apply.
+// saml block's settings promoted (every such test signs in with SAML), plus
+// the global options the tests change. Empty fields are left out so the
+// module's defaults apply.
 type moduleConfig struct {
-	JWTSecret               string
-	PublicURL               string
-	CookieName              string
-	JWTExpiration           string
-	EmailClaim              string
-	GroupsClaim             string
-	ChallengeTTL            string
-	MaxPending              int
-	Store                   string // e.g. "memory" or "redis redis://..."
-	StoreBlock              [][]string
-	GeneratorRateLimit      string
-	PollerRateLimit         string
-	DisableValidatorIPCheck bool
-	DisablePollerIPCheck    bool
-	WebLogin                *testbed.WebLogin
+	testbed.Module
+	testbed.SAML
 
 	AdminAddr string // admin endpoint address instead of "admin off"
 	Debug     bool   // Caddy's debug logging
-
-	IdPMetadataURL    string
-	IdPMetadataFile   string
-	SPCert            string
-	SPKey             string
-	EntityID          string
-	EmailAttribute    string
-	GroupsAttribute   string
-	ClockSkew         string
-	SignAuthnRequests bool
 }
 
 // module is the consoleme_auth block cfg describes.
 func (m moduleConfig) module() *testbed.Module {
-	return &testbed.Module{
-		JWTSecret:               m.JWTSecret,
-		PublicURL:               m.PublicURL,
-		CookieName:              m.CookieName,
-		JWTExpiration:           m.JWTExpiration,
-		EmailClaim:              m.EmailClaim,
-		GroupsClaim:             m.GroupsClaim,
-		ChallengeTTL:            m.ChallengeTTL,
-		MaxPending:              m.MaxPending,
-		Store:                   m.Store,
-		StoreBlock:              m.StoreBlock,
-		GeneratorRateLimit:      m.GeneratorRateLimit,
-		PollerRateLimit:         m.PollerRateLimit,
-		DisableValidatorIPCheck: m.DisableValidatorIPCheck,
-		DisablePollerIPCheck:    m.DisablePollerIPCheck,
-		WebLogin:                m.WebLogin,
-		SAML: &testbed.SAML{
-			IdPMetadataURL:    m.IdPMetadataURL,
-			IdPMetadataFile:   m.IdPMetadataFile,
-			SPCert:            m.SPCert,
-			SPKey:             m.SPKey,
-			EntityID:          m.EntityID,
-			EmailAttribute:    m.EmailAttribute,
-			GroupsAttribute:   m.GroupsAttribute,
-			ClockSkew:         m.ClockSkew,
-			SignAuthnRequests: m.SignAuthnRequests,
-		},
-	}
+	mod, saml := m.Module, m.SAML
+	mod.SAML = &saml
+	return &mod
 }

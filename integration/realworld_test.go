@@ -72,13 +72,9 @@ func newRealWorld(t testing.TB, s realWorldSetup) *realWorld {
 	httpsPort, httpPort := p[0], p[1]
 	base := fmt.Sprintf("https://127.0.0.1:%d", httpsPort)
 	cfg := moduleConfig{
-		JWTSecret:       secret,
-		PublicURL:       base,
-		IdPMetadataURL:  ssp.MetadataURL,
-		SPCert:          certPath,
-		SPKey:           keyPath,
-		EmailAttribute:  "email",
-		GroupsAttribute: "groups",
+		Module: testbed.Module{JWTSecret: secret, PublicURL: base},
+		SAML: testbed.SAML{IdPMetadataURL: ssp.MetadataURL, SPCert: certPath, SPKey: keyPath,
+			EmailAttribute: "email", GroupsAttribute: "groups"},
 	}
 	if s.Module != nil {
 		s.Module(&cfg)

@@ -79,15 +79,9 @@ func newClusterWith(t *testing.T, n int, store string, storeBlock ...[]string) *
 	lbPort := freePort(t)
 	lb := fmt.Sprintf("http://127.0.0.1:%d", lbPort)
 	cfg := moduleConfig{
-		JWTSecret:       secret,
-		PublicURL:       lb,
-		Store:           store,
-		StoreBlock:      storeBlock,
-		IdPMetadataURL:  idp.MetadataURL,
-		SPCert:          certPath,
-		SPKey:           keyPath,
-		EmailAttribute:  samlAttrMail,
-		GroupsAttribute: samlAttrAffiliation,
+		Module: testbed.Module{JWTSecret: secret, PublicURL: lb, Store: store, StoreBlock: storeBlock},
+		SAML: testbed.SAML{IdPMetadataURL: idp.MetadataURL, SPCert: certPath, SPKey: keyPath,
+			EmailAttribute: samlAttrMail, GroupsAttribute: samlAttrAffiliation},
 	}
 	c := &cluster{LB: lb}
 	var first *caddyProc
