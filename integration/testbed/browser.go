@@ -1,15 +1,15 @@
 package testbed
 
 import (
-	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
 
-	"golang.org/x/net/html"
+	"golang.org/x/net/publicsuffix"
 )
 
 // Failer is what a Browser reports a failed step to: a *testing.T, or
@@ -30,6 +30,11 @@ type Browser struct {
 	// Header is added to every request, e.g. X-Forwarded-For to appear to
 	// come from another client IP.
 	Header http.Header
+	// FetchMetadata makes Submit send what a current browser sends with a
+	// form: Sec-Fetch-Site, and "Origin: null" when the form's page has
+	// Referrer-Policy: no-referrer (the Fetch standard's "append a request
+	// Origin header"; Chromium does exactly that).
+	FetchMetadata bool
 }
 
 func NewBrowser(t Failer) *Browser {
@@ -130,15 +135,24 @@ func (b *Browser) Get(rawURL string) *Page {
 // the form came from.
 func (b *Browser) PostForm(rawURL, origin string, values url.Values) *Page {
 	b.t.Helper()
+	h := http.Header{}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	return b.post(rawURL, h, values)
+}
+
+func (b *Browser) post(rawURL string, header http.Header, values url.Values) *Page {
+	b.t.Helper()
 	req, err := http.NewRequest(http.MethodPost, rawURL, strings.NewReader(values.Encode()))
 	if err != nil {
 		b.t.Fatalf("%v", err)
 	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
-	if origin != "" {
-		req.Header.Set("Origin", origin)
-	}
 	return b.do(req)
 }
 
@@ -150,7 +164,89 @@ func (b *Browser) Submit(p *Page, form HTMLForm, clickID string) *Page {
 	if err != nil {
 		b.t.Fatalf("form action %q: %v", form.Action, err)
 	}
-	return b.PostForm(action.String(), Origin(p.URL), form.Values(clickID))
+	if !b.FetchMetadata {
+		return b.PostForm(action.String(), Origin(p.URL), form.Values(clickID))
+	}
+	h := http.Header{}
+	h.Set("Origin", Origin(p.URL))
+	if referrerPolicy(p.Header) == "no-referrer" {
+		h.Set("Origin", "null")
+	}
+	h.Set("Sec-Fetch-Site", FetchSite(p.URL, action))
+	return b.post(action.String(), h, form.Values(clickID))
+}
+
+// Follow follows p's redirects as a browser navigation does and returns
+// the page it ends on (p itself when p is no redirect). Each hop is a GET:
+// 301, 302 and 303 turn a POST into one; a 307 or 308 after a POST, which
+// a browser would post again, is reported as a failed step, and so are
+// more than 10 hops. A redirect without a Location is an answer, as for
+// net/http's client.
+func (b *Browser) Follow(p *Page) *Page {
+	b.t.Helper()
+	for hops := 0; ; hops++ {
+		switch p.Status {
+		case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther:
+		case http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+			if p.Method != http.MethodGet && p.Method != http.MethodHead {
+				b.t.Fatalf("%s %s: a %d asks to repeat the %s, which Follow does not do", p.Method, p.URL, p.Status, p.Method)
+				return p
+			}
+		default:
+			return p
+		}
+		loc := p.Location()
+		if loc == nil {
+			return p
+		}
+		if hops == 10 {
+			b.t.Fatalf("%s %s: more than 10 redirects", p.Method, p.URL)
+			return p
+		}
+		p = b.Get(loc.String())
+	}
+}
+
+// referrerPolicy is the policy a Referrer-Policy header sets: the last
+// token a browser knows, as the header may list fallbacks.
+func referrerPolicy(h http.Header) string {
+	policy := ""
+	for _, v := range h.Values("Referrer-Policy") {
+		for _, tok := range strings.Split(v, ",") {
+			switch tok = strings.ToLower(strings.TrimSpace(tok)); tok {
+			case "no-referrer", "no-referrer-when-downgrade", "same-origin", "origin",
+				"strict-origin", "origin-when-cross-origin", "strict-origin-when-cross-origin", "unsafe-url":
+				policy = tok
+			}
+		}
+	}
+	return policy
+}
+
+// FetchSite is the Sec-Fetch-Site a browser sends with a request from a
+// page at from to to: same-origin, same-site (same scheme and registrable
+// domain, or the same IP address or single-label host such as localhost,
+// on another port), or cross-site.
+func FetchSite(from, to *url.URL) string {
+	if Origin(from) == Origin(to) {
+		return "same-origin"
+	}
+	if from.Scheme == to.Scheme && site(from.Hostname()) == site(to.Hostname()) {
+		return "same-site"
+	}
+	return "cross-site"
+}
+
+// site is host's registrable domain, or host itself when it has none.
+func site(host string) string {
+	host = strings.ToLower(host)
+	if net.ParseIP(host) != nil {
+		return host
+	}
+	if s, err := publicsuffix.EffectiveTLDPlusOne(host); err == nil {
+		return s
+	}
+	return host
 }
 
 // CookieValue returns the value of the cookie the Browser would send to
@@ -179,166 +275,3 @@ func (b *Browser) SetCookie(rawURL, name, value string) {
 
 // Origin is scheme://host[:port] of u, as a browser sends in Origin.
 func Origin(u *url.URL) string { return u.Scheme + "://" + u.Host }
-
-// HTMLForm is a <form> and its controls.
-type HTMLForm struct {
-	ID       string
-	Action   string
-	Method   string // as written, lower-cased; "" if absent
-	Controls []HTMLControl
-}
-
-// HTMLControl is an <input>, <button>, <select> or <textarea>.
-type HTMLControl struct {
-	Tag   string
-	Type  string // lower-cased; "submit" for a <button> without type
-	ID    string
-	Name  string
-	Value string
-}
-
-func (c HTMLControl) IsSubmit() bool {
-	return (c.Tag == "input" || c.Tag == "button") && (c.Type == "submit" || c.Type == "image")
-}
-
-// Control returns the first control with the given id, or nil.
-func (f HTMLForm) Control(id string) *HTMLControl {
-	for i := range f.Controls {
-		if f.Controls[i].ID == id {
-			return &f.Controls[i]
-		}
-	}
-	return nil
-}
-
-// Hidden returns the form's hidden inputs by name.
-func (f HTMLForm) Hidden() map[string]string {
-	m := map[string]string{}
-	for _, c := range f.Controls {
-		if c.Tag == "input" && c.Type == "hidden" && c.Name != "" {
-			m[c.Name] = c.Value
-		}
-	}
-	return m
-}
-
-// Values is what a browser submits: every named control except checkboxes,
-// radios, files and buttons, plus the clicked submit control if named.
-func (f HTMLForm) Values(clickID string) url.Values {
-	v := url.Values{}
-	for _, c := range f.Controls {
-		if c.Name == "" {
-			continue
-		}
-		if c.IsSubmit() {
-			if clickID != "" && c.ID == clickID {
-				v.Add(c.Name, c.Value)
-			}
-			continue
-		}
-		switch c.Type {
-		case "checkbox", "radio", "file", "button", "reset":
-			continue
-		}
-		v.Add(c.Name, c.Value)
-	}
-	return v
-}
-
-// ParseForms finds every form in an HTML document. Controls outside any
-// form are ignored.
-func ParseForms(body []byte) []HTMLForm {
-	doc, err := html.Parse(bytes.NewReader(body))
-	if err != nil {
-		return nil
-	}
-	var forms []HTMLForm
-	var walk func(n *html.Node, form *HTMLForm)
-	walk = func(n *html.Node, form *HTMLForm) {
-		if n.Type == html.ElementNode {
-			switch n.Data {
-			case "form":
-				f := HTMLForm{ID: attr(n, "id"), Action: attr(n, "action"), Method: strings.ToLower(attr(n, "method"))}
-				for c := n.FirstChild; c != nil; c = c.NextSibling {
-					walk(c, &f)
-				}
-				forms = append(forms, f)
-				return
-			case "input", "button", "select", "textarea":
-				if form != nil {
-					c := HTMLControl{Tag: n.Data, Type: strings.ToLower(attr(n, "type")), ID: attr(n, "id"), Name: attr(n, "name"), Value: attr(n, "value")}
-					if c.Tag == "input" && c.Type == "" {
-						c.Type = "text"
-					}
-					if c.Tag == "button" && c.Type == "" {
-						c.Type = "submit"
-					}
-					if c.Tag == "textarea" {
-						c.Value = nodeText(n)
-					}
-					form.Controls = append(form.Controls, c)
-				}
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c, form)
-		}
-	}
-	walk(doc, nil)
-	return forms
-}
-
-func attr(n *html.Node, name string) string {
-	for _, a := range n.Attr {
-		if a.Key == name {
-			return a.Val
-		}
-	}
-	return ""
-}
-
-// blockTags separate their text from the text around them; inline
-// elements (strong, code, span, a...) do not.
-var blockTags = map[string]bool{
-	"address": true, "article": true, "aside": true, "blockquote": true, "body": true, "br": true,
-	"button": true, "dd": true, "div": true, "dl": true, "dt": true, "footer": true, "form": true,
-	"h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true, "header": true, "hr": true,
-	"li": true, "main": true, "nav": true, "ol": true, "p": true, "pre": true, "section": true,
-	"table": true, "td": true, "th": true, "title": true, "tr": true, "ul": true,
-}
-
-// nodeText is the text under n, without scripts and styles.
-func nodeText(n *html.Node) string {
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode && (n.Data == "script" || n.Data == "style") {
-			return
-		}
-		block := n.Type == html.ElementNode && blockTags[n.Data]
-		if block {
-			b.WriteByte(' ')
-		}
-		if n.Type == html.TextNode {
-			b.WriteString(n.Data)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-		if block {
-			b.WriteByte(' ')
-		}
-	}
-	walk(n)
-	return b.String()
-}
-
-// HTMLText is the visible text of an HTML document with runs of whitespace
-// collapsed to one space.
-func HTMLText(body []byte) string {
-	doc, err := html.Parse(bytes.NewReader(body))
-	if err != nil {
-		return ""
-	}
-	return strings.Join(strings.Fields(nodeText(doc)), " ")
-}
