@@ -12,21 +12,17 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/oidcauth/oidctest"
 	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
-	"golang.org/x/net/html"
 )
 
 // TestDemo starts the demo as `go run ./cmd/demo` would (on free ports) and
@@ -68,7 +64,7 @@ func testDemo(t *testing.T, cfg config) {
 	real := cfg.ConsoleMe != ""
 
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testbed.SyncBuffer{}
 	var runErr error
 	finished := make(chan struct{})
 	go func() {
@@ -94,7 +90,7 @@ func testDemo(t *testing.T, cfg config) {
 		}
 	})
 
-	if err := out.waitFor("Press Ctrl-C to stop.", 60*time.Second, finished); err != nil {
+	if err := waitReady(out, "Press Ctrl-C to stop.", 60*time.Second, finished); err != nil {
 		t.Fatalf("%v (run: %v)", err, stop())
 	}
 	instructions := out.String()
@@ -113,64 +109,71 @@ func testDemo(t *testing.T, cfg config) {
 		t.Errorf("the printed Caddyfile: %v", err)
 	}
 
-	b := newBrowser(t)
+	// The browser sends what Chromium sends with a form: Sec-Fetch-Site,
+	// and Origin: null from a page with Referrer-Policy: no-referrer, as
+	// the module's approval page is.
+	b := testbed.NewBrowser(t)
+	b.FetchMetadata = true
+	// cli calls ConsoleMe as Weep does: no cookie jar, no redirects.
+	cli := testbed.NewClient(testbed.ClientOptions{})
+	t.Cleanup(cli.Close)
 
 	t.Run("by hand", func(t *testing.T) {
 		// Step 1: the printed generator command, called as Weep calls it.
 		var ch challenge
-		getJSON(t, generatorURL, "", http.StatusOK, &ch)
+		getJSON(t, cli, generatorURL, "", http.StatusOK, &ch)
 		if !strings.HasPrefix(ch.ChallengeURL, caddyURL+"/challenge_validator/") ||
 			!strings.HasPrefix(ch.PollingURL, caddyURL+"/noauth/v1/challenge_poller/") {
 			t.Fatalf("generator: %+v", ch)
 		}
 		var creds credentials
-		getJSON(t, ch.PollingURL, "", http.StatusOK, &creds)
+		getJSON(t, cli, ch.PollingURL, "", http.StatusOK, &creds)
 		if creds.Status != "pending" {
 			t.Fatalf("poll before approval: %+v, want pending", creds)
 		}
 
 		// Step 2: the browser opens challenge_url and lands on the IdP's
 		// login form, on the other host name.
-		p := b.get(ch.ChallengeURL)
-		login := p.formWith(t, "password")
+		p := navigate(b, ch.ChallengeURL)
+		login := formWith(t, p, "password")
 		if p.URL.Host != strings.TrimPrefix(idpURL, "http://") || p.URL.Path != "/sso" {
 			t.Fatalf("challenge_url led to %s, want the IdP's /sso", p.URL)
 		}
-		if login.Fields.Get("user") != cfg.User {
-			t.Errorf("login form: user prefilled with %q, want %q", login.Fields.Get("user"), cfg.User)
+		if user := login.Field("user"); user == nil || user.Value != cfg.User {
+			t.Errorf("login form: user field %+v, want it prefilled with %q", user, cfg.User)
 		}
 		// A wrong password gets the form again with an error.
-		login.Fields.Set("password", "wrong")
-		p = b.submit(login)
-		if !strings.Contains(p.Body, "Invalid username or password") {
-			t.Fatalf("wrong password: want the login form with an error, got %d\n%s", p.Status, p.Body)
+		login.Field("password").Value = "wrong"
+		p = submit(b, p, login, "sign-in")
+		if !strings.Contains(string(p.Body), "Invalid username or password") {
+			t.Fatalf("wrong password: want the login form with an error, got %s", p)
 		}
-		login = p.formWith(t, "password")
-		login.Fields.Set("password", cfg.Password)
-		p = b.submit(login)
+		login = formWith(t, p, "password")
+		login.Field("password").Value = cfg.Password
+		p = submit(b, p, login, "sign-in")
 
 		// The IdP answers with the form that a script submits at once: the
 		// signed assertion, POSTed cross-site to Caddy's ACS, which signs the
 		// browser in and sends it back to the challenge.
-		assertion := p.formWith(t, "SAMLResponse")
-		if assertion.Action != caddyURL+"/saml/acs" {
-			t.Fatalf("the IdP posts to %s, want %s/saml/acs", assertion.Action, caddyURL)
+		assertion := formWith(t, p, "SAMLResponse")
+		if action := actionOf(t, p, assertion); action != caddyURL+"/saml/acs" {
+			t.Fatalf("the IdP posts to %s, want %s/saml/acs", action, caddyURL)
 		}
-		p = b.submit(assertion)
+		p = submit(b, p, assertion, "")
 		if p.URL.String() != ch.ChallengeURL {
-			t.Fatalf("after the ACS the browser is at %s, want %s\n%s", p.URL, ch.ChallengeURL, p.Body)
+			t.Fatalf("after the ACS the browser is at %s, want %s\n%s", p.URL, ch.ChallengeURL, p)
 		}
-		if !strings.Contains(p.Body, `id="user">`+cfg.User+"<") {
-			t.Errorf("the approval page does not name %s:\n%s", cfg.User, p.Body)
+		if !strings.Contains(string(p.Body), `id="user">`+cfg.User+"<") {
+			t.Errorf("the approval page does not name %s:\n%s", cfg.User, p)
 		}
-		approve := p.formWith(t, "nonce")
-		p = b.submit(approve)
-		if p.Status != http.StatusOK || !strings.Contains(p.Body, "You've successfully authenticated to ConsoleMe and may now close this page.") {
-			t.Fatalf("approving: %d\n%s", p.Status, p.Body)
+		approve := formWith(t, p, "nonce")
+		p = submit(b, p, approve, "approve")
+		if p.Status != http.StatusOK || !strings.Contains(string(p.Body), "You've successfully authenticated to ConsoleMe and may now close this page.") {
+			t.Fatalf("approving: %s", p)
 		}
 
 		// Step 3: the poll hands out the token, exactly once.
-		getJSON(t, ch.PollingURL, "", http.StatusOK, &creds)
+		getJSON(t, cli, ch.PollingURL, "", http.StatusOK, &creds)
 		if creds.Status != "success" || creds.CookieName != "consoleme_auth" || creds.User != cfg.User || creds.EncodedJWT == "" {
 			t.Fatalf("poll after approval: %+v", creds)
 		}
@@ -178,7 +181,7 @@ func testDemo(t *testing.T, cfg config) {
 			t.Errorf("expiration is %s from now, want about 1h", d)
 		}
 		var again credentials
-		getJSON(t, ch.PollingURL, "", http.StatusOK, &again)
+		getJSON(t, cli, ch.PollingURL, "", http.StatusOK, &again)
 		if again.Status != "unknown" {
 			t.Errorf("second poll after success: %+v, want unknown", again)
 		}
@@ -188,7 +191,7 @@ func testDemo(t *testing.T, cfg config) {
 		// stand-in: one role per group; the real one: its group mapping).
 		rolesURL := match(t, rolesCurl, `'(http\S+)'`)
 		var roles rolesResponse
-		getJSON(t, rolesURL, "consoleme_auth="+creds.EncodedJWT, http.StatusOK, &roles)
+		getJSON(t, cli, rolesURL, "consoleme_auth="+creds.EncodedJWT, http.StatusOK, &roles)
 		want := cfg.Groups
 		if real {
 			want = nil
@@ -202,33 +205,33 @@ func testDemo(t *testing.T, cfg config) {
 
 		// ConsoleMe refuses a token it cannot trust, as Weep expects.
 		var refusal map[string]any
-		getJSON(t, rolesURL, "consoleme_auth="+creds.EncodedJWT+"x", http.StatusForbidden, &refusal)
+		getJSON(t, cli, rolesURL, "consoleme_auth="+creds.EncodedJWT+"x", http.StatusForbidden, &refusal)
 		if refusal["code"] != "invalid_jwt" {
 			t.Errorf("get_roles with a tampered token: %v, want code invalid_jwt", refusal)
 		}
-		getJSON(t, rolesURL, "", http.StatusForbidden, &refusal)
+		getJSON(t, cli, rolesURL, "", http.StatusForbidden, &refusal)
 		if refusal["title"] != "Forbidden" {
 			t.Errorf("get_roles without a cookie: %v, want ConsoleMe's problem JSON", refusal)
 		}
 
 		// The browser is signed in to ConsoleMe too: the ACS set the cookie.
 		if real {
-			p = b.get(caddyURL + "/api/v2/user_profile")
+			p = navigate(b, caddyURL+"/api/v2/user_profile")
 			var profile struct {
 				User string `json:"user"`
 			}
-			if err := json.Unmarshal([]byte(p.Body), &profile); err != nil || profile.User != cfg.User {
+			if err := json.Unmarshal(p.Body, &profile); err != nil || profile.User != cfg.User {
 				t.Errorf("ConsoleMe's user_profile in the browser: %d %.300s, want it to name %s", p.Status, p.Body, cfg.User)
 			}
 			return
 		}
-		p = b.get(caddyURL + "/")
+		p = navigate(b, caddyURL+"/")
 		home := "Signed in to ConsoleMe as " + cfg.User + ", groups: " + strings.Join(cfg.Groups, ", ")
-		if !strings.Contains(textOf(p.Body), home) {
-			t.Errorf("ConsoleMe's home page: want %q, got\n%s", home, textOf(p.Body))
+		if !strings.Contains(p.Text(), home) {
+			t.Errorf("ConsoleMe's home page: want %q, got\n%s", home, p.Text())
 		}
-		if p := getPage(t, caddyURL+"/"); !strings.Contains(textOf(p), "Not signed in to ConsoleMe.") {
-			t.Errorf("ConsoleMe's home page without a cookie:\n%s", textOf(p))
+		if p := navigate(testbed.NewBrowser(t), caddyURL+"/"); !strings.Contains(p.Text(), "Not signed in to ConsoleMe.") {
+			t.Errorf("ConsoleMe's home page without a cookie:\n%s", p.Text())
 		}
 	})
 
@@ -282,13 +285,13 @@ func testDemo(t *testing.T, cfg config) {
 		case <-time.After(10 * time.Second):
 			t.Errorf("the client did not open the challenge URL")
 		}
-		p := b.get(challengeURL)
+		p := navigate(b, challengeURL)
 		if p.URL.String() != challengeURL {
 			t.Fatalf("a signed-in browser was sent to %s instead of the approval page", p.URL)
 		}
-		p = b.submit(p.formWith(t, "nonce"))
-		if !strings.Contains(p.Body, "You've successfully authenticated to ConsoleMe") {
-			t.Fatalf("approving: %d\n%s", p.Status, p.Body)
+		p = submit(b, p, formWith(t, p, "nonce"), "approve")
+		if !strings.Contains(string(p.Body), "You've successfully authenticated to ConsoleMe") {
+			t.Fatalf("approving: %s", p)
 		}
 
 		for line := range lines {
@@ -471,196 +474,79 @@ func sign(t *testing.T, alg string, secret []byte, claims map[string]any) string
 	return s + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-// browser is an HTTP client that keeps cookies and follows redirects, and
-// submits forms with the Origin and Sec-Fetch-Site headers a browser sends.
-type browser struct {
-	t      *testing.T
-	client *http.Client
+// navigate loads u in b and follows its redirects, as a browser does.
+func navigate(b *testbed.Browser, u string) *testbed.Page {
+	return b.Follow(b.Get(u))
 }
 
-func newBrowser(t *testing.T) *browser {
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &browser{t: t, client: &http.Client{Jar: jar, Timeout: 20 * time.Second}}
+// submit clicks the control clickID of form f on p and follows the
+// redirects of the answer.
+func submit(b *testbed.Browser, p *testbed.Page, f testbed.HTMLForm, clickID string) *testbed.Page {
+	return b.Follow(b.Submit(p, f, clickID))
 }
 
-// page is where a request ended up, after redirects.
-type page struct {
-	URL            *url.URL
-	Status         int
-	Body           string
-	ReferrerPolicy string
-}
-
-func (b *browser) get(u string) *page {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return b.do(req)
-}
-
-// submit posts a form from the page it is on. Like a browser (the Fetch
-// standard's "append a request Origin header"), it sends "Origin: null"
-// when that page's Referrer-Policy is no-referrer, as the module's approval
-// page's is: Chromium does exactly that.
-func (b *browser) submit(f form) *page {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, f.Action, strings.NewReader(f.Fields.Encode()))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	origin := f.from.URL.Scheme + "://" + f.from.URL.Host
-	if f.from.ReferrerPolicy == "no-referrer" {
-		req.Header.Set("Origin", "null")
-	} else {
-		req.Header.Set("Origin", origin)
-	}
-	site := "same-origin"
-	if req.URL.Scheme+"://"+req.URL.Host != origin {
-		// Good enough here: the demo's two origins are different sites.
-		site = "cross-site"
-	}
-	req.Header.Set("Sec-Fetch-Site", site)
-	return b.do(req)
-}
-
-func (b *browser) do(req *http.Request) *page {
-	b.t.Helper()
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return &page{URL: resp.Request.URL, Status: resp.StatusCode, Body: string(body),
-		ReferrerPolicy: resp.Header.Get("Referrer-Policy")}
-}
-
-// form is an HTML form: its absolute action, the values it would send and
-// the page it is on.
-type form struct {
-	Action string
-	Fields url.Values
-	from   *page
-}
-
-// formWith returns the page's first form with a field called name.
-func (p *page) formWith(t *testing.T, name string) form {
+// formWith returns p's first form with a field called name.
+func formWith(t *testing.T, p *testbed.Page, name string) testbed.HTMLForm {
 	t.Helper()
-	doc, err := html.Parse(strings.NewReader(p.Body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var forms []form
-	var cur *form
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode {
-			switch n.Data {
-			case "form":
-				action, _ := p.URL.Parse(attr(n, "action"))
-				forms = append(forms, form{Action: action.String(), Fields: url.Values{}, from: p})
-				cur = &forms[len(forms)-1]
-				for c := n.FirstChild; c != nil; c = c.NextSibling {
-					walk(c)
-				}
-				cur = nil
-				return
-			case "input":
-				if cur != nil && attr(n, "name") != "" {
-					cur.Fields.Set(attr(n, "name"), attr(n, "value"))
-				}
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(doc)
-	for _, f := range forms {
-		if _, ok := f.Fields[name]; ok {
+	for _, f := range p.Forms() {
+		if f.Field(name) != nil {
 			return f
 		}
 	}
-	t.Fatalf("no form with a %q field at %s (%d):\n%s", name, p.URL, p.Status, p.Body)
-	return form{}
+	t.Fatalf("no form with a %q field at %s", name, p)
+	return testbed.HTMLForm{}
 }
 
-func attr(n *html.Node, key string) string {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val
-		}
-	}
-	return ""
-}
-
-// textOf is the text of an HTML page, without tags, spaces collapsed.
-func textOf(body string) string {
-	doc, err := html.Parse(strings.NewReader(body))
+// actionOf is the absolute URL form f on p posts to.
+func actionOf(t *testing.T, p *testbed.Page, f testbed.HTMLForm) string {
+	t.Helper()
+	u, err := p.URL.Parse(f.Action)
 	if err != nil {
-		return body
+		t.Fatalf("form action %q at %s: %v", f.Action, p.URL, err)
 	}
-	var b strings.Builder
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode && (n.Data == "style" || n.Data == "script") {
-			return
-		}
-		if n.Type == html.TextNode {
-			b.WriteString(n.Data)
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(doc)
-	return strings.Join(strings.Fields(b.String()), " ")
+	return u.String()
 }
 
 // getJSON calls u as Weep does and decodes the answer, which must have the
 // given status.
-func getJSON(t *testing.T, u, cookie string, status int, v any) {
+func getJSON(t *testing.T, c *testbed.Client, u, cookie string, status int, v any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
+	h := http.Header{"Content-Type": {"application/json"}}
 	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
+		h.Set("Cookie", cookie)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	r, err := c.Do(http.MethodGet, u, h, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != status {
-		t.Fatalf("GET %s: %d %s, want %d", u, resp.StatusCode, body, status)
+	if r.Status != status {
+		t.Fatalf("GET %s: %d %s, want %d", u, r.Status, r.Body, status)
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		t.Fatalf("GET %s: %v in %s", u, err, body)
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", u, err, r.Body)
 	}
 }
 
-func getPage(t *testing.T, u string) string {
-	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
+// waitReady waits until the demo's output contains ready, run ends, or
+// timeout passes.
+func waitReady(out *testbed.SyncBuffer, ready string, timeout time.Duration, finished <-chan struct{}) error {
+	ended := false
+	err := testbed.WaitFor(timeout, 50*time.Millisecond, func() error {
+		if strings.Contains(out.String(), ready) {
+			return nil
+		}
+		select {
+		case <-finished:
+			ended = true
+			return nil
+		default:
+		}
+		return fmt.Errorf("the demo did not print %q", ready)
+	})
+	if ended {
+		return errors.New("the demo ended before it was ready")
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return string(body)
+	return err
 }
 
 func sorted(s []string) []string {
@@ -687,42 +573,6 @@ func match(t *testing.T, s, re string) string {
 	return m[1]
 }
 
-// syncBuffer collects the demo's output, which run writes from its own
-// goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor waits until the output contains want, run ends, or timeout passes.
-func (s *syncBuffer) waitFor(want string, timeout time.Duration, finished <-chan struct{}) error {
-	deadline := time.After(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !strings.Contains(s.String(), want) {
-		select {
-		case <-finished:
-			return errors.New("the demo ended before it was ready")
-		case <-deadline:
-			return fmt.Errorf("the demo did not print %q within %s", want, timeout)
-		case <-tick.C:
-		}
-	}
-	return nil
-}
-
 // With -oidc the demo signs in at a real OpenID provider: a challenge link
 // sends the browser to the provider's authorization endpoint, with PKCE.
 func TestDemoOIDC(t *testing.T) {
@@ -740,26 +590,17 @@ func TestDemoOIDC(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.close() })
-	resp, err := http.Get(d.CaddyURL + "/noauth/v1/challenge_generator/" + cfg.User)
-	if err != nil {
-		t.Fatal(err)
+	cli := testbed.NewClient(testbed.ClientOptions{})
+	t.Cleanup(cli.Close)
+	var gen challenge
+	getJSON(t, cli, d.CaddyURL+"/noauth/v1/challenge_generator/"+cfg.User, "", http.StatusOK, &gen)
+	if gen.ChallengeURL == "" {
+		t.Fatalf("generator: %+v", gen)
 	}
-	var gen struct {
-		ChallengeURL string `json:"challenge_url"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&gen)
-	resp.Body.Close()
-	if err != nil || gen.ChallengeURL == "" {
-		t.Fatalf("generator: %v %+v", err, gen)
-	}
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = noFollow.Get(gen.ChallengeURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, d.IdPURL+"/auth?") || !strings.Contains(loc, "code_challenge=") {
-		t.Errorf("challenge link: %d to %q, want a redirect to the provider %s with PKCE", resp.StatusCode, loc, d.IdPURL)
+	// The browser gets the redirect itself, not where it leads.
+	p := testbed.NewBrowser(t).Get(gen.ChallengeURL)
+	loc := p.Header.Get("Location")
+	if p.Status != http.StatusFound || !strings.HasPrefix(loc, d.IdPURL+"/auth?") || !strings.Contains(loc, "code_challenge=") {
+		t.Errorf("challenge link: %d to %q, want a redirect to the provider %s with PKCE", p.Status, loc, d.IdPURL)
 	}
 }
