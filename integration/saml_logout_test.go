@@ -99,7 +99,11 @@ func testSignedLogout(t *testing.T, browser *chromium, c logoutCase) {
 				// signature can make the IdP refuse the request.
 				sp.SigningCert = sp.EncryptionCert
 			}
-			sp.Options = map[string]any{"validate.logout": true}
+			// Signed logout both ways: SimpleSAMLphp requires the
+			// module's messages signed and signs its own (in the query
+			// by HTTP-Redirect), as /saml/slo requires when the browser
+			// comes back from another site.
+			sp.Options = map[string]any{"validate.logout": true, "sign.logout": true}
 			return []sspSP{sp}
 		},
 	})
@@ -178,6 +182,15 @@ func testSignedLogout(t *testing.T, browser *chromium, c logoutCase) {
 		return strings.HasPrefix(loc, w.Base+"/saml/slo") && strings.Contains(text, "You are signed out")
 	})
 	tb.Snapshot("signed-out")
+	back := ""
+	for _, r := range tb.Requests()[seen:] {
+		if strings.HasPrefix(r.URL, w.Base+"/saml/slo?") {
+			back = r.URL
+		}
+	}
+	if u, err := url.Parse(back); err != nil || u.Query().Get("Signature") == "" || u.Query().Get("SigAlg") == "" {
+		t.Errorf("SimpleSAMLphp's LogoutResponse came back unsigned (%q); the module's check of it is not shown", back)
+	}
 	sspLog := ssp.Log()[logFrom:]
 	for _, want := range []string{"Received SAML 2.0 LogoutRequest from: '" + rw.SP.EntityID + "'", "Validation with key #0 succeeded"} {
 		if !strings.Contains(sspLog, want) {
