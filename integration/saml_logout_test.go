@@ -23,7 +23,10 @@ import (
 // option validate.logout, checked in saml/lib/Message.php validateMessage),
 // so only a signature it verifies with the certificate in the module's SP
 // metadata gets the browser back to /saml/slo with a LogoutResponse, and
-// only then does SimpleSAMLphp end its own session.
+// only then does SimpleSAMLphp end its own session. SimpleSAMLphp signs its
+// LogoutResponse too (sign.logout); after a return from the HTTP-POST form
+// (a cross-site request) only that signature lets /saml/slo clear the
+// session.
 
 // sspLogoutService is SimpleSAMLphp's single-logout endpoint, as its
 // metadata names it.
