@@ -27,8 +27,8 @@ import (
 // query signature and then checks the response as the library would.
 
 // redirectSigAlgs are the SigAlg values accepted in a query signature:
-// RSA and ECDSA with SHA-256 or longer (SHA-1 is refused, as for
-// AuthnRequests the module signs).
+// RSA and ECDSA with SHA-256 or longer; SHA-1 is refused (the response
+// then only counts as unsigned: /saml/slo asks the user to confirm).
 var redirectSigAlgs = map[string]struct {
 	hash crypto.Hash
 	ec   bool
@@ -55,8 +55,8 @@ func rawQueryParam(rawQuery, name string) (string, bool) {
 	return "", false
 }
 
-// validateRedirectLogoutResponse checks a LogoutResponse signed in the
-// query of r (SAMLResponse, optional RelayState, SigAlg, Signature) with
+// validateRedirectLogoutResponse checks a LogoutResponse signed in
+// rawQuery (SAMLResponse, optional RelayState, SigAlg, Signature) with
 // the IdP's signing certificates, then the response itself.
 func validateRedirectLogoutResponse(sp *saml.ServiceProvider, rawQuery string) error {
 	certs, err := idpSigningCerts(sp.IDPMetadata)
