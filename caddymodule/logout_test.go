@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,15 @@ func TestLogoutAtTheIdP(t *testing.T) {
 			field := regexp.MustCompile(`name="SAMLRequest" value="([^"]*)"`).FindStringSubmatch(body)
 			if rec.Code != 200 || action == nil || html.UnescapeString(action[1]) != samltest.IdPSLOURL || field == nil {
 				t.Fatalf("%d, want a form posting SAMLRequest to %s:\n%s", rec.Code, samltest.IdPSLOURL, body)
+			}
+			// The IdP answers by redirecting the browser back to
+			// /saml/slo; browsers check that redirect against the
+			// page's form-action too, so it must name this site.
+			slo, _ := url.Parse(samltest.IdPSLOURL)
+			idpOrigin := slo.Scheme + "://" + slo.Host
+			formAction := regexp.MustCompile(`form-action ([^;]*)`).FindStringSubmatch(rec.Header().Get("Content-Security-Policy"))
+			if formAction == nil || !slices.Contains(strings.Fields(formAction[1]), "'self'") || !slices.Contains(strings.Fields(formAction[1]), idpOrigin) {
+				t.Errorf("CSP %q: form-action must allow this site and the IdP (%s)", rec.Header().Get("Content-Security-Policy"), idpOrigin)
 			}
 			raw, err := base64.StdEncoding.DecodeString(html.UnescapeString(field[1]))
 			if err != nil {

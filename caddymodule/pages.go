@@ -131,11 +131,16 @@ func render(w http.ResponseWriter, status int, name, csp string, data any) error
 
 // postForm renders a page that POSTs fields to action at once (the SAML
 // HTTP-POST binding); its script runs under a one-time CSP nonce.
+// form-action names this site as well as action's: browsers apply it to
+// every redirect that follows the submission, and an IdP answers a
+// LogoutRequest posted to it by redirecting the browser back to
+// /saml/slo, which form-action without 'self' blocks (Chromium stops the
+// navigation with net::ERR_ABORTED on the IdP's page).
 func (h *Handler) postForm(w http.ResponseWriter, action string, fields map[string]string) error {
 	nonce := randomID()
 	origin := "'self'"
 	if u, err := url.Parse(action); err == nil && u.Host != "" {
-		origin = u.Scheme + "://" + u.Host
+		origin += " " + u.Scheme + "://" + u.Host
 	}
 	csp := "default-src 'none'; script-src 'nonce-" + nonce + "'; form-action " + origin + "; frame-ancestors 'none'; base-uri 'none'"
 	return render(w, http.StatusOK, "post", csp, struct {

@@ -58,8 +58,9 @@ func (p *Provider) logout(base, nameID, relayState string, bindings ...string) (
 // ValidateLogoutResponse checks the LogoutResponse the IdP sent to
 // <base>/saml/slo in r, in the SAMLResponse query parameter (HTTP-Redirect
 // binding) or form field (HTTP-POST binding; bound r.Body before calling):
-// signed by the IdP, Destination <base>/saml/slo, issued recently by the
-// IdP of the metadata, with a success status. A nil error means the IdP
+// signed by the IdP (in the query by HTTP-Redirect, as the bindings
+// specify, or inside the XML), Destination <base>/saml/slo, issued
+// recently by the IdP of the metadata, with a success status. A nil error means the IdP
 // confirmed the logout. The caller clears the local session either way;
 // the error is for the log. It returns ErrNoMetadata while no IdP metadata
 // is loaded; a panic of the library is an error.
@@ -73,6 +74,10 @@ func (p *Provider) ValidateLogoutResponse(r *http.Request, base string) (err err
 			err = fmt.Errorf("logout response refused: the SAML library failed on it: %v", rec)
 		}
 	}()
+	// Signed in the query (HTTP-Redirect), which the library cannot check.
+	if q := r.URL.Query(); q.Get("SAMLResponse") != "" && q.Has("Signature") {
+		return validateRedirectLogoutResponse(sp, r.URL.RawQuery)
+	}
 	if err := sp.ValidateLogoutResponseRequest(r); err != nil {
 		var ire *saml.InvalidResponseError
 		if errors.As(err, &ire) && ire.PrivateErr != nil {

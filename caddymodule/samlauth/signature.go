@@ -80,6 +80,21 @@ func validateSignature(vc *dsig.ValidationContext, el *etree.Element) error {
 // would use: the IdP's signing certificates from its metadata (KeyDescriptor
 // use "signing" or none), IDs in the ID attribute, the library's clock.
 func idpValidationContext(md *saml.EntityDescriptor) (*dsig.ValidationContext, error) {
+	certs, err := idpSigningCerts(md)
+	if err != nil {
+		return nil, err
+	}
+	vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: certs})
+	vc.IdAttribute = "ID"
+	if saml.Clock != nil {
+		vc.Clock = saml.Clock
+	}
+	return vc, nil
+}
+
+// idpSigningCerts are the IdP's signing certificates from its metadata
+// (KeyDescriptor use "signing" or none); an error when there are none.
+func idpSigningCerts(md *saml.EntityDescriptor) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for _, d := range md.IDPSSODescriptors {
 		for _, kd := range d.KeyDescriptors {
@@ -102,10 +117,5 @@ func idpValidationContext(md *saml.EntityDescriptor) (*dsig.ValidationContext, e
 	if len(certs) == 0 {
 		return nil, errors.New("cannot validate signature: no signing certificate in the IdP metadata")
 	}
-	vc := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: certs})
-	vc.IdAttribute = "ID"
-	if saml.Clock != nil {
-		vc.Clock = saml.Clock
-	}
-	return vc, nil
+	return certs, nil
 }

@@ -27,8 +27,9 @@ const (
 
 // SAML names the SimpleSAMLphp configuration uses.
 const (
-	BindingHTTPPost   = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
-	NameIDFormatEmail = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+	BindingHTTPPost     = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+	BindingHTTPRedirect = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+	NameIDFormatEmail   = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 )
 
 // ErrNoSimpleSAMLphp says that PHP or SimpleSAMLphp is not installed; the
