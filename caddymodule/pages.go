@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"html/template"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 )
@@ -111,7 +110,20 @@ func securityHeaders(h http.Header, csp string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 }
 
+// pageCSP is the policy of the module's pages: nothing loaded from
+// anywhere, inline styles only, forms posted to this site only.
 const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// onwardCSP is pageCSP for a page whose form sends the browser on to the
+// identity provider: the logout confirmation (POST /logout answers with a
+// redirect to the IdP's single-logout endpoint) and the HTTP-POST binding's
+// form. It has no form-action: browsers apply form-action to every
+// redirect that follows a submission, and an IdP may send the browser back
+// here or on through other sites (a federated or home-realm IdP, a logout
+// chain through other service providers), which no list written here can
+// name. These pages hold no content from the request but the escaped form
+// fields.
+const onwardCSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
 
 // render executes a template into a buffer first, so a template error never
 // leaves half a page behind.
@@ -130,19 +142,12 @@ func render(w http.ResponseWriter, status int, name, csp string, data any) error
 }
 
 // postForm renders a page that POSTs fields to action at once (the SAML
-// HTTP-POST binding); its script runs under a one-time CSP nonce.
-// form-action names this site as well as action's: browsers apply it to
-// every redirect that follows the submission, and an IdP answers a
-// LogoutRequest posted to it by redirecting the browser back to
-// /saml/slo, which form-action without 'self' blocks (Chromium stops the
-// navigation with net::ERR_ABORTED on the IdP's page).
+// HTTP-POST binding); its script runs under a one-time CSP nonce, with
+// onwardCSP's rules (the IdP answers with redirects this page cannot
+// foresee: back to /saml/slo after a logout, or through other sites).
 func (h *Handler) postForm(w http.ResponseWriter, action string, fields map[string]string) error {
 	nonce := randomID()
-	origin := "'self'"
-	if u, err := url.Parse(action); err == nil && u.Host != "" {
-		origin += " " + u.Scheme + "://" + u.Host
-	}
-	csp := "default-src 'none'; script-src 'nonce-" + nonce + "'; form-action " + origin + "; frame-ancestors 'none'; base-uri 'none'"
+	csp := onwardCSP + "; script-src 'nonce-" + nonce + "'"
 	return render(w, http.StatusOK, "post", csp, struct {
 		Action string
 		Fields map[string]string

@@ -197,7 +197,7 @@ func (h *Handler) fromThisSite(r *http.Request) bool {
 // out; the page's button posts the logout from this site.
 func (h *Handler) confirmLogout(w http.ResponseWriter, r *http.Request) error {
 	h.debug(r, "cross-site logout asked for confirmation")
-	return render(w, http.StatusOK, "logout", pageCSP, messagePage{Title: "Sign out of ConsoleMe?"})
+	return render(w, http.StatusOK, "logout", onwardCSP, messagePage{Title: "Sign out of ConsoleMe?"})
 }
 
 // serveLogout clears the session and, when the IdP has a single-logout
