@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"compress/flate"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crewjam/saml"
 
@@ -23,7 +29,7 @@ import (
 // with sigAlg as the bindings specify (and as SimpleSAMLphp does:
 // parameters encoded with QueryEscape); edit may change the raw query
 // after signing.
-func querySignedLogout(t *testing.T, raw []byte, relay, sigAlg string, hash crypto.Hash, key *rsa.PrivateKey, edit func(string) string) *http.Request {
+func querySignedLogout(t *testing.T, raw []byte, relay, sigAlg string, hash crypto.Hash, key crypto.Signer, edit func(string) string) *http.Request {
 	t.Helper()
 	var buf bytes.Buffer
 	w, _ := flate.NewWriter(&buf, 9)
@@ -40,7 +46,10 @@ func querySignedLogout(t *testing.T, raw []byte, relay, sigAlg string, hash cryp
 	q += "&SigAlg=" + url.QueryEscape(sigAlg)
 	h := hash.New()
 	h.Write([]byte(q))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, key, hash, h.Sum(nil))
+	if k, ok := key.(*ecdsa.PrivateKey); ok {
+		key = rawECDSA{k} // r and s concatenated, as XML Signature has them
+	}
+	sig, err := key.Sign(rand.Reader, h.Sum(nil), hash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,5 +108,52 @@ func TestValidateQuerySignedLogoutResponse(t *testing.T) {
 				t.Errorf("%v, want an error about %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestValidateQuerySignedLogoutResponseECDSA: an IdP with an ECDSA key
+// signs the query with ecdsa-sha256, r and s concatenated as in XML
+// Signature; another key's signature, or one in ASN.1 DER, is refused.
+func TestValidateQuerySignedLogoutResponseECDSA(t *testing.T) {
+	newKey := func() (*ecdsa.PrivateKey, *x509.Certificate) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idp"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return key, cert
+	}
+	key, cert := newKey()
+	other, _ := newKey()
+	p := providerWith(t, samltest.LogoutDescriptor(cert), nil)
+	const alg = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+	unsigned := logoutResponse(t, nil, nil)
+	if err := p.ValidateLogoutResponse(querySignedLogout(t, unsigned, "r", alg, crypto.SHA256, key, nil), samltest.SPBaseURL); err != nil {
+		t.Errorf("signed by the IdP's ECDSA key: %v", err)
+	}
+	if err := p.ValidateLogoutResponse(querySignedLogout(t, unsigned, "r", alg, crypto.SHA256, other, nil), samltest.SPBaseURL); err == nil {
+		t.Error("a signature by another ECDSA key was accepted")
+	}
+	// The same signature in ASN.1 DER, as Go's ecdsa.SignASN1 makes it.
+	r := querySignedLogout(t, unsigned, "r", alg, crypto.SHA256, key, func(q string) string {
+		i := strings.Index(q, "&Signature=")
+		digest := sha256.Sum256([]byte(q[:i]))
+		der, err := ecdsa.SignASN1(rand.Reader, key, digest[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q[:i] + "&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(der))
+	})
+	if err := p.ValidateLogoutResponse(r, samltest.SPBaseURL); err == nil {
+		t.Error("an ASN.1 DER signature was accepted")
 	}
 }
