@@ -2,18 +2,14 @@ package samlauth
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
@@ -26,19 +22,10 @@ import (
 // ecdsaKeyFiles writes a fresh P-256 SP key (PKCS#8) and certificate.
 func ecdsaKeyFiles(t testing.TB) (certPath, keyPath string, pub *ecdsa.PublicKey) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sp"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, cert := newECDSAPair(t)
 	pk, _ := x509.MarshalPKCS8PrivateKey(key)
 	dir := t.TempDir()
-	certPath = samltest.WriteFile(t, dir, "ec.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	certPath = samltest.WriteFile(t, dir, "ec.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
 	keyPath = samltest.WriteFile(t, dir, "ec.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}))
 	return certPath, keyPath, &key.PublicKey
 }

@@ -5,19 +5,14 @@ import (
 	"compress/flate"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/crewjam/saml"
 
@@ -115,25 +110,8 @@ func TestValidateQuerySignedLogoutResponse(t *testing.T) {
 // signs the query with ecdsa-sha256, r and s concatenated as in XML
 // Signature; another key's signature, or one in ASN.1 DER, is refused.
 func TestValidateQuerySignedLogoutResponseECDSA(t *testing.T) {
-	newKey := func() (*ecdsa.PrivateKey, *x509.Certificate) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idp"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return key, cert
-	}
-	key, cert := newKey()
-	other, _ := newKey()
+	key, cert := newECDSAPair(t)
+	other, _ := newECDSAPair(t)
 	p := providerWith(t, samltest.LogoutDescriptor(cert), nil)
 	const alg = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 	unsigned := logoutResponse(t, nil, nil)
