@@ -155,25 +155,9 @@ func clusterFailover(t *testing.T, cl *redistest.Cluster) {
 
 	// Served again: a new login on the victim's slots goes through, from
 	// the generator to the poller, on the promoted replica.
-	var recovered time.Duration
-	for {
-		c := testChallenge(time.Now())
-		if owner(s.keys.challenge(c.Token)) != victim {
-			continue
-		}
-		if err := s.Create(ctx, c, c.Created); err == nil {
-			recovered = time.Since(killed)
-			approve(t, s, c, c.Created)
-			if out, _, err := s.Poll(ctx, c.Token, c.IP, true, c.Created); out != store.PollSuccess {
-				t.Errorf("a login after the failover: %v, %v", out, err)
-			}
-			break
-		}
-		if time.Since(killed) > 20*time.Second {
-			t.Fatalf("no service on the failed master's slots 20s after it was killed")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	recovered := servedAgain(t, s, killed, func(c *store.Challenge) bool {
+		return owner(s.keys.challenge(c.Token)) == victim
+	})
 
 	// A success whose claim reached the replica but whose acknowledgement
 	// did not get back before the kill is lost, not handed out: it is
