@@ -26,8 +26,15 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {
+		// Tokenize as Caddy's adapter does: NewTestDispenser would end the
+		// process (log.Fatal) on input the lexer refuses, such as a bad
+		// heredoc marker.
+		tokens, err := caddyfile.Tokenize([]byte(src), "Caddyfile")
+		if err != nil {
+			return
+		}
 		var h Handler
-		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err != nil {
+		if err := h.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
 			return
 		}
 		b, err := json.Marshal(h)
