@@ -281,12 +281,7 @@ func TestOIDCForgedIDTokensRefusedInChromium(t *testing.T) {
 	t.Run("genuine afterwards", func(t *testing.T) {
 		m := w.mark(t)
 		tb := browser.newTab(t)
-		tb.Navigate(w.Base + "/echo/genuine")
-		signInAtProvider(tb, "alice")
-		tb.WaitFor("the page asked for", func(loc, text string) bool {
-			return strings.HasPrefix(loc, w.Base+"/echo/genuine") && strings.Contains(text, "consoleme_auth")
-		})
-		w.expectSignedIn(t, tb, userAlice.Email)
+		w.signInTo(t, tb, "/echo/genuine")
 		if d := scrape(t, w.Admin)[oidcSuccessMetric] - m.metrics[oidcSuccessMetric]; d != 1 {
 			t.Errorf("%s rose by %v, want 1", oidcSuccessMetric, d)
 		}
@@ -306,12 +301,7 @@ func TestOIDCReplayedCallbackRefusedInChromium(t *testing.T) {
 	w := newObservedOIDCWorld(t, func(s *testbed.Site) { s.Auth.WebLogin = &testbed.WebLogin{} })
 	browser := startChromium(t)
 	tb := browser.newTab(t)
-	tb.Navigate(w.Base + "/echo/first")
-	signInAtProvider(tb, "alice")
-	tb.WaitFor("the page asked for", func(loc, text string) bool {
-		return strings.HasPrefix(loc, w.Base+"/echo/first") && strings.Contains(text, "consoleme_auth")
-	})
-	w.expectSignedIn(t, tb, userAlice.Email)
+	w.signInTo(t, tb, "/echo/first")
 	callback := lastCallback(t, tb, w.Base)
 
 	t.Run("the same callback", func(t *testing.T) {

@@ -162,23 +162,26 @@ func TestOIDCWebLoginAndKeyRotationInChromium(t *testing.T) {
 	w := newOIDCWorld(t, func(s *testbed.Site) { s.Auth.WebLogin = &testbed.WebLogin{} })
 	browser := startChromium(t)
 	tb := browser.newTab(t)
-	tb.Navigate(w.Base + "/echo/some/page?x=1")
-	signInAtProvider(tb, "alice")
-	tb.WaitFor("the page asked for", func(loc, text string) bool {
-		return strings.HasPrefix(loc, w.Base+"/echo/some/page?x=1") && strings.Contains(text, "consoleme_auth")
-	})
-	w.expectSignedIn(t, tb, userAlice.Email)
+	w.signInTo(t, tb, "/echo/some/page?x=1")
 
 	if err := w.OP.Rotate(oidcKeySet(t, "second")); err != nil {
 		t.Fatal(err)
 	}
 	fresh := browser.newTab(t) // a new browser context: no session anywhere
-	fresh.Navigate(w.Base + "/echo/after/rotation")
-	signInAtProvider(fresh, "alice")
-	fresh.WaitFor("the page after the key rotation", func(loc, text string) bool {
-		return strings.HasPrefix(loc, w.Base+"/echo/after/rotation") && strings.Contains(text, "consoleme_auth")
+	w.signInTo(t, fresh, "/echo/after/rotation")
+}
+
+// signInTo opens path on the site in tb, signs in at the provider as
+// alice, and checks that the browser ends on that page with a session
+// ConsoleMe accepts.
+func (w *oidcWorld) signInTo(t *testing.T, tb *tab, path string) {
+	t.Helper()
+	tb.Navigate(w.Base + path)
+	signInAtProvider(tb, "alice")
+	tb.WaitFor("the page asked for", func(loc, text string) bool {
+		return strings.HasPrefix(loc, w.Base+path) && strings.Contains(text, "consoleme_auth")
 	})
-	w.expectSignedIn(t, fresh, userAlice.Email)
+	w.expectSignedIn(t, tb, userAlice.Email)
 }
 
 // expectSignedIn checks the browser's session cookie as ConsoleMe would.
