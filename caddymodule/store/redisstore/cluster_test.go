@@ -291,25 +291,5 @@ func commandCalls(t *testing.T, srv *redistest.Server, name string) int64 {
 // holding the challenge.
 func BenchmarkPollSuccessCluster(b *testing.B) {
 	cl := redistest.StartClusterReplicas(b, 3, 1)
-	for _, bc := range []struct {
-		name string
-		acks int
-	}{{"replica-ack", 0}, {"no-ack", ReplicaAcksOff}} {
-		b.Run(bc.name, func(b *testing.B) {
-			s := newStore(b, Options{ClusterAddrs: cl.Addrs, KeyPrefix: uniquePrefix(), ReplicaAcks: bc.acks})
-			now := time.Now()
-			for b.Loop() {
-				b.StopTimer()
-				c := testChallenge(now)
-				if err := s.Create(b.Context(), c, now); err != nil {
-					b.Fatal(err)
-				}
-				approve(b, s, c, now)
-				b.StartTimer()
-				if out, _, err := s.Poll(b.Context(), c.Token, c.IP, true, now); out != store.PollSuccess {
-					b.Fatalf("Poll: %v, %v", out, err)
-				}
-			}
-		})
-	}
+	benchPollSuccess(b, Options{ClusterAddrs: cl.Addrs})
 }
