@@ -3,16 +3,12 @@ package samlauth
 import (
 	"bytes"
 	"compress/flate"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/url"
 	"strings"
 
@@ -25,21 +21,6 @@ import (
 // looks only for a signature inside the XML, so it refuses what
 // SimpleSAMLphp, Shibboleth and other IdPs send; this file verifies the
 // query signature and then checks the response as the library would.
-
-// redirectSigAlgs are the SigAlg values accepted in a query signature:
-// RSA and ECDSA with SHA-256 or longer; SHA-1 is refused (the response
-// then only counts as unsigned: /saml/slo asks the user to confirm).
-var redirectSigAlgs = map[string]struct {
-	hash crypto.Hash
-	ec   bool
-}{
-	"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256":   {crypto.SHA256, false},
-	"http://www.w3.org/2001/04/xmldsig-more#rsa-sha384":   {crypto.SHA384, false},
-	"http://www.w3.org/2001/04/xmldsig-more#rsa-sha512":   {crypto.SHA512, false},
-	"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256": {crypto.SHA256, true},
-	"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384": {crypto.SHA384, true},
-	"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512": {crypto.SHA512, true},
-}
 
 // maxLogoutResponse bounds the inflated LogoutResponse.
 const maxLogoutResponse = 256 << 10
@@ -105,27 +86,12 @@ func verifyQuerySignature(rawQuery string, certs []*x509.Certificate) error {
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return fmt.Errorf("query signature: %w", err)
 	}
-	alg, ok := redirectSigAlgs[algName]
+	alg, ok := signatureMethods[algName]
 	if !ok {
 		return fmt.Errorf("query signature: SigAlg %q is not accepted", algName)
 	}
-	h := alg.hash.New()
-	h.Write([]byte(signed))
-	digest := h.Sum(nil)
-	for _, c := range certs {
-		switch k := c.PublicKey.(type) {
-		case *rsa.PublicKey:
-			if !alg.ec && rsa.VerifyPKCS1v15(k, alg.hash, digest, sig) == nil {
-				return nil
-			}
-		case *ecdsa.PublicKey:
-			// r and s of the curve's size, concatenated (XML Signature 1.1).
-			size := (k.Curve.Params().BitSize + 7) / 8
-			if alg.ec && len(sig) == 2*size &&
-				ecdsa.Verify(k, digest, new(big.Int).SetBytes(sig[:size]), new(big.Int).SetBytes(sig[size:])) {
-				return nil
-			}
-		}
+	if alg.verifiedBy([]byte(signed), sig, certs) {
+		return nil
 	}
 	return errors.New("query signature: made by no signing certificate in the IdP metadata")
 }

@@ -3,15 +3,12 @@ package samlauth
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"strings"
 
 	"github.com/beevik/etree"
@@ -47,25 +44,13 @@ func refused(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errMetadataRefused, fmt.Sprintf(format, args...))
 }
 
-// Digest and signature algorithms accepted on metadata.
-var (
-	metadataDigests = map[string]crypto.Hash{
-		"http://www.w3.org/2001/04/xmlenc#sha256":       crypto.SHA256,
-		"http://www.w3.org/2001/04/xmldsig-more#sha384": crypto.SHA384,
-		"http://www.w3.org/2001/04/xmlenc#sha512":       crypto.SHA512,
-	}
-	metadataSignatureMethods = map[string]struct {
-		hash  crypto.Hash
-		ecdsa bool
-	}{
-		dsig.RSASHA256SignatureMethod:   {crypto.SHA256, false},
-		dsig.RSASHA384SignatureMethod:   {crypto.SHA384, false},
-		dsig.RSASHA512SignatureMethod:   {crypto.SHA512, false},
-		dsig.ECDSASHA256SignatureMethod: {crypto.SHA256, true},
-		dsig.ECDSASHA384SignatureMethod: {crypto.SHA384, true},
-		dsig.ECDSASHA512SignatureMethod: {crypto.SHA512, true},
-	}
-)
+// metadataDigests are the digest algorithms accepted on metadata (its
+// signature algorithms are signatureMethods).
+var metadataDigests = map[string]crypto.Hash{
+	"http://www.w3.org/2001/04/xmlenc#sha256":       crypto.SHA256,
+	"http://www.w3.org/2001/04/xmldsig-more#sha384": crypto.SHA384,
+	"http://www.w3.org/2001/04/xmlenc#sha512":       crypto.SHA512,
+}
 
 // verifyMetadataSignature checks the signature of the metadata document
 // doc with the pinned certificates certs (see "Signed IdP metadata").
@@ -193,7 +178,7 @@ func parseSignedInfo(small []byte, rootID string) (*signedInfo, error) {
 		return nil, refused("the SignedInfo needs one CanonicalizationMethod, SignatureMethod and Reference")
 	}
 	si.method = sm.SelectAttrValue("Algorithm", "")
-	if _, ok := metadataSignatureMethods[si.method]; !ok {
+	if _, ok := signatureMethods[si.method]; !ok {
 		return nil, refused("signature method %q is not accepted (want RSA or ECDSA with SHA-256, SHA-384 or SHA-512)", si.method)
 	}
 	var mode c14nMode
@@ -268,27 +253,8 @@ func (si *signedInfo) readTransforms(ref *etree.Element) error {
 // verify checks the SignatureValue over the SignedInfo with each
 // certificate until one verifies it.
 func (si *signedInfo) verify(certs []*x509.Certificate) error {
-	m := metadataSignatureMethods[si.method]
-	h := m.hash.New()
-	h.Write(si.canonical)
-	sum := h.Sum(nil)
-	for _, c := range certs {
-		switch k := c.PublicKey.(type) {
-		case *rsa.PublicKey:
-			if !m.ecdsa && rsa.VerifyPKCS1v15(k, m.hash, sum, si.value) == nil {
-				return nil
-			}
-		case *ecdsa.PublicKey:
-			// XML Signature's ECDSA value is r and s, each the curve's size.
-			size := (k.Curve.Params().BitSize + 7) / 8
-			if m.ecdsa && len(si.value) == 2*size {
-				r := new(big.Int).SetBytes(si.value[:size])
-				s := new(big.Int).SetBytes(si.value[size:])
-				if ecdsa.Verify(k, sum, r, s) {
-					return nil
-				}
-			}
-		}
+	if signatureMethods[si.method].verifiedBy(si.canonical, si.value, certs) {
+		return nil
 	}
 	return refused("the signature is not made by the key of idp_metadata_signing_cert (%d certificates tried)", len(certs))
 }
