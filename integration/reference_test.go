@@ -11,9 +11,10 @@ import (
 	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
 
-// TestREADMEJSON: README's JSON section is what `caddy adapt` prints for the
-// handler of README's Caddyfile section, so the two cannot drift apart.
-func TestREADMEJSON(t *testing.T) {
+// TestReferenceJSON: the JSON section of docs/reference.md is what `caddy
+// adapt` prints for the handler of its Caddyfile section, so the two cannot
+// drift apart.
+func TestReferenceJSON(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds Caddy")
 	}
@@ -21,7 +22,7 @@ func TestREADMEJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(root, "docs", "reference.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +52,11 @@ func TestREADMEJSON(t *testing.T) {
 	}
 	var wantJSON any
 	if err := json.Unmarshal([]byte(want), &wantJSON); err != nil {
-		t.Fatalf("README's JSON section: %v", err)
+		t.Fatalf("docs/reference.md's JSON section: %v", err)
 	}
 	if !reflect.DeepEqual(got, wantJSON) {
 		pretty, _ := json.MarshalIndent(got, "", "  ")
-		t.Errorf("README's JSON section differs from what caddy adapt prints for its Caddyfile section:\n%s", pretty)
+		t.Errorf("docs/reference.md's JSON section differs from what caddy adapt prints for its Caddyfile section:\n%s", pretty)
 	}
 }
 
@@ -64,15 +65,15 @@ func fencedBlock(t *testing.T, doc, heading, lang string) string {
 	t.Helper()
 	_, rest, ok := strings.Cut(doc, "\n"+heading)
 	if !ok {
-		t.Fatalf("README has no %q section", strings.TrimSpace(heading))
+		t.Fatalf("the document has no %q section", strings.TrimSpace(heading))
 	}
 	_, rest, ok = strings.Cut(rest, "```"+lang+"\n")
 	if !ok {
-		t.Fatalf("README's %q section has no ```%s block", strings.TrimSpace(heading), lang)
+		t.Fatalf("the %q section has no ```%s block", strings.TrimSpace(heading), lang)
 	}
 	block, _, ok := strings.Cut(rest, "```")
 	if !ok {
-		t.Fatalf("README's %q section: unterminated ```%s block", strings.TrimSpace(heading), lang)
+		t.Fatalf("the %q section: unterminated ```%s block", strings.TrimSpace(heading), lang)
 	}
 	return block
 }
