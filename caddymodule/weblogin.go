@@ -11,9 +11,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// WebLoginConfig puts all of ConsoleMe behind the SAML login: a browser
-// without a valid consoleme_auth cookie is sent to the IdP and comes back to
-// the page it asked for, so ConsoleMe itself needs no SAML configuration.
+// WebLoginConfig puts all of ConsoleMe behind the browser sign-in of the
+// site's saml or oidc block: a browser without a valid consoleme_auth cookie
+// is sent to the IdP and comes back to the page it asked for, so ConsoleMe
+// itself needs no login configuration of its own.
 type WebLoginConfig struct {
 	// PublicPaths stay reachable without a session, as path.Match patterns
 	// (e.g. /healthcheck, /static/*) or prefixes ending in a slash. The CLI
