@@ -47,9 +47,10 @@ type config struct {
 	// instead of the demo SAML IdP.
 	OIDC bool
 
-	// ConsoleMe is the real-consoleme launcher directory (setup.sh,
-	// start.sh, stop.sh); when set, the real ConsoleMe runs behind Caddy
-	// instead of the stand-in.
+	// ConsoleMe is the real ConsoleMe's launcher directory,
+	// integration/realconsoleme (start.sh, stop.sh); when set, the real
+	// ConsoleMe that scripts/test-deps installed runs behind Caddy instead
+	// of the stand-in.
 	ConsoleMe string
 }
 
@@ -109,7 +110,7 @@ func demoMain(ctx context.Context, args []string, out io.Writer) error {
 	groups := fs.String("groups", strings.Join(cfg.Groups, ","), "the demo user's groups, comma-separated")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "Caddy's log level: DEBUG, INFO, WARN or ERROR")
 	fs.BoolVar(&cfg.OIDC, "oidc", cfg.OIDC, "sign in with OpenID Connect at a real OpenID provider (oidc-provider, needs Node.js and npm) instead of the demo SAML IdP")
-	fs.StringVar(&cfg.ConsoleMe, "consoleme", cfg.ConsoleMe, "the real-consoleme launcher directory (set up with its setup.sh): run the real ConsoleMe behind Caddy instead of the stand-in (default $REAL_CONSOLEME_DIR)")
+	fs.StringVar(&cfg.ConsoleMe, "consoleme", cfg.ConsoleMe, "the real ConsoleMe's launcher, integration/realconsoleme (install ConsoleMe first with scripts/test-deps): run the real ConsoleMe behind Caddy instead of the stand-in (default $REAL_CONSOLEME_DIR)")
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
