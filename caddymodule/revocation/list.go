@@ -24,7 +24,7 @@ const (
 type user struct {
 	cutoff       time.Time // sessions begun before it are revoked; zero: none
 	cutoffExpiry time.Time
-	except       string // the one session the cutoff spares
+	except       string    // the one session the cutoff spares
 	blockUntil   time.Time // zero: not blocked
 	blockSeen    time.Time // when the block was learnt (for reloads)
 }
