@@ -49,11 +49,14 @@ func (k *Keeper) Start(ctx context.Context) {
 		k.ask()
 	}
 	k.done.Add(2)
+	listening := make(chan struct{})
+	var once sync.Once
 	go func() {
 		defer k.done.Done()
 		k.Store.Watch(bg, func(e store.RevocationEvent) {
 			switch {
 			case e.Reload():
+				once.Do(func() { close(listening) })
 				k.ask()
 			case e.Revoked != nil:
 				k.List.Apply(*e.Revoked)
@@ -66,7 +69,17 @@ func (k *Keeper) Start(ctx context.Context) {
 		defer k.done.Done()
 		k.loop(bg)
 	}()
+	// Wait a moment for the watch to listen, so that what is revoked
+	// from now on reaches the list; a store that cannot be reached does
+	// not hold up the start for longer.
+	select {
+	case <-listening:
+	case <-time.After(listenWait):
+	}
 }
+
+// listenWait bounds how long Start waits for the watch to listen.
+const listenWait = time.Second
 
 // ask schedules a reload.
 func (k *Keeper) ask() {
@@ -103,7 +116,7 @@ func (k *Keeper) load(ctx context.Context) bool {
 	started := time.Now()
 	all, err := k.Store.Revocations(ctx, started)
 	if err != nil {
-		if k.OnError != nil && ctx.Err() == nil {
+		if k.OnError != nil {
 			k.OnError(err)
 		}
 		return false
