@@ -25,9 +25,15 @@ var weepRoutesOfConsoleMe = []string{"/api/v1/get_credentials", "/api/v1/get_rol
 // the upstream has seen).
 func expectProxyRefuses(t *testing.T, base, cookie, token string, upstreamSaw func() int) {
 	t.Helper()
+	expectProxyRefusesVia(t, func(path string, h http.Header) reply { return call(t, "GET", base+path, h, "") }, cookie, token, upstreamSaw)
+}
+
+// expectProxyRefusesVia is expectProxyRefuses with the client get.
+func expectProxyRefusesVia(t *testing.T, get func(path string, h http.Header) reply, cookie, token string, upstreamSaw func() int) {
+	t.Helper()
 	before := upstreamSaw()
 	for _, p := range weepRoutesOfConsoleMe {
-		r := call(t, "GET", base+p, http.Header{"Cookie": {cookie + "=" + token}}, "")
+		r := get(p, http.Header{"Cookie": {cookie + "=" + token}})
 		var m map[string]any
 		if r.Status != http.StatusForbidden || json.Unmarshal([]byte(r.Body), &m) != nil ||
 			m["code"] != "invalid_jwt" || m["message"] != "JWT is invalid or has expired." || m["request_id"] == nil {
