@@ -27,7 +27,7 @@ import (
 // reload event each time the subscription is confirmed (at the start, and
 // after every reconnection: what was published in between is lost) and
 // every 30 seconds, which also covers a message lost otherwise. While Redis
-// cannot be reached it tries again, at most every 2 seconds, each attempt
+// cannot be reached it tries again, at most 2 seconds apart, each attempt
 // bounded by the Store's timeouts.
 func (s *Store) Sessions(prefix string) store.SessionStore {
 	if prefix == "" {

@@ -33,8 +33,8 @@ import "github.com/redis/go-redis/v9"
 // stored (merged), {"unblocked": user} for a lifted block. In a Cluster a
 // PUBLISH reaches the subscribers of every node.
 
-// sessionHelpers opens the session scripts: now in ARGV[1], ARGV[2].
-const sessionHelpers = `
+// sessionPrelude opens the session scripts: now in ARGV[1], ARGV[2].
+const sessionPrelude = `
 local nm, nn = tonumber(ARGV[1]), tonumber(ARGV[2])
 local function after(am, an, bm, bn)
 	return am > bm or (am == bm and an > bn)
@@ -67,7 +67,7 @@ end
 // also when the new one has expired, which then is not stored (answer 0).
 // The user's expired sessions go before the bound is applied; beyond it the
 // oldest go. It answers 1.
-var recordScript = redis.NewScript(sessionHelpers + `
+var recordScript = redis.NewScript(sessionPrelude + `
 local sk, uk, id = KEYS[1], KEYS[2], ARGV[3]
 local sp, up = ARGV[13], ARGV[14]
 drop(sk, up, id)
@@ -104,7 +104,7 @@ return 1
 // listScript returns the sessions of the user set KEYS[1] unexpired at now
 // (ARGV[1], ARGV[2]), newest first, each as a list: its id, then its hash's
 // fields and values. ARGV[3] is the prefix of session keys.
-var listScript = redis.NewScript(sessionHelpers + `
+var listScript = redis.NewScript(sessionPrelude + `
 local out = {}
 for _, m in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
 	local id = string.sub(m, 8)
@@ -127,7 +127,7 @@ return out
 // subject; 5, 6 At; 7, 8 Expires; 9 the longest time to live in
 // milliseconds; 10 the prefix of session keys; 11 the prefix of the users'
 // sets; 12 the channel. It answers 1.
-var revokeScript = redis.NewScript(sessionHelpers + `
+var revokeScript = redis.NewScript(sessionPrelude + `
 local rk, xk = KEYS[1], KEYS[2]
 local kind, subject = ARGV[3], ARGV[4]
 local sp, up = ARGV[10], ARGV[11]
