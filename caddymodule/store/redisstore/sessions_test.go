@@ -184,3 +184,42 @@ func TestSessionsWatchReloadsPeriodically(t *testing.T) {
 		t.Errorf("3 reload events within %s, want them %s apart", d, ss.reloadEvery)
 	}
 }
+
+// TestSessionsSentinelFailover kills the primary under a watcher: once the
+// sentinels have promoted the replica, the watcher subscribes there and
+// tells so with a reload event, a revocation made before the kill (and
+// replicated) is still listed, and one made after it reaches the watcher.
+func TestSessionsSentinelFailover(t *testing.T) {
+	primary := redistest.StartServer(t)
+	replica := redistest.StartReplica(t, primary)
+	sent := redistest.StartSentinels(t, primary, 1, 3, downAfter)
+	opts := Options{MasterName: redistest.MasterName, SentinelAddrs: sent.Addrs,
+		DialTimeout: 250 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond}
+	prefix := uniquePrefix()
+	a := newStore(t, opts).Sessions(prefix)
+	b := newStore(t, opts).Sessions(prefix)
+	ctx := t.Context()
+	events, _ := watchEvents(t, a)
+	nextEvent(t, events, true, 10*time.Second)
+	before := revocation(time.Now())
+	if err := b.Revoke(ctx, before, before.At); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	wantRevokedEvent(t, nextEvent(t, events, false, 10*time.Second), before)
+	redistest.WaitReplicated(t, primary, replica)
+
+	killed := time.Now()
+	primary.Kill()
+	nextEvent(t, events, true, 30*time.Second)
+	t.Logf("reload event %s after the kill (down-after %s)", time.Since(killed).Round(time.Millisecond), downAfter)
+	list, err := a.Revocations(ctx, time.Now())
+	if err != nil || len(list) != 1 || list[0].Key() != before.Key() {
+		t.Errorf("revocations after the failover: %v, %v; want %s", list, err, before.Key())
+	}
+	after := revocation(time.Now())
+	waitFor(t, 20*time.Second, func() error { return b.Revoke(ctx, after, after.At) })
+	wantRevokedEvent(t, nextEvent(t, events, false, 10*time.Second), after)
+	if addr, err := sent.Primary(ctx); err != nil || addr != replica.Addr {
+		t.Errorf("the sentinels' primary is %q (%v), want the replica %s", addr, err, replica.Addr)
+	}
+}
