@@ -64,6 +64,7 @@ var sessionCases = []struct {
 	{"WatchEvents", testWatchEvents},
 	{"WatchReloadSeesEarlier", testWatchReloadSeesEarlier},
 	{"WatchEndsWithContext", one(testWatchEndsWithContext)},
+	{"WatchConcurrentRevokes", testWatchConcurrentRevokes},
 }
 
 // one adapts a case that needs a single object.

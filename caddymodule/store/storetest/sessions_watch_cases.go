@@ -111,3 +111,38 @@ func testWatchEndsWithContext(t *testing.T, s store.SessionStore) {
 	default:
 	}
 }
+
+// testWatchConcurrentRevokes: revocations made at once through both
+// objects each reach the watcher once.
+func testWatchConcurrentRevokes(t *testing.T, a, b store.SessionStore) {
+	w := startWatch(t, a, nil)
+	w.next(t, true)
+	const n = 20
+	subjects := make([]string, n)
+	for i := range subjects {
+		subjects[i] = newToken()
+	}
+	race(n, func(i int) {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		rv := store.Revocation{Kind: store.RevokeSession, Subject: subjects[i], At: base, Expires: base.Add(time.Hour)}
+		if err := s.Revoke(t.Context(), rv, base); err != nil {
+			t.Errorf("Revoke %d: %v", i, err)
+		}
+	})
+	seen := map[string]int{}
+	for range n {
+		e := w.next(t, false)
+		if e.Revoked == nil {
+			t.Fatalf("event %s, want a revocation", describe(e))
+		}
+		seen[e.Revoked.Subject]++
+	}
+	for _, s := range subjects {
+		if seen[s] != 1 {
+			t.Errorf("revocation of %s heard %d times, want once", s, seen[s])
+		}
+	}
+}
