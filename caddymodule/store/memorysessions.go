@@ -140,7 +140,7 @@ func (m *MemorySessions) Revoke(_ context.Context, rv Revocation, now time.Time)
 		m.dropSession(rv.Subject)
 	case RevokeUser:
 		for _, s := range slices.Clone(m.byUser[rv.Subject]) {
-			if s.Created.Before(rv.At) {
+			if s.Created.Before(rv.At) && s.ID != rv.Except {
 				m.dropSession(s.ID)
 			}
 		}
