@@ -24,17 +24,17 @@ import (
 // method fails with that error, and whose Watch only waits for its context.
 //
 // Watch subscribes to the site's channel and calls its function with a
-// reload event each time the subscription is confirmed (at the start, and
-// after every reconnection: what was published in between is lost) and
-// every 30 seconds, which also covers a message lost otherwise. While Redis
-// cannot be reached it tries again, at most 2 seconds apart, each attempt
-// bounded by the Store's timeouts.
+// reload event each time the subscription is confirmed: at the start, and
+// after every reconnection (what was published in between is lost). It
+// sends no periodic reload: the watcher reloads on a timer of its own
+// (revocation.Keeper does), which covers a message lost otherwise. While
+// Redis cannot be reached it tries again, at most 2 seconds apart, each
+// attempt bounded by the Store's timeouts.
 func (s *Store) Sessions(prefix string) store.SessionStore {
 	if prefix == "" {
 		prefix = DefaultKeyPrefix + "s:"
 	}
-	ss := &sessions{rdb: s, keys: newSessionKeys(prefix),
-		reloadEvery: defaultReloadEvery, pingEvery: defaultPingEvery}
+	ss := &sessions{rdb: s, keys: newSessionKeys(prefix), pingEvery: defaultPingEvery}
 	if err := checkPrefix(prefix); err != nil {
 		ss.err = err
 	}
@@ -43,7 +43,6 @@ func (s *Store) Sessions(prefix string) store.SessionStore {
 
 // Watch timing (see Sessions).
 const (
-	defaultReloadEvery = 30 * time.Second
 	// defaultPingEvery: after this long without a message the watcher
 	// pings, and it gives the connection up when the pong is as late.
 	defaultPingEvery = time.Second
@@ -53,11 +52,10 @@ const (
 
 // sessions is the SessionStore of one prefix.
 type sessions struct {
-	rdb         *Store
-	keys        sessionKeys
-	err         error
-	reloadEvery time.Duration
-	pingEvery   time.Duration
+	rdb       *Store
+	keys      sessionKeys
+	err       error
+	pingEvery time.Duration
 }
 
 var _ store.SessionStore = (*sessions)(nil)
@@ -144,12 +142,13 @@ func (ss *sessions) Revoke(ctx context.Context, rv store.Revocation, now time.Ti
 	if err := rv.Validate(); err != nil {
 		return fmt.Errorf("redis store: revoke: %w", err)
 	}
-	args := make([]any, 0, 12)
+	args := make([]any, 0, 13)
 	args = timeArgs(args, now)
 	args = append(args, rv.Kind, rv.Subject)
 	args = timeArgs(args, rv.At)
 	args = timeArgs(args, rv.Expires)
-	args = append(args, int64(maxTTL/time.Millisecond), ss.keys.sessionPrefix(), ss.keys.userPrefix(), ss.keys.channel())
+	args = append(args, int64(maxTTL/time.Millisecond), ss.keys.sessionPrefix(), ss.keys.userPrefix(), ss.keys.channel(),
+		rv.Except)
 	err := revokeScript.Run(ctx, ss.rdb.rdb, []string{ss.keys.revocations(), ss.keys.expiries()}, args...).Err()
 	switch {
 	case outOfMemory(err):
@@ -203,11 +202,11 @@ func (ss *sessions) Revocations(ctx context.Context, now time.Time) ([]store.Rev
 // decodeRevocation decodes one field of the revocations hash.
 func decodeRevocation(field, value string) (store.Revocation, error) {
 	kind, subject, ok := strings.Cut(field, ":")
-	parts := strings.Split(value, ",")
+	parts := strings.SplitN(value, ",", 5)
 	var n [4]int64
 	for i := 0; ok && i < 4; i++ {
 		var err error
-		ok = len(parts) == 4
+		ok = len(parts) == 5
 		if ok {
 			n[i], err = strconv.ParseInt(parts[i], 10, 64)
 			ok = err == nil
@@ -216,5 +215,6 @@ func decodeRevocation(field, value string) (store.Revocation, error) {
 	if !ok {
 		return store.Revocation{}, fmt.Errorf("redis store: %w: corrupt revocation record", store.ErrUnavailable)
 	}
-	return store.Revocation{Kind: kind, Subject: subject, At: joinTime(n[0], n[1]), Expires: joinTime(n[2], n[3])}, nil
+	return store.Revocation{Kind: kind, Subject: subject, At: joinTime(n[0], n[1]), Expires: joinTime(n[2], n[3]),
+		Except: parts[4]}, nil
 }

@@ -15,7 +15,7 @@ import "github.com/redis/go-redis/v9"
 //	              that ZRANGE orders them by Created to the nanosecond; its
 //	              time to live is that of its longest session
 //	G+"r"         the revocations, a hash: field kind+":"+subject, value
-//	              "<at ms>,<at ns>,<expiry ms>,<expiry ns>"
+//	              "<at ms>,<at ns>,<expiry ms>,<expiry ns>,<except>"
 //	G+"rx"        their expiries, a sorted set: member the field in G+"r",
 //	              scored by its expiry's milliseconds
 //	G+"ev"        the pub/sub channel of the site's revocation events
@@ -29,9 +29,9 @@ import "github.com/redis/go-redis/v9"
 // An event is one JSON object, published by the script that stores the
 // change, so that it leaves only once the change is stored and in the
 // order of the changes: {"kind", "subject", "at", "at_ns", "expires",
-// "expires_ns"} (all strings; the times as in the hash) for a revocation as
-// stored (merged), {"unblocked": user} for a lifted block. In a Cluster a
-// PUBLISH reaches the subscribers of every node.
+// "expires_ns", "except"} (all strings; the times as in the hash) for a
+// revocation as stored (merged), {"unblocked": user} for a lifted block.
+// In a Cluster a PUBLISH reaches the subscribers of every node.
 
 // sessionPrelude opens the session scripts: now in ARGV[1], ARGV[2].
 const sessionPrelude = `
@@ -126,26 +126,28 @@ return out
 // drops the sessions it ends, and publishes it. ARGV: 1, 2 now; 3 kind; 4
 // subject; 5, 6 At; 7, 8 Expires; 9 the longest time to live in
 // milliseconds; 10 the prefix of session keys; 11 the prefix of the users'
-// sets; 12 the channel. It answers 1.
+// sets; 12 the channel; 13 Except. The merge is Revocation.Merge's: the
+// later At wins with its Except (the stored one on a tie), the later
+// expiry wins. It answers 1.
 var revokeScript = redis.NewScript(sessionPrelude + `
 local rk, xk = KEYS[1], KEYS[2]
 local kind, subject = ARGV[3], ARGV[4]
 local sp, up = ARGV[10], ARGV[11]
-local am, an, em, en = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local am, an, em, en, ex = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[13]
 local field = kind .. ':' .. subject
 local old = redis.call('HGET', rk, field)
 if old then
-	local oam, oan, oem, oen = string.match(old, '^(%d+),(%d+),(%d+),(%d+)$')
+	local oam, oan, oem, oen, oex = string.match(old, '^(%d+),(%d+),(%d+),(%d+),(.*)$')
 	if oam and after(tonumber(oem), tonumber(oen), nm, nn) then
-		if after(tonumber(oam), tonumber(oan), tonumber(am), tonumber(an)) then
-			am, an = oam, oan
+		if not after(tonumber(am), tonumber(an), tonumber(oam), tonumber(oan)) then
+			am, an, ex = oam, oan, oex
 		end
 		if after(tonumber(oem), tonumber(oen), tonumber(em), tonumber(en)) then
 			em, en = oem, oen
 		end
 	end
 end
-redis.call('HSET', rk, field, am .. ',' .. an .. ',' .. em .. ',' .. en)
+redis.call('HSET', rk, field, am .. ',' .. an .. ',' .. em .. ',' .. en .. ',' .. ex)
 redis.call('ZADD', xk, em, field)
 local expired = redis.call('ZRANGEBYSCORE', xk, '-inf', '(' .. ARGV[1])
 if #expired > 0 then
@@ -163,14 +165,14 @@ elseif kind == 'user' then
 	local atm, atn = tonumber(am), tonumber(an)
 	for i = 1, #m, 2 do
 		local cm, cn = tonumber(m[i + 1]), tonumber(string.sub(m[i], 1, 6))
-		if after(atm, atn, cm, cn) then
+		if after(atm, atn, cm, cn) and string.sub(m[i], 8) ~= ex then
 			redis.call('ZREM', uk, m[i])
 			redis.call('DEL', sp .. string.sub(m[i], 8))
 		end
 	end
 end
 redis.call('PUBLISH', ARGV[12], cjson.encode({kind = kind, subject = subject,
-	at = am, at_ns = an, expires = em, expires_ns = en}))
+	at = am, at_ns = an, expires = em, expires_ns = en, except = ex}))
 return 1
 `)
 

@@ -168,23 +168,6 @@ func TestSessionsLatency(t *testing.T) {
 		n, took[0], took[n/2], took[n*99/100], took[n-1])
 }
 
-// TestSessionsWatchReloadsPeriodically: besides the one at each
-// subscription, the watcher asks for a reload every reloadEvery, which
-// covers a message lost without the connection failing.
-func TestSessionsWatchReloadsPeriodically(t *testing.T) {
-	srv := startRedis(t)
-	ss := newStore(t, Options{URL: srv.url()}).Sessions(uniquePrefix()).(*sessions)
-	ss.reloadEvery = 300 * time.Millisecond
-	events, _ := watchEvents(t, ss)
-	start := time.Now()
-	for range 3 {
-		nextEvent(t, events, true, 10*time.Second)
-	}
-	if d := time.Since(start); d < 2*ss.reloadEvery {
-		t.Errorf("3 reload events within %s, want them %s apart", d, ss.reloadEvery)
-	}
-}
-
 // TestSessionsSentinelFailover kills the primary under a watcher: once the
 // sentinels have promoted the replica, the watcher subscribes there and
 // tells so with a reload event, a revocation made before the kill (and

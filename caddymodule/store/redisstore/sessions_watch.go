@@ -58,16 +58,9 @@ func (ss *sessions) listen(ctx context.Context, fn func(store.RevocationEvent)) 
 		stop()
 		_ = ps.Close()
 	}()
-	var lastReload time.Time
-	reload := func() {
-		lastReload = time.Now()
-		fn(store.RevocationEvent{})
-	}
+	reload := func() { fn(store.RevocationEvent{}) }
 	pinged := false
 	for {
-		if confirmed && time.Since(lastReload) >= ss.reloadEvery {
-			reload()
-		}
 		msg, err := ps.ReceiveTimeout(ctx, ss.pingEvery)
 		if ctx.Err() != nil {
 			return confirmed
@@ -111,6 +104,7 @@ type wireEvent struct {
 	AtNs      string `json:"at_ns"`
 	Expires   string `json:"expires"`
 	ExpiresNs string `json:"expires_ns"`
+	Except    string `json:"except"`
 	Unblocked string `json:"unblocked"`
 }
 
@@ -131,7 +125,8 @@ func decodeEvent(payload string) (e store.RevocationEvent, ok bool) {
 		}
 		n[i] = v
 	}
-	rv := &store.Revocation{Kind: w.Kind, Subject: w.Subject, At: joinTime(n[0], n[1]), Expires: joinTime(n[2], n[3])}
+	rv := &store.Revocation{Kind: w.Kind, Subject: w.Subject, At: joinTime(n[0], n[1]), Expires: joinTime(n[2], n[3]),
+		Except: w.Except}
 	if rv.Validate() != nil {
 		return e, false
 	}

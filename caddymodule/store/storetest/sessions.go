@@ -55,6 +55,8 @@ var sessionCases = []struct {
 	{"CapConcurrent", testCapConcurrent},
 	{"RevokeSession", testRevokeSession},
 	{"RevokeUser", testRevokeUser},
+	{"RevokeUserExcept", testRevokeUserExcept},
+	{"RevokeMergeExcept", one(testRevokeMergeExcept)},
 	{"RevokeMerge", testRevokeMerge},
 	{"RevokeMergeExpired", one(testRevokeMergeExpired)},
 	{"RevokeInvalid", one(testRevokeInvalid)},
@@ -162,13 +164,14 @@ func wantRevocation(t *testing.T, m map[string]store.Revocation, want store.Revo
 		t.Fatalf("no revocation %s among %v", want.Key(), slices.Collect(mapKeys(m)))
 	}
 	if !sameRevocation(got, want) {
-		t.Errorf("revocation %s: got at %s expires %s, want %s and %s",
-			want.Key(), got.At, got.Expires, want.At, want.Expires)
+		t.Errorf("revocation %s: got at %s expires %s except %q, want %s, %s and %q",
+			want.Key(), got.At, got.Expires, got.Except, want.At, want.Expires, want.Except)
 	}
 }
 
 func sameRevocation(a, b store.Revocation) bool {
-	return a.Kind == b.Kind && a.Subject == b.Subject && a.At.Equal(b.At) && a.Expires.Equal(b.Expires)
+	return a.Kind == b.Kind && a.Subject == b.Subject && a.At.Equal(b.At) && a.Expires.Equal(b.Expires) &&
+		a.Except == b.Except
 }
 
 func mapKeys(m map[string]store.Revocation) func(func(string) bool) {

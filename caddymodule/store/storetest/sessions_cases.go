@@ -343,3 +343,35 @@ func testRevocationTimesExact(t *testing.T, s store.SessionStore) {
 	mustRevoke(t, s, rv, authTime)
 	wantRevocation(t, mustRevocations(t, s, authTime), rv)
 }
+
+// testRevokeUserExcept: "sign out everywhere else" spares one session.
+func testRevokeUserExcept(t *testing.T, a, b store.SessionStore) {
+	s0 := newSession(alice, base)
+	s1 := newSession(alice, base.Add(time.Second))
+	s2 := newSession(alice, base.Add(2*time.Second))
+	for _, x := range []*store.Session{s0, s1, s2} {
+		mustRecord(t, a, x, 10, x.Created)
+	}
+	now := base.Add(time.Minute)
+	rv := store.Revocation{Kind: store.RevokeUser, Subject: alice, At: now, Expires: now.Add(sessionTTL), Except: s1.ID}
+	mustRevoke(t, b, rv, now)
+	wantSessions(t, mustList(t, a, alice, now), s1)
+	wantRevocation(t, mustRevocations(t, a, now), rv)
+}
+
+// testRevokeMergeExcept: the spared session goes with the later time; on
+// a tie the stored one stays.
+func testRevokeMergeExcept(t *testing.T, s store.SessionStore) {
+	rv := func(at time.Duration, except string) store.Revocation {
+		return store.Revocation{Kind: store.RevokeUser, Subject: alice, At: base.Add(at), Expires: base.Add(time.Hour), Except: except}
+	}
+	mustRevoke(t, s, rv(10*time.Second, "one"), base)
+	mustRevoke(t, s, rv(5*time.Second, "two"), base)
+	wantRevocation(t, mustRevocations(t, s, base), rv(10*time.Second, "one"))
+	mustRevoke(t, s, rv(10*time.Second, "three"), base)
+	wantRevocation(t, mustRevocations(t, s, base), rv(10*time.Second, "one"))
+	mustRevoke(t, s, rv(20*time.Second, ""), base)
+	wantRevocation(t, mustRevocations(t, s, base), rv(20*time.Second, ""))
+	mustRevoke(t, s, rv(30*time.Second, "a,b:c"), base)
+	wantRevocation(t, mustRevocations(t, s, base), rv(30*time.Second, "a,b:c"))
+}

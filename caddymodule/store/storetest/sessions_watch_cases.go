@@ -27,10 +27,11 @@ func testWatchEvents(t *testing.T, a, b store.SessionStore) {
 
 	now := base
 	session := store.Revocation{Kind: store.RevokeSession, Subject: newToken(), At: now, Expires: now.Add(time.Hour)}
-	user := store.Revocation{Kind: store.RevokeUser, Subject: alice, At: now, Expires: now.Add(time.Hour)}
+	user := store.Revocation{Kind: store.RevokeUser, Subject: alice, At: now, Expires: now.Add(time.Hour), Except: "kept"}
 	block := store.Revocation{Kind: store.RevokeBlock, Subject: bob, At: now, Expires: now.Add(time.Hour)}
-	earlier := store.Revocation{Kind: store.RevokeUser, Subject: alice, At: now.Add(-time.Minute), Expires: now.Add(2 * time.Hour)}
-	merged := store.Revocation{Kind: store.RevokeUser, Subject: alice, At: now, Expires: now.Add(2 * time.Hour)}
+	earlier := store.Revocation{Kind: store.RevokeUser, Subject: alice, At: now.Add(-time.Minute), Expires: now.Add(2 * time.Hour),
+		Except: "dropped"}
+	merged := store.Revocation{Kind: store.RevokeUser, Subject: alice, At: now, Expires: now.Add(2 * time.Hour), Except: "kept"}
 
 	mustRevoke(t, b, session, now)
 	mustRevoke(t, b, user, now)
