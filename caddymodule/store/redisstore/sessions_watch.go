@@ -16,14 +16,14 @@ import (
 // Watch calls fn with the site's revocation events until ctx ends; see
 // Sessions. fn runs on the calling goroutine, never after Watch returns.
 //
-// go-redis's PubSub would reconnect and subscribe again by itself, without
-// a word to its reader, and a connection to a server that stopped answering
-// (frozen, or cut off without a reset) would wait forever. So each
-// subscription here is a PubSub of its own, read with a timeout: after a
-// quiet second it pings, and it gives the connection up when the pong is as
-// late or on any error, and subscribes anew. The server's confirmation of
-// each subscription ("subscribe" message) is what brings the reload event:
-// from then on nothing published can be missed.
+// go-redis's PubSub reconnects and subscribes again by itself after a read
+// fails (its reader then gets the new "subscribe" confirmation), but a
+// plain read from a server that stopped answering (frozen, or cut off
+// without a reset) waits forever. So each subscription here is a PubSub of
+// its own, read with a timeout: after a quiet second it pings, and it gives
+// the connection up when the pong is as late or on any error, and
+// subscribes anew. The server's confirmation of each subscription is what
+// brings the reload event: from then on nothing published can be missed.
 func (ss *sessions) Watch(ctx context.Context, fn func(store.RevocationEvent)) {
 	if ss.err != nil {
 		<-ctx.Done()
