@@ -76,7 +76,7 @@ func (sc *StoreConfig) openSessions(ctx caddy.Context, repl *caddy.Replacer, key
 		state.keeper = &revocation.Keeper{Store: st, List: state.list, OnError: func(err error) {
 			logger.Warn("loading revocations failed; the ones already known stay enforced", zap.Error(err))
 		}}
-		state.keeper.Start(ctx)
+		state.keeper.Start()
 		return state, nil
 	})
 	if err != nil {

@@ -32,31 +32,24 @@ type Keeper struct {
 	done   sync.WaitGroup
 }
 
-// Start loads the revocations once (bounded by ctx), then keeps the list
-// current in the background until Stop. A failed first load is reported
-// and retried in the background.
-func (k *Keeper) Start(ctx context.Context) {
+// Start keeps the list current in the background until Stop: the first
+// load starts at once; nothing here waits for the store, so that a store
+// that cannot be reached does not hold up a start (the list is shared by
+// a site's instances in a process, so a reload of the config keeps it).
+func (k *Keeper) Start() {
 	if k.ReloadEvery <= 0 {
 		k.ReloadEvery = DefaultReloadEvery
 	}
 	k.reload = make(chan struct{}, 1)
-	first, cancelFirst := context.WithTimeout(ctx, 2*time.Second)
-	ok := k.load(first)
-	cancelFirst()
 	bg, cancel := context.WithCancel(context.Background())
 	k.cancel = cancel
-	if !ok {
-		k.ask()
-	}
+	k.ask()
 	k.done.Add(2)
-	listening := make(chan struct{})
-	var once sync.Once
 	go func() {
 		defer k.done.Done()
 		k.Store.Watch(bg, func(e store.RevocationEvent) {
 			switch {
 			case e.Reload():
-				once.Do(func() { close(listening) })
 				k.ask()
 			case e.Revoked != nil:
 				k.List.Apply(*e.Revoked)
@@ -69,17 +62,7 @@ func (k *Keeper) Start(ctx context.Context) {
 		defer k.done.Done()
 		k.loop(bg)
 	}()
-	// Wait a moment for the watch to listen, so that what is revoked
-	// from now on reaches the list; a store that cannot be reached does
-	// not hold up the start for longer.
-	select {
-	case <-listening:
-	case <-time.After(listenWait):
-	}
 }
-
-// listenWait bounds how long Start waits for the watch to listen.
-const listenWait = time.Second
 
 // ask schedules a reload.
 func (k *Keeper) ask() {

@@ -74,8 +74,8 @@ func TestReload(t *testing.T) {
 	}
 }
 
-// The keeper applies what the store tells it at once, and reloads
-// everything when it starts.
+// The keeper applies what the store tells it, and loads everything
+// when it starts.
 func TestKeeper(t *testing.T) {
 	st := store.NewMemorySessions()
 	now := time.Now()
@@ -84,23 +84,35 @@ func TestKeeper(t *testing.T) {
 	}
 	l := NewList()
 	k := &Keeper{Store: st, List: l}
-	k.Start(context.Background())
+	k.Start()
 	defer k.Stop()
-	if l.Check(Token{SessionID: "before"}, now) == "" {
+	if !eventually(func() bool { return l.Check(Token{SessionID: "before"}, now) != "" }) {
 		t.Error("the first load missed a revocation")
 	}
 	if err := st.Revoke(context.Background(), store.Revocation{Kind: store.RevokeBlock, Subject: "u", At: now, Expires: now.Add(time.Hour)}, now); err != nil {
 		t.Fatal(err)
 	}
-	if _, b := l.Blocked("u", now); !b {
-		t.Error("a revocation through the store was not applied at once")
+	if !eventually(func() bool { _, b := l.Blocked("u", now); return b }) {
+		t.Error("a revocation through the store was not applied")
 	}
 	if err := st.Unblock(context.Background(), "u", now); err != nil {
 		t.Fatal(err)
 	}
-	if _, b := l.Blocked("u", now); b {
-		t.Error("an unblock through the store was not applied at once")
+	if !eventually(func() bool { _, b := l.Blocked("u", now); return !b }) {
+		t.Error("an unblock through the store was not applied")
 	}
+}
+
+// eventually polls cond for up to two seconds: the store tells its
+// watchers from another goroutine.
+func eventually(cond func() bool) bool {
+	for range 200 {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
 }
 
 // Memory per revoked session, as README states it.
