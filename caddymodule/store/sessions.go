@@ -48,16 +48,19 @@ type Revocation struct {
 	// Expires is when the record can be forgotten: when the newest token
 	// it concerns has expired, or when a block ends.
 	Expires time.Time `json:"expires"`
+	// Except names one session a RevokeUser spares ("sign out everywhere
+	// else"), or is empty.
+	Except string `json:"except,omitempty"`
 }
 
 // Key names the record: one per kind and subject.
 func (r *Revocation) Key() string { return r.Kind + ":" + r.Subject }
 
 // Merge folds o (same kind and subject) into r: the later revocation time
-// and the later expiry win.
+// (with its Except) and the later expiry win.
 func (r *Revocation) Merge(o Revocation) {
 	if o.At.After(r.At) {
-		r.At = o.At
+		r.At, r.Except = o.At, o.Except
 	}
 	if o.Expires.After(r.Expires) {
 		r.Expires = o.Expires
@@ -108,7 +111,7 @@ type SessionStore interface {
 
 	// Revoke stores rv (merged with a record of the same kind and subject),
 	// drops the recorded sessions it ends (the session for RevokeSession,
-	// the user's sessions created before At for RevokeUser), and tells
+	// the user's sessions created before At but Except for RevokeUser), and tells
 	// every watcher, on every instance. It returns after the record is
 	// stored.
 	Revoke(ctx context.Context, rv Revocation, now time.Time) error
