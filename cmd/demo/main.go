@@ -44,6 +44,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -57,8 +58,8 @@ const noticeAfter = 3 * time.Second
 
 // compileNotice is printed when the build is not served from the cache.
 const compileNotice = `demo: compiling the demo (Caddy with the consoleme_auth module, a SAML IdP, a stand-in ConsoleMe).
-      The first time, with an empty Go build cache, this takes about 6½ minutes on 2 cores
-      (go: downloading lines come first); later runs start in seconds.
+      The first time, with an empty Go build cache, this takes about 6½ minutes on 2 cores,
+      downloads included (the go: downloading lines); later runs start in seconds.
 `
 
 func main() {
@@ -95,6 +96,9 @@ func binaryPath() (string, error) {
 // messages on msgs; when it takes longer than after, it says first that it
 // is compiling and for about how long.
 func build(bin string, msgs io.Writer, after time.Duration) error {
+	// The go command's output is copied by os/exec's goroutines unless
+	// msgs is a file; the notice is written from here: one lock for both.
+	msgs = &lockedWriter{w: msgs}
 	cmd := exec.Command(goCommand(), "build", "-o", bin, appPackage)
 	cmd.Stdout, cmd.Stderr = msgs, msgs
 	if err := cmd.Start(); err != nil {
@@ -114,6 +118,18 @@ func build(bin string, msgs io.Writer, after time.Duration) error {
 		fmt.Fprintf(msgs, "demo: compiled in %s.\n", time.Since(start).Round(time.Second))
 	}
 	return buildErr(err)
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func buildErr(err error) error {
