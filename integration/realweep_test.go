@@ -40,8 +40,12 @@ func TestRealWeep(t *testing.T) {
 	real := sharedRealConsoleMe(t)
 	e := newRealEnv(t, real)
 
+	// Weep's config where README's deployment checklist puts it.
 	home := t.TempDir()
-	cfg := filepath.Join(home, "weep.yaml")
+	if err := os.MkdirAll(filepath.Join(home, ".weep"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(home, ".weep", "weep.yaml")
 	if err := os.WriteFile(cfg, []byte("consoleme_url: "+e.Base+"\nauthentication_method: challenge\n"+
 		"challenge_settings:\n  user: "+userAlice.Email+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -56,7 +60,7 @@ func TestRealWeep(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "list", "--config", cfg)
+	cmd := exec.CommandContext(ctx, bin, "list")
 	cmd.Dir = home
 	cmd.Env = append(os.Environ(), "HOME="+home, "PATH="+opener+string(os.PathListSeparator)+os.Getenv("PATH"))
 	cmd.Stdout, cmd.Stderr = &out, &out

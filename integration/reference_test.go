@@ -99,3 +99,41 @@ func findHandler(v any, name string) map[string]any {
 	}
 	return nil
 }
+
+// TestREADMEMinimalCaddyfile: the Caddyfile README's deployment checklist
+// starts from adapts, and gives a handler that signs browsers in with SAML
+// under web_login.
+func TestREADMEMinimalCaddyfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Caddy")
+	}
+	root, err := testbed.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caddyfile := fencedBlock(t, string(readme), "## Minimal Caddyfile\n", "caddy")
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := caddyCmd(t, nil, "adapt", "--config", path)
+	if err != nil {
+		t.Fatalf("caddy adapt: %v\n%s", err, out)
+	}
+	var adapted any
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, `{"apps":`) {
+			if err := json.Unmarshal([]byte(line), &adapted); err != nil {
+				t.Fatalf("caddy adapt output: %v\n%s", err, out)
+			}
+		}
+	}
+	h := findHandler(adapted, "consoleme_auth")
+	if h == nil || h["saml"] == nil || h["web_login"] == nil || h["public_url"] != "https://consoleme.example.com" {
+		t.Errorf("README's minimal Caddyfile gives the handler %v, want saml, web_login and public_url", h)
+	}
+}
