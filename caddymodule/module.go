@@ -304,7 +304,7 @@ func (h *Handler) provision(ctx caddy.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	h.states = watchStore(h.states, h.logger)
-	h.sessState, h.releaseSess, err = h.Store.openSessions(ctx, repl, h.sessionKey(), h.logger)
+	h.sessState, h.releaseSess, err = h.Store.openSessions(repl, h.sessionKey(), h.logger)
 	if err != nil {
 		return fmt.Errorf("store: sessions: %w", err)
 	}
