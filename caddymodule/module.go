@@ -304,11 +304,12 @@ func (h *Handler) provision(ctx caddy.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	h.states = watchStore(h.states, h.logger)
-	h.sessState, h.releaseSess, err = h.Store.openSessions(ctx, repl, h.sessionKey(), h.logger)
+	h.sessState, h.releaseSess, err = h.Store.openSessions(repl, h.sessionKey(), h.logger)
 	if err != nil {
 		return fmt.Errorf("store: sessions: %w", err)
 	}
 	h.sessions.revoked, h.sessions.records = h.sessState.list, h.sessState.store
+	register(h)
 	return nil
 }
 
@@ -337,6 +338,7 @@ func (h *Handler) newSessions() (*sessions, error) {
 
 // Cleanup releases the stores.
 func (h *Handler) Cleanup() error {
+	unregister(h)
 	var errs []error
 	if h.release != nil {
 		errs = append(errs, h.release())

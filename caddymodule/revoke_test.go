@@ -1,6 +1,7 @@
 package consolemeauth
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -272,4 +273,34 @@ func TestSessionsRecorded(t *testing.T) {
 		t.Errorf("record %+v", s)
 	}
 	var _ store.Session = s
+}
+
+// A blocked user's client certificate mints no token until the block is
+// lifted; a revocation of the user's sessions alone does not stop it (a
+// certificate token belongs to no session).
+func TestBlockedCertificateUser(t *testing.T) {
+	ca := mtlsCA(t)
+	now := time.Now()
+	h := mtlsHandler(t, &MTLSConfig{}, now, nil)
+	leaf := ca.leaf(t, now.Add(-time.Hour), func(c *x509.Certificate) { c.EmailAddresses = []string{"kim@example.com"} })
+	passMTLS(t, h, mtlsRequest(ca, leaf))
+	if err := h.revokeUser(t.Context(), "kim@example.com", "", revokedByAdmin, now); err != nil {
+		t.Fatal(err)
+	}
+	passMTLS(t, h, mtlsRequest(ca, leaf))
+	if err := h.block(t.Context(), "kim@example.com", revokedByAdmin, now, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	r := mtlsRequest(ca, leaf)
+	rec, passed := serve(t, h, r)
+	if passed || rec.Code != http.StatusForbidden {
+		t.Fatalf("blocked certificate user: %d passed=%v", rec.Code, passed)
+	}
+	if m := decode(t, rec); m["code"] != "user_blocked" {
+		t.Errorf("reply %v", m)
+	}
+	if err := h.unblock(t.Context(), "kim@example.com", revokedByAdmin, now); err != nil {
+		t.Fatal(err)
+	}
+	passMTLS(t, h, mtlsRequest(ca, leaf))
 }

@@ -65,7 +65,7 @@ func (sc *StoreConfig) fingerprint(repl *caddy.Replacer) string {
 
 // openSessions returns the site's shared session state, made on first use,
 // and the function that releases it.
-func (sc *StoreConfig) openSessions(ctx caddy.Context, repl *caddy.Replacer, key string, logger *zap.Logger) (*sessionState, func() error, error) {
+func (sc *StoreConfig) openSessions(repl *caddy.Replacer, key string, logger *zap.Logger) (*sessionState, func() error, error) {
 	poolKey := "sessions/" + key + "/" + sc.fingerprint(repl)
 	v, _, err := sessionStates.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
 		st, closer, err := sc.newSessionStore(repl, key)
@@ -76,7 +76,7 @@ func (sc *StoreConfig) openSessions(ctx caddy.Context, repl *caddy.Replacer, key
 		state.keeper = &revocation.Keeper{Store: st, List: state.list, OnError: func(err error) {
 			logger.Warn("loading revocations failed; the ones already known stay enforced", zap.Error(err))
 		}}
-		state.keeper.Start(ctx)
+		state.keeper.Start()
 		return state, nil
 	})
 	if err != nil {
@@ -86,11 +86,6 @@ func (sc *StoreConfig) openSessions(ctx caddy.Context, repl *caddy.Replacer, key
 		_, err := sessionStates.Delete(poolKey)
 		return err
 	}, nil
-}
-
-// sessionOpener is a store that keeps sessions and revocations too.
-type sessionOpener interface {
-	Sessions(prefix string) store.SessionStore
 }
 
 // newSessionStore opens the session store the settings name: in memory,
@@ -107,10 +102,5 @@ func (sc *StoreConfig) newSessionStore(repl *caddy.Replacer, key string) (store.
 	if err != nil {
 		return nil, nil, err
 	}
-	so, ok := any(rs).(sessionOpener)
-	if !ok {
-		_ = rs.Close()
-		return store.NewMemorySessions(), nil, nil
-	}
-	return so.Sessions(prefix + "s:"), rs.Close, nil
+	return rs.Sessions(prefix + "s:"), rs.Close, nil
 }

@@ -32,22 +32,18 @@ type Keeper struct {
 	done   sync.WaitGroup
 }
 
-// Start loads the revocations once (bounded by ctx), then keeps the list
-// current in the background until Stop. A failed first load is reported
-// and retried in the background.
-func (k *Keeper) Start(ctx context.Context) {
+// Start keeps the list current in the background until Stop: the first
+// load starts at once; nothing here waits for the store, so that a store
+// that cannot be reached does not hold up a start (the list is shared by
+// a site's instances in a process, so a reload of the config keeps it).
+func (k *Keeper) Start() {
 	if k.ReloadEvery <= 0 {
 		k.ReloadEvery = DefaultReloadEvery
 	}
 	k.reload = make(chan struct{}, 1)
-	first, cancelFirst := context.WithTimeout(ctx, 2*time.Second)
-	ok := k.load(first)
-	cancelFirst()
 	bg, cancel := context.WithCancel(context.Background())
 	k.cancel = cancel
-	if !ok {
-		k.ask()
-	}
+	k.ask()
 	k.done.Add(2)
 	go func() {
 		defer k.done.Done()
@@ -103,7 +99,7 @@ func (k *Keeper) load(ctx context.Context) bool {
 	started := time.Now()
 	all, err := k.Store.Revocations(ctx, started)
 	if err != nil {
-		if k.OnError != nil && ctx.Err() == nil {
+		if k.OnError != nil {
 			k.OnError(err)
 		}
 		return false

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -10,17 +11,48 @@ import (
 // MemorySessions is the embedded SessionStore: sessions and revocations
 // live in the process, for one Caddy instance. Expired records are dropped
 // as they are met and by a sweep at most once a minute.
+//
+// Watchers hear of a revocation from their own Watch goroutine, in the
+// order the records were stored, shortly after Revoke or Unblock returns:
+// a slow watcher never holds up a revocation, and a watcher's function may
+// call any method of the store.
 type MemorySessions struct {
 	mu          sync.Mutex
 	sessions    map[string]*Session   // by id
 	byUser      map[string][]*Session // each user's, oldest first
 	revocations map[string]Revocation // by Key()
-	watchers    map[int]func(RevocationEvent)
-	nextWatcher int
+	watchers    map[*memoryWatcher]struct{}
 	nextSweep   time.Time
 }
 
 var _ SessionStore = (*MemorySessions)(nil)
+
+// memoryWatcher queues the events of one Watch call.
+type memoryWatcher struct {
+	mu     sync.Mutex
+	queue  []RevocationEvent
+	signal chan struct{} // holds a token while the queue may be non-empty
+}
+
+// push queues e and wakes the watcher.
+func (w *memoryWatcher) push(e RevocationEvent) {
+	w.mu.Lock()
+	w.queue = append(w.queue, e)
+	w.mu.Unlock()
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued events and empties the queue.
+func (w *memoryWatcher) take() []RevocationEvent {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.queue
+	w.queue = nil
+	return q
+}
 
 // NewMemorySessions returns an empty memory session store.
 func NewMemorySessions() *MemorySessions {
@@ -28,22 +60,45 @@ func NewMemorySessions() *MemorySessions {
 		sessions:    make(map[string]*Session),
 		byUser:      make(map[string][]*Session),
 		revocations: make(map[string]Revocation),
-		watchers:    make(map[int]func(RevocationEvent)),
+		watchers:    make(map[*memoryWatcher]struct{}),
 	}
 }
 
-// RecordSession stores a copy of s; see SessionStore.RecordSession.
+// CheckSession reports a session that cannot be recorded.
+func CheckSession(s *Session) error {
+	switch {
+	case s == nil:
+		return errors.New("no session")
+	case s.ID == "":
+		return errors.New("session without an id")
+	case s.User == "":
+		return errors.New("session without a user")
+	}
+	return nil
+}
+
+// RecordSession stores a copy of s; see SessionStore.RecordSession. The
+// user's expired sessions are dropped first, so they take no place.
 func (m *MemorySessions) RecordSession(_ context.Context, s *Session, maxPerUser int, now time.Time) error {
+	if err := CheckSession(s); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sweep(now)
+	// A record with the same id goes, even when s itself has expired.
+	m.dropSession(s.ID)
 	if !s.Expires.After(now) {
 		return nil
 	}
-	m.dropSession(s.ID)
+	for _, old := range slices.Clone(m.byUser[s.User]) {
+		if !old.Expires.After(now) {
+			m.dropSession(old.ID)
+		}
+	}
 	c := *s
 	m.sessions[c.ID] = &c
-	list := append(m.byUser[c.User], &c)
+	list := append(slices.Clip(m.byUser[c.User]), &c)
 	slices.SortStableFunc(list, func(a, b *Session) int { return a.Created.Compare(b.Created) })
 	for maxPerUser > 0 && len(list) > maxPerUser {
 		delete(m.sessions, list[0].ID)
@@ -73,6 +128,7 @@ func (m *MemorySessions) Revoke(_ context.Context, rv Revocation, now time.Time)
 		return err
 	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.sweep(now)
 	if old, ok := m.revocations[rv.Key()]; ok && old.Expires.After(now) {
 		old.Merge(rv)
@@ -89,22 +145,25 @@ func (m *MemorySessions) Revoke(_ context.Context, rv Revocation, now time.Time)
 			}
 		}
 	}
-	watchers := m.watcherList()
-	m.mu.Unlock()
-	for _, fn := range watchers {
-		fn(RevocationEvent{Revoked: &rv})
+	// Queued under the lock: every watcher hears of the records in the
+	// order they were stored. Each gets a copy of its own.
+	for w := range m.watchers {
+		c := rv
+		w.push(RevocationEvent{Revoked: &c})
 	}
 	return nil
 }
 
 // Unblock removes the user's block; see SessionStore.Unblock.
 func (m *MemorySessions) Unblock(_ context.Context, user string, _ time.Time) error {
+	if user == "" {
+		return errors.New("unblock without a user")
+	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	delete(m.revocations, RevokeBlock+":"+user)
-	watchers := m.watcherList()
-	m.mu.Unlock()
-	for _, fn := range watchers {
-		fn(RevocationEvent{Unblocked: user})
+	for w := range m.watchers {
+		w.push(RevocationEvent{Unblocked: user})
 	}
 	return nil
 }
@@ -123,39 +182,41 @@ func (m *MemorySessions) Revocations(_ context.Context, now time.Time) ([]Revoca
 }
 
 // Watch calls fn with a reload event, then with every revocation made
-// through this store, until ctx ends. Calls to fn are made by the
-// goroutine that revokes, after the record is stored.
+// through this store, until ctx ends. fn runs on the goroutine that called
+// Watch, and never after Watch has returned.
 func (m *MemorySessions) Watch(ctx context.Context, fn func(RevocationEvent)) {
-	var once sync.Mutex // one call at a time, as promised
-	call := func(e RevocationEvent) {
-		once.Lock()
-		defer once.Unlock()
-		if ctx.Err() == nil {
+	if ctx.Err() != nil {
+		return
+	}
+	w := &memoryWatcher{signal: make(chan struct{}, 1)}
+	m.mu.Lock()
+	m.watchers[w] = struct{}{}
+	// The reload comes first: queued under the lock, before any event.
+	w.push(RevocationEvent{})
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.watchers, w)
+		m.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.signal:
+		}
+		for _, e := range w.take() {
+			if ctx.Err() != nil {
+				return
+			}
 			fn(e)
 		}
 	}
-	m.mu.Lock()
-	id := m.nextWatcher
-	m.nextWatcher++
-	m.watchers[id] = call
-	m.mu.Unlock()
-	call(RevocationEvent{})
-	<-ctx.Done()
-	m.mu.Lock()
-	delete(m.watchers, id)
-	m.mu.Unlock()
 }
 
-// Close forgets the watchers; the records stay.
+// Close does nothing: the records stay, and watchers end with their
+// contexts.
 func (m *MemorySessions) Close() error { return nil }
-
-func (m *MemorySessions) watcherList() []func(RevocationEvent) {
-	out := make([]func(RevocationEvent), 0, len(m.watchers))
-	for _, fn := range m.watchers {
-		out = append(out, fn)
-	}
-	return out
-}
 
 // dropSession forgets one recorded session.
 func (m *MemorySessions) dropSession(id string) {
