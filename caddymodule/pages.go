@@ -26,7 +26,7 @@ dt{color:#5a6272}dd{margin:0;font-weight:600;word-break:break-all}
 button{background:#2165d1;color:#fff;border:0;border-radius:6px;padding:.7rem 1.6rem;font-size:1rem;cursor:pointer;margin-right:.6rem}
 button.secondary{background:#fff;color:#a3261b;border:1px solid #a3261b}
 .muted{color:#5a6272;font-size:.9rem}
-table{border-collapse:collapse;width:100%;margin:1rem 0;font-size:.9rem}th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e3e5ea;vertical-align:top}
+main:has(table){max-width:56rem}table{border-collapse:collapse;width:100%;margin:1rem 0;font-size:.9rem}th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e3e5ea;vertical-align:top}
 td button{padding:.3rem .8rem;font-size:.85rem;margin:0}
 </style></head><body><main>{{end}}
 {{define "foot"}}</main></body></html>{{end}}

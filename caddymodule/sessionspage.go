@@ -124,7 +124,7 @@ func formatTime(t time.Time) string {
 	if t.IsZero() {
 		return "unknown"
 	}
-	return t.UTC().Format(time.RFC1123)
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
 // sessionsForm handles the page's POST: from this site only, with the
@@ -212,8 +212,9 @@ func (h *Handler) sessionsDone(w http.ResponseWriter, r *http.Request, action st
 
 // sessionsCSRF binds the page's forms to the user and to this browser's
 // session (its sign-in time when the token has no session id): a form
-// copied from another session or user does not validate. It is keyed
-// apart from the approval form's token.
+// copied from another session or user does not validate. Its label keeps
+// it apart from the approval form's token, whose first field is always a
+// challenge token.
 func (h *Handler) sessionsCSRF(id *session) string {
 	mac := hmac.New(sha256.New, h.csrfKey)
 	mac.Write([]byte("sessions page"))
