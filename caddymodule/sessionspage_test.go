@@ -342,3 +342,37 @@ func TestSessionsRoute(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMatchRoute is the route look-up every request pays, for paths
+// that are not the module's and for /sessions.
+func BenchmarkMatchRoute(b *testing.B) {
+	paths := []string{"/", "/static/app.js", "/api/v2/get_roles", "/saml/acs", "/sessions", "/selfservice"}
+	for b.Loop() {
+		for _, p := range paths {
+			_, _ = matchRoute(p, true, false)
+		}
+	}
+}
+
+// BenchmarkSessionsPage renders the page of a user with a few sessions.
+func BenchmarkSessionsPage(b *testing.B) {
+	h := benchHandler(b)
+	var c *http.Cookie
+	for range 5 {
+		rec := httptest.NewRecorder()
+		if _, err := h.sessions.issue(rec, request("GET", "/saml/acs", "192.0.2.1", nil), "alice@example.com", nil, h.now()); err != nil {
+			b.Fatal(err)
+		}
+		c = rec.Result().Cookies()[0]
+	}
+	r := request("GET", "/sessions", "192.0.2.1", nil)
+	r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		_ = h.ServeHTTP(w, r, okNext)
+		if w.Code != 200 {
+			b.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -126,11 +127,25 @@ func TestSessionsPageInChromium(t *testing.T) {
 			const i = document.createElement("input"); i.type = "hidden"; i.name = k; i.value = v; f.appendChild(i); }
 		document.body.appendChild(f); f.submit(); return "posted"; })()`, rw.Base+"/sessions", csrf))
 	cross := a.WaitDocument(http.MethodPost, rw.Base+"/sessions")
-	if cross.Status != http.StatusForbidden && cross.Status != http.StatusUnauthorized {
-		t.Errorf("the cross-site POST was answered %d, want a refusal", cross.Status)
+	if cross.Status != http.StatusForbidden {
+		t.Errorf("the cross-site POST was answered %d, want the module's 403", cross.Status)
 	}
-	// 401: the browser did not send the Lax cookie; 403: the module
-	// refused the origin. Either way, nothing may have changed:
+	// The same post with browser A's cookie, as a browser without
+	// SameSite would send it: the module refuses the origin itself.
+	form := url.Values{"csrf_token": {csrf}, "action": {"others"}}.Encode()
+	for name, h := range map[string]http.Header{
+		"cross-site":     {"Sec-Fetch-Site": {"cross-site"}, "Origin": {rw.SSP.URL}},
+		"foreign origin": {"Origin": {rw.SSP.URL}},
+	} {
+		h.Set("Cookie", rw.cookieName()+"="+tokenA)
+		h.Set("Content-Type", "application/x-www-form-urlencoded")
+		if r := rw.cliBody(t, http.MethodPost, rw.Base+"/sessions", h, form); r.Status != http.StatusForbidden {
+			t.Errorf("%s POST with the session cookie: want 403, got %s", name, r)
+		}
+	}
+	// The module refuses the origin before it looks for a session (403);
+	// a 401 would mean the browser kept its Lax cookie back and the
+	// origin went unchecked. Either way, nothing may have changed:
 	for what, tok := range map[string]string{"browser B": tokenB, "CLI token": cli} {
 		if r, reached := rw.weepWith(t, tok); !reached || r.Status != http.StatusOK {
 			t.Fatalf("%s after the cross-site POST: want ConsoleMe's 200, got %s", what, r)
