@@ -63,6 +63,7 @@ const (
 //	GET  /oidc/login?return_to=/path             start an OpenID Connect sign-in (only with an oidc block)
 //	GET  /oidc/callback                          the provider's redirect back (only with an oidc block)
 //	GET, POST /logout                            sign out, at the IdP too when it can (only with web_login)
+//	GET, POST /sessions                          the user's sessions: list, sign one or all others out (browser)
 //
 // docs/architecture.md lists every answer of each route.
 // The colon spellings of ConsoleMe's docs (challenge:generator,
@@ -312,7 +313,7 @@ func (h *Handler) provision(ctx caddy.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	h.states = watchStore(h.states, h.logger)
-	h.sessState, h.releaseSess, err = h.Store.openSessions(ctx, repl, h.sessionKey(), h.logger)
+	h.sessState, h.releaseSess, err = h.Store.openSessions(repl, h.sessionKey(), h.logger)
 	if err != nil {
 		return fmt.Errorf("store: sessions: %w", err)
 	}

@@ -65,7 +65,7 @@ func (sc *StoreConfig) fingerprint(repl *caddy.Replacer) string {
 
 // openSessions returns the site's shared session state, made on first use,
 // and the function that releases it.
-func (sc *StoreConfig) openSessions(ctx caddy.Context, repl *caddy.Replacer, key string, logger *zap.Logger) (*sessionState, func() error, error) {
+func (sc *StoreConfig) openSessions(repl *caddy.Replacer, key string, logger *zap.Logger) (*sessionState, func() error, error) {
 	poolKey := "sessions/" + key + "/" + sc.fingerprint(repl)
 	v, _, err := sessionStates.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
 		st, closer, err := sc.newSessionStore(repl, key)
@@ -88,11 +88,6 @@ func (sc *StoreConfig) openSessions(ctx caddy.Context, repl *caddy.Replacer, key
 	}, nil
 }
 
-// sessionOpener is a store that keeps sessions and revocations too.
-type sessionOpener interface {
-	Sessions(prefix string) store.SessionStore
-}
-
 // newSessionStore opens the session store the settings name: in memory,
 // or on the Redis the challenges use, under a prefix of its own.
 func (sc *StoreConfig) newSessionStore(repl *caddy.Replacer, key string) (store.SessionStore, func() error, error) {
@@ -107,10 +102,5 @@ func (sc *StoreConfig) newSessionStore(repl *caddy.Replacer, key string) (store.
 	if err != nil {
 		return nil, nil, err
 	}
-	so, ok := any(rs).(sessionOpener)
-	if !ok {
-		_ = rs.Close()
-		return store.NewMemorySessions(), nil, nil
-	}
-	return so.Sessions(prefix + "s:"), rs.Close, nil
+	return rs.Sessions(prefix + "s:"), rs.Close, nil
 }
