@@ -25,7 +25,7 @@ INSTALL_DIR="${2:-${REAL_CONSOLEME_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/caddy-c
 
 missing=()
 for p in $(grep -v '^#' "$HERE/debian-packages"); do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || missing+=("$p")
 done
 if ((${#missing[@]})); then
   echo "setup.sh: missing Debian packages (scripts/test-deps installs them): ${missing[*]}" >&2

@@ -27,7 +27,7 @@ case "$JWT_SECRET" in *[\"\\]*|*$'\n'*) echo "start.sh: JWT_SECRET must not cont
 mkdir -p "$WORKDIR"; WORKDIR="$(cd "$WORKDIR" && pwd)"
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-port_busy() { ss -ltnH "sport = :$1" | grep -q .; }
+port_busy() { ss -ltnH "sport = :$1" | grep . >/dev/null; }
 
 if alive "$WORKDIR/consoleme.pid"; then
   echo "start.sh: ConsoleMe already running (pid $(cat "$WORKDIR/consoleme.pid")); stop it first" >&2; exit 1
