@@ -37,6 +37,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -74,8 +76,10 @@ func main() {
 	os.Exit(run(bin, os.Args[1:]))
 }
 
-// binaryPath is where the built demo is kept: caddy-consoleme-auth/demo in
-// the user's cache directory (or the temporary directory without one).
+// binaryPath is where the built demo is kept: caddy-consoleme-auth/demo-<id>
+// in the user's cache directory (or the temporary directory without one),
+// where <id> stands for this checkout, so that two checkouts on one machine
+// never run each other's demo.
 func binaryPath() (string, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
@@ -86,6 +90,10 @@ func binaryPath() (string, error) {
 		return "", fmt.Errorf("making a directory for the demo's binary: %w", err)
 	}
 	name := "demo"
+	if _, file, _, ok := runtime.Caller(0); ok {
+		sum := sha256.Sum256([]byte(filepath.Dir(file)))
+		name += "-" + hex.EncodeToString(sum[:6])
+	}
 	if runtime.GOOS == "windows" {
 		name += ".exe"
 	}
