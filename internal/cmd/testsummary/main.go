@@ -174,8 +174,9 @@ func (s *summary) report(wall time.Duration) {
 		sort.Strings(names)
 		fmt.Fprintf(s.out, "SKIP %d: %s [%s]\n", len(ks), r, strings.Join(names, ", "))
 	}
-	fmt.Fprintf(s.out, "\ntests: %d passed, %d failed, %d skipped, in %d packages (%d failed); %s\n",
-		s.passed, s.failed, len(s.skips), len(s.pkgs), s.pkgFails, wall.Round(time.Second))
+	// The last line is the plain count alone, as test harnesses read it.
+	fmt.Fprintf(s.out, "\n%d packages (%d failed) in %s\ntests: %d passed, %d failed, %d skipped\n",
+		len(s.pkgs), s.pkgFails, wall.Round(time.Second), s.passed, s.failed, len(s.skips))
 }
 
 // shortPackage drops the module path, so the lines stay readable.

@@ -52,7 +52,7 @@ func TestSummary(t *testing.T) {
 		"not json: vet says something\n",
 		"SKIP 2: no Chromium: apt-get install chromium [example.com/m/a.TestBrowser, example.com/m/a.TestTabs/one]\n",
 		"SKIP 1: (no reason given) [example.com/m/b.TestNoReason]\n",
-		"tests: 1 passed, 1 failed, 3 skipped, in 2 packages (1 failed); 3s\n",
+		"2 packages (1 failed) in 3s\ntests: 1 passed, 1 failed, 3 skipped\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the summary lacks %q:\n%s", want, got)
