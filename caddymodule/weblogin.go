@@ -47,9 +47,9 @@ var weepPaths = []string{
 }
 
 // validate checks the web_login settings; defaults are applied already.
-func (c *WebLoginConfig) validate(hasSAML bool) error {
-	if !hasSAML {
-		return errors.New("needs a saml block to log browsers in")
+func (c *WebLoginConfig) validate(hasSignIn bool) error {
+	if !hasSignIn {
+		return errors.New("needs a saml or an oidc block to sign browsers in")
 	}
 	if c.MaxSessionAge < 0 || c.RenewBefore < 0 {
 		return errors.New("max_session_age and renew_before must be positive")
