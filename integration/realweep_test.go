@@ -15,18 +15,11 @@ import (
 	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
 
-// realWeepBinary is the real Weep, built by scripts/test-deps; without it
-// the test is skipped, or failed under CI=true.
+// realWeepBinary is the real Weep, built once per run from its source (see
+// builtWeep); without it the test is skipped, or failed under CI=true.
 func realWeepBinary(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test with the real Weep, skipped with -short")
-	}
-	bin, err := testbed.RealWeepBinary()
-	if err != nil {
-		skipOrFail(t, err.Error())
-	}
-	return bin
+	return builtWeep(t)
 }
 
 // TestRealWeep: the real Weep CLI (Netflix/weep, unchanged) logs in through
