@@ -304,3 +304,35 @@ func TestBlockedCertificateUser(t *testing.T) {
 	}
 	passMTLS(t, h, mtlsRequest(ca, leaf))
 }
+
+// A user who signs in again in the second of their revocation, after it,
+// gets a CLI token too: the approver's auth_time rides on the approval as
+// a whole second (from the token), and is compared by the second, as the
+// browser's token itself is. The real Weep, quick enough to do this, would
+// otherwise poll in vain until it gives up.
+func TestRevokeUserThenCLISignInSameSecond(t *testing.T) {
+	h := newTestHandler(t, nil)
+	now := time.Now().Truncate(time.Second).Add(300 * time.Millisecond)
+	h.now = func() time.Time { return now }
+	if err := h.revokeUser(t.Context(), "dave@example.com", "", revokedByAdmin, now); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(200 * time.Millisecond)
+	after := issued(t, h, "dave@example.com", "eng")
+	if _, passed := serve(t, h, withCookie("/api/v1/get_roles", after)); !passed {
+		t.Fatal("a sign-in right after the revocation was refused")
+	}
+	tok := generate(t, h, "dave@example.com", "192.0.2.1")
+	if rec := approve(t, h, tok, "192.0.2.1", after); rec.Code != 200 {
+		t.Fatalf("approve: %d %s", rec.Code, rec.Body)
+	}
+	now = now.Add(100 * time.Millisecond)
+	m := poll(t, h, tok, "192.0.2.1")
+	if m["status"] != "success" {
+		t.Fatalf("collecting an approval made in the second of the revocation, after it: %v", m)
+	}
+	cli := &http.Cookie{Name: h.CookieName, Value: m["encoded_jwt"].(string)}
+	if _, passed := serve(t, h, withCookie("/api/v1/get_credentials", cli)); !passed {
+		t.Error("the CLI token of that approval was refused")
+	}
+}

@@ -157,11 +157,14 @@ func (s *sessions) renewIfDue(w http.ResponseWriter, r *http.Request, ss *sessio
 // and admit is asked again (a revocation or a policy change since the
 // approval stops it).
 func (s *sessions) forChallenge(r *http.Request, c *store.Challenge, now time.Time) (string, time.Time, *tokenRefusal, error) {
-	authTime := c.AuthTime
+	// The approver's sign-in time is their token's auth_time, a whole
+	// second, and is compared by the second, as their token is: a sign-in
+	// just after a revocation, in its second, may approve and collect.
+	authTime, whole := c.AuthTime, true
 	if authTime.IsZero() {
-		authTime = c.Created
+		authTime, whole = c.Created, false
 	}
-	if ref := s.admit(c.Approver, c.Groups, revocation.Token{AuthTime: authTime}, false, now); ref != nil {
+	if ref := s.admit(c.Approver, c.Groups, revocation.Token{AuthTime: authTime, Whole: whole}, false, now); ref != nil {
 		return "", time.Time{}, ref, nil
 	}
 	sid := newSessionID()
