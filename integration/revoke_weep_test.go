@@ -201,6 +201,13 @@ func (w *revokeWorld) weepSignIn(t *testing.T, browser *chromium, h *testbed.Wee
 	tb := browser.newTab(t)
 	w.rw.signInAtIdP(tb, userAlice, u)
 	w.rw.approve(tb, userAlice, challenge{User: userAlice.Email, Token: token, ChallengeURL: u})
+	// Weep polls every 3 s; give it a few polls, not its 2 minutes.
+	select {
+	case <-run.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("Weep collected no token within 20 s of the approval; A logged:\n%s\nWeep:\n%s",
+			logLines(w.A.Output(), "refused"), run.Output())
+	}
 	if err := run.Wait(); err != nil {
 		t.Fatalf("weep list after the approval: %v\n%s", err, run.Output())
 	}
@@ -288,6 +295,29 @@ func (w *revokeWorld) expectWeepRefused(t testing.TB, h *testbed.WeepHome) {
 	}
 	if reqs := w.Real.Requests()[seen:]; len(reqs) > 0 {
 		t.Errorf("a revoked token's request reached ConsoleMe: %s %s", reqs[0].Method, reqs[0].RequestURI)
+	}
+}
+
+// expectRefusalLogged checks that c logged the refusal of alice's token at
+// info level with one of reasons, and never logged the token itself.
+func expectRefusalLogged(t testing.TB, name string, c *caddyProc, token string, reasons ...string) {
+	t.Helper()
+	out := c.Output()
+	lines := logLines(out, `"msg":"token refused"`)
+	found := false
+	for _, l := range strings.Split(lines, "\n") {
+		for _, reason := range reasons {
+			if strings.Contains(l, `"reason":"`+reason+`"`) && strings.Contains(l, `"user":"`+userAlice.Email+`"`) &&
+				strings.Contains(l, `"level":"info"`) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("%s did not log the refusal of alice's token at info with a reason of %q:\n%s", name, reasons, lines)
+	}
+	if strings.Contains(out, token) || strings.Contains(out, strings.Split(token, ".")[2]) {
+		t.Errorf("%s logged a token", name)
 	}
 }
 
@@ -405,6 +435,8 @@ func TestRevokeRealWeep(t *testing.T) {
 			t.Errorf("revoke printed %q, want a line starting %q", out, want)
 		}
 		w.expectWeepRefused(t, home)
+		// revoke --user also ends each of alice's live sessions by its id.
+		expectRefusalLogged(t, "A", w.A, first, "session revoked", "user's sessions revoked")
 		for _, s := range w.sessions(t, w.AdminA, userAlice.Email) {
 			if s.ID == sid {
 				t.Errorf("the revoked session %s is still listed as live", sid)
@@ -475,5 +507,6 @@ func TestRevokeRealWeep(t *testing.T) {
 		// The real Weep, on either instance, is told to sign in again.
 		w.expectWeepRefused(t, homeB)
 		w.expectWeepRefused(t, home)
+		expectRefusalLogged(t, "B", w.B, token, "session revoked")
 	})
 }

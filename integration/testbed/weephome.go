@@ -95,6 +95,9 @@ func (r *WeepRun) Wait() error {
 	return r.err
 }
 
+// Done is closed when the command has ended.
+func (r *WeepRun) Done() <-chan struct{} { return r.done }
+
 // Exited reports whether the command has ended.
 func (r *WeepRun) Exited() bool {
 	select {
