@@ -13,6 +13,8 @@
 //     navigation and keeping snapshots (WriteArtifacts);
 //   - Caddy: a `caddy run` process (BuildCaddy builds cmd/caddy);
 //   - WeepClient: a client that logs in as Weep's challenge flow does;
+//     BuildWeep and WeepHome: the real Weep, built from source and run in
+//     a home of its own, whose xdg-open hands the challenge URL back;
 //   - Browser: a browser-like HTTP client (cookies, forms, no automatic
 //     redirects); Client: CLI-style requests, with TLS and client
 //     certificates;
