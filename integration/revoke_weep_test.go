@@ -415,6 +415,9 @@ func TestRevokeRealWeep(t *testing.T) {
 
 	t.Run("revoke-user", func(t *testing.T) {
 		_, first := w.weepSignIn(t, browser, home)
+		// The token carries the extra sid claim, and the role list Weep
+		// printed came from the real ConsoleMe through the proxy: ConsoleMe
+		// accepted it, sid and all.
 		sid := sessionID(t, first)
 		// B lists the session A recorded: they share the store.
 		found := false
