@@ -68,9 +68,8 @@ type SAMLConfig struct {
 
 	// ClockSkew is how far the IdP's clock may be off from this host's when
 	// checking an assertion's validity window. Setting it also lets an
-	// assertion be up to 90 s + ClockSkew old (90 s when unset). The SAML
-	// library keeps these settings process-wide, so the largest value
-	// configured in any site applies to all. Default: 3m.
+	// assertion, and a LogoutResponse, be up to 90 s + ClockSkew old (90 s
+	// when unset). Each site has its own; at most 1h. Default: 3m.
 	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
 
 	// IDPEntityID is the entityID of the IdP to sign in at when the IdP

@@ -79,12 +79,11 @@ type Config struct {
 	NameIDFormat string
 
 	// ClockSkew is how far the IdP's clock may be off from this host's when
-	// checking an assertion's validity window; it also lets an assertion be
-	// up to 90 s + ClockSkew old. Zero keeps the library's defaults (3 min
-	// and 90 s). The library keeps these tolerances process-wide, so the
-	// largest ClockSkew of any Provider in the process applies to all of
-	// them: New only ever widens them (see Tolerances). It must not be
-	// negative.
+	// checking an assertion's validity window; it also lets an assertion
+	// (and a LogoutResponse) be up to 90 s + ClockSkew old. Zero keeps the
+	// library's defaults (3 min and 90 s). It is this Provider's own: other
+	// Providers in the process keep theirs (see "Clock tolerances"). It
+	// must be between 0 and MaxClockSkew.
 	ClockSkew time.Duration
 
 	// SignAuthnRequests makes the SP sign every AuthnRequest with SPKey,
@@ -110,8 +109,8 @@ func (c *Config) Validate() error {
 	if c.IDPMetadataRefresh < 0 {
 		return errors.New("idp_metadata_refresh: must be positive")
 	}
-	if c.ClockSkew < 0 {
-		return errors.New("clock_skew: must not be negative")
+	if c.ClockSkew < 0 || c.ClockSkew > MaxClockSkew {
+		return fmt.Errorf("clock_skew: must be between 0 and %s", MaxClockSkew)
 	}
 	if _, err := c.nameIDFormat(); err != nil {
 		return err
