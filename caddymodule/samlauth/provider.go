@@ -33,12 +33,12 @@ type Provider struct {
 	// New sets a client with a 15 s timeout.
 	HTTPClient *http.Client
 
-	cfg    Config
-	key    crypto.Signer
-	cert   *x509.Certificate
+	cfg  Config
+	key  crypto.Signer
+	cert *x509.Certificate
 	// logoutKey authenticates the IDs of LogoutRequests (see "LogoutRequest IDs").
 	logoutKey []byte
-	format saml.NameIDFormat
+	format    saml.NameIDFormat
 	// mdCerts are the certificates of IDPMetadataSigningCerts.
 	mdCerts []*x509.Certificate
 	idp     atomic.Pointer[idpMetadata]

@@ -77,4 +77,3 @@ func TestRefusal(t *testing.T) {
 		t.Errorf("%q, %q", err.Error(), r.Message)
 	}
 }
-
