@@ -329,7 +329,11 @@ echo $doc->saveXML($doc->documentElement);
 func TestSAMLInteropXMLSecLibs(t *testing.T) {
 	php := requireSimpleSAMLphp(t)
 	ssp := startSimpleSAMLphp(t, sspConfig{Users: []idpUser{userAlice}})
-	sp := startInteropSP(t, ssp.MetadataURL, "", nil)
+	// Every data cipher accepted, for the test; a deployment pins one mode
+	// (data_ciphers).
+	sp := startInteropSP(t, ssp.MetadataURL, "", func(c *samlauth.Config) {
+		c.DataCiphers = []string{"aes128-cbc", "aes192-cbc", "aes256-cbc", "aes128-gcm", "aes192-gcm", "aes256-gcm", "tripledes-cbc"}
+	})
 	trustInteropSP(t, ssp, sp, map[string]any{"saml20.sign.response": false, "saml20.sign.assertion": true})
 	expectOK(t, sspLoginDirect(t, sp, userAlice, sp.URL+"/login"), ssp, userAlice)
 

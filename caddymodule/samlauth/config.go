@@ -18,7 +18,7 @@ const DefaultMetadataRefresh = 24 * time.Hour
 // handler's saml block (idp_metadata_url, idp_metadata_file,
 // idp_metadata_refresh, idp_entity_id, idp_metadata_signing_cert, sp_cert, sp_key, entity_id,
 // email_attribute, groups_attribute, name_id_format, clock_skew,
-// sign_authn_requests, allow_rsa1_5); placeholders must already be
+// sign_authn_requests, allow_rsa1_5, data_ciphers); placeholders must already be
 // resolved. The zero value of every optional field means its default.
 type Config struct {
 	// IDPMetadataURL is where the IdP publishes its metadata. Provider.Run
@@ -100,6 +100,15 @@ type Config struct {
 	// else. The key is then decrypted without telling a padding error from a
 	// wrong key.
 	AllowRSA15 bool
+
+	// DataCiphers are the data encryption algorithms an encrypted
+	// assertion may use, by short name: aes128-gcm, aes192-gcm, aes256-gcm,
+	// aes128-cbc, aes192-cbc, aes256-cbc, tripledes-cbc. Any other is
+	// refused, whatever the unsigned EncryptedData names, and the SP
+	// metadata advertises exactly these, in this order of preference.
+	// Empty means DefaultDataCiphers (AES-CBC). Give one mode: accepting
+	// both GCM and CBC lets a GCM ciphertext be attacked as a CBC one.
+	DataCiphers []string
 }
 
 // Validate checks the settings that need no file or network access. Each
@@ -113,6 +122,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("clock_skew: must be between 0 and %s", MaxClockSkew)
 	}
 	if _, err := c.nameIDFormat(); err != nil {
+		return err
+	}
+	if _, err := dataCipherURIs(c.DataCiphers); err != nil {
 		return err
 	}
 	for _, e := range c.IDPMetadataSigningCerts {

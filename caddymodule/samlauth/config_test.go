@@ -24,7 +24,10 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{func(c *Config) { c.IDPMetadataRefresh = -time.Second }, "idp_metadata_refresh: must be positive"},
-		{func(c *Config) { c.ClockSkew = -time.Second }, "clock_skew: must not be negative"},
+		{func(c *Config) { c.ClockSkew = -time.Second }, "clock_skew: must be between 0 and 1h"},
+		{func(c *Config) { c.ClockSkew = 61 * time.Minute }, "clock_skew: must be between 0 and 1h"},
+		{func(c *Config) { c.DataCiphers = []string{"aes128-gcm", "rc4"} }, `data_ciphers: unknown cipher "rc4"`},
+		{func(c *Config) { c.DataCiphers = []string{"aes128-gcm", "aes128-gcm"} }, `data_ciphers: "aes128-gcm" given twice`},
 		{func(c *Config) { c.NameIDFormat = "x509" }, `name_id_format: unknown format "x509" (want unspecified, email, persistent or transient)`},
 		{func(c *Config) { c.SPCert = "" }, "sp_cert: required"},
 		{func(c *Config) { c.SPKey = "" }, "sp_key: required"},

@@ -67,7 +67,7 @@ func (p *Provider) prepareResponse(sp *saml.ServiceProvider, raw []byte) (*prepa
 	for _, c := range root.ChildElements() {
 		switch {
 		case isNS(c, nsAssertion, "EncryptedAssertion"):
-			a, err := decryptAssertion(c, p.key, p.cfg.AllowRSA15)
+			a, err := decryptAssertion(c, p.key, decryptOptions{allowRSA15: p.cfg.AllowRSA15, ciphers: p.ciphers})
 			if err != nil {
 				return nil, err
 			}

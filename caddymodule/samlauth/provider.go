@@ -39,6 +39,8 @@ type Provider struct {
 	// logoutKey authenticates the IDs of LogoutRequests (see "LogoutRequest IDs").
 	logoutKey []byte
 	format    saml.NameIDFormat
+	// ciphers are the data encryption algorithm URIs of cfg.DataCiphers.
+	ciphers []string
 	// mdCerts are the certificates of IDPMetadataSigningCerts.
 	mdCerts []*x509.Certificate
 	idp     atomic.Pointer[idpMetadata]
@@ -76,12 +78,14 @@ func New(cfg Config, logger *zap.Logger) (*Provider, error) {
 		logger = zap.NewNop()
 	}
 	format, _ := cfg.nameIDFormat()
+	ciphers, _ := dataCipherURIs(cfg.DataCiphers)
 	p := &Provider{
 		RetryFirst: time.Second,
 		RetryMax:   time.Minute,
 		HTTPClient: &http.Client{Timeout: 15 * time.Second},
 		cfg:        cfg,
 		format:     format,
+		ciphers:    ciphers,
 		now:        time.Now,
 		logger:     logger,
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/beevik/etree"
@@ -15,14 +16,10 @@ import (
 // well before then.
 const LiveMetadataValidity = 48 * time.Hour
 
-// advertisedEncryption is the EncryptionMethod list of the SP's key in its
-// metadata, most preferred first: IdPs that read it (Shibboleth) pick the
-// first they support. All of them are decrypted (see decryptAssertion).
-var advertisedEncryption = []string{
-	algAES256GCM, algAES128GCM, algAES192GCM,
-	algAES256CBC, algAES128CBC, algAES192CBC, algTripleDESCBC,
-	algRSAOAEP, algRSAOAEPMGF1P,
-}
+// advertisedTransports are the key transport algorithms the SP metadata
+// lists after the data ciphers of Config.DataCiphers: IdPs that read the
+// list (Shibboleth) pick the first they support of each kind.
+var advertisedTransports = []string{algRSAOAEP, algRSAOAEPMGF1P}
 
 // Metadata returns the SP metadata to serve at <base>/saml/metadata: the
 // entity ID, the SP certificate (for encryption, with the algorithms the SP
@@ -51,6 +48,9 @@ func SPMetadata(cfg Config, base string, validFor time.Duration) ([]byte, error)
 	p := &Provider{cfg: cfg}
 	var err error
 	if p.format, err = cfg.nameIDFormat(); err != nil {
+		return nil, err
+	}
+	if p.ciphers, err = dataCipherURIs(cfg.DataCiphers); err != nil {
 		return nil, err
 	}
 	if err := p.loadKeys(); err != nil {
@@ -86,7 +86,7 @@ func (p *Provider) metadata(base string, validFor time.Duration) ([]byte, error)
 		for j := range d.KeyDescriptors {
 			if d.KeyDescriptors[j].Use == "encryption" {
 				d.KeyDescriptors[j].EncryptionMethods = nil
-				for _, a := range advertisedEncryption {
+				for _, a := range slices.Concat(p.ciphers, advertisedTransports) {
 					d.KeyDescriptors[j].EncryptionMethods = append(d.KeyDescriptors[j].EncryptionMethods, saml.EncryptionMethod{Algorithm: a})
 				}
 			}
