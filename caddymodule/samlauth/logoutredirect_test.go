@@ -24,7 +24,7 @@ import (
 // with sigAlg as the bindings specify (and as SimpleSAMLphp does:
 // parameters encoded with QueryEscape); edit may change the raw query
 // after signing.
-func querySignedLogout(t *testing.T, raw []byte, relay, sigAlg string, hash crypto.Hash, key crypto.Signer, edit func(string) string) *http.Request {
+func querySignedLogout(t testing.TB, raw []byte, relay, sigAlg string, hash crypto.Hash, key crypto.Signer, edit func(string) string) *http.Request {
 	t.Helper()
 	var buf bytes.Buffer
 	w, _ := flate.NewWriter(&buf, 9)
