@@ -170,7 +170,7 @@ func New(opts Options) (*Store, error) {
 	// number: they share pipelines. A worker per few connections keeps
 	// several pipelines in flight.
 	workers := max(2, c.poolSize/8)
-	return &Store{rdb: c.rdb, pin: c.pin, keys: newKeys(prefix), grace: grace, perClient: opts.MaxLoginsPerClient,
+	return &Store{rdb: c.rdb, pin: c.pin, nodes: c.nodes, keys: newKeys(prefix), grace: grace, perClient: opts.MaxLoginsPerClient,
 		acks: opts.ReplicaAcks, ackTimeout: ackTimeout, callTimeout: c.callTimeout,
 		creates: newBatcher(c.rdb, createScript, workers, c.callTimeout)}, nil
 }
