@@ -177,7 +177,12 @@ func safeReturnPath(p string) string {
 // signIn finishes an IdP login: the session cookie, the audit line, and back
 // to where the login started. A token too large for a cookie is refused.
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, via, email string, groups []string, idp, returnPath string, now time.Time) error {
-	if err := h.sessions.issue(w, r, email, groups, now); err != nil {
+	ref, err := h.sessions.issue(w, r, email, groups, now)
+	if ref != nil {
+		title, text := refusalText(ref)
+		return h.loginRefused(w, r, via, http.StatusForbidden, ref.reason, title, text, zap.String("user", email))
+	}
+	if err != nil {
 		if errors.Is(err, errTokenTooLarge) {
 			return h.loginRefused(w, r, via, http.StatusForbidden, "token too large for a cookie", "Too many groups", tooManyGroups,
 				zap.String("user", email), zap.Int("groups", len(groups)))

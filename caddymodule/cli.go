@@ -91,7 +91,12 @@ func (h *Handler) servePoller(w http.ResponseWriter, r *http.Request, tok string
 		}
 		return writeJSON(w, http.StatusOK, pollReply{Status: outcome.String()})
 	}
-	jwt, exp, err := h.sessions.forChallenge(c, now)
+	jwt, exp, ref, err := h.sessions.forChallenge(r, c, now)
+	if ref != nil {
+		metrics.refused.WithLabelValues(ref.reason).Inc()
+		h.audit(r, "poll refused", ref.reason, zap.String("user", c.Approver), zap.String("challenge", shortToken(tok)))
+		return writeJSON(w, http.StatusOK, pollReply{Status: store.PollUnauthorized.String()})
+	}
 	if err != nil {
 		h.logger.Error("minting token", zap.Error(err))
 		return writeError(w, http.StatusInternalServerError, "internal_error", "the token could not be minted")

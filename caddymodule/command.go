@@ -26,7 +26,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "consoleme-auth",
-		Usage: "sp-keypair | decode | metadata",
+		Usage: "sp-keypair | decode | metadata | revoke | sessions",
 		Short: "Helpers for the consoleme_auth handler",
 		Long: `
 Helpers for operating the consoleme_auth handler:
@@ -34,9 +34,11 @@ Helpers for operating the consoleme_auth handler:
   sp-keypair  write a fresh SAML SP key and self-signed certificate
   decode      show a ConsoleMe JWT's claims and check it with ConsoleMe's rules
   metadata    print the SP metadata an IdP administrator needs
+  revoke      end a user's sessions (or one session) on the running Caddy
+  sessions    list a user's live sessions on the running Caddy
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(spKeypairCommand(), decodeCommand(), metadataCommand())
+			cmd.AddCommand(spKeypairCommand(), decodeCommand(), metadataCommand(), revokeCommand(), sessionsCommand())
 		},
 	})
 }

@@ -16,6 +16,8 @@ var metrics = struct {
 	logins                                *prometheus.CounterVec
 	loginsByMethod                        *prometheus.CounterVec
 	storeErrors                           prometheus.Counter
+	revoked                               *prometheus.CounterVec
+	tokensRefused                         *prometheus.CounterVec
 	pending                               prometheus.GaugeFunc
 	duration                              *prometheus.HistogramVec
 }{
@@ -51,6 +53,14 @@ var metrics = struct {
 		Namespace: "consoleme_auth", Name: "logins_total",
 		Help: "Logins at the identity provider, by method (saml, oidc) and result.",
 	}, []string{"method", "result"}),
+	revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "consoleme_auth", Name: "sessions_revoked_total",
+		Help: "Revocations made, by how (logout, admin, sessions_page).",
+	}, []string{"reason"}),
+	tokensRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "consoleme_auth", Name: "tokens_refused_total",
+		Help: "Requests whose consoleme_auth token the proxy refused (revoked, blocked or the group policy), by reason.",
+	}, []string{"reason"}),
 	storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "consoleme_auth", Name: "store_errors_total",
 		Help: "Challenge store calls that failed (unreachable or full).",
@@ -80,7 +90,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{metrics.created, metrics.approved, metrics.cancelled, metrics.collected, metrics.expired,
-		metrics.refused, metrics.logins, metrics.loginsByMethod, metrics.storeErrors, metrics.pending, metrics.duration} {
+		metrics.refused, metrics.logins, metrics.loginsByMethod, metrics.storeErrors, metrics.revoked, metrics.tokensRefused, metrics.pending, metrics.duration} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

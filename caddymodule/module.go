@@ -9,6 +9,7 @@ package consolemeauth
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -211,6 +212,10 @@ type Handler struct {
 	pollRL   *ipLimiter
 	loginRL  *ipLimiter
 	policy   policy
+	// sessState is the site's session store and revocation list, shared
+	// by its instances in this process; releaseSess lets go of it.
+	sessState   *sessionState
+	releaseSess func() error
 }
 
 // Default rate limits per client IP.
@@ -299,12 +304,19 @@ func (h *Handler) provision(ctx caddy.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	h.states = watchStore(h.states, h.logger)
+	h.sessState, h.releaseSess, err = h.Store.openSessions(repl, h.sessionKey(), h.logger)
+	if err != nil {
+		return fmt.Errorf("store: sessions: %w", err)
+	}
+	h.sessions.revoked, h.sessions.records = h.sessState.list, h.sessState.store
+	register(h)
 	return nil
 }
 
 // newSessions builds the session rules from the settings.
 func (h *Handler) newSessions() (*sessions, error) {
-	s := &sessions{cookie: h.CookieName, maxAge: time.Duration(h.MaxSessionAge), base: h.base, logger: h.logger}
+	s := &sessions{cookie: h.CookieName, maxAge: time.Duration(h.MaxSessionAge), base: h.base, logger: h.logger,
+		policy: &h.policy, seen: newTokenMemory()}
 	var err error
 	if s.codec, err = token.NewCodec(h.JWTSecret, h.EmailClaim, h.GroupsClaim, time.Duration(h.JWTExpiration)); err != nil {
 		return nil, fmt.Errorf("jwt settings: %w", err)
@@ -324,12 +336,17 @@ func (h *Handler) newSessions() (*sessions, error) {
 	return s, nil
 }
 
-// Cleanup releases the store.
+// Cleanup releases the stores.
 func (h *Handler) Cleanup() error {
+	unregister(h)
+	var errs []error
 	if h.release != nil {
-		return h.release()
+		errs = append(errs, h.release())
 	}
-	return nil
+	if h.releaseSess != nil {
+		errs = append(errs, h.releaseSess())
+	}
+	return errors.Join(errs...)
 }
 
 // Interface guards

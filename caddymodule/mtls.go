@@ -273,12 +273,17 @@ func (h *Handler) applyCertificate(w http.ResponseWriter, r *http.Request, cert 
 			"client certificate not accepted: "+err.Error())
 	}
 	groups = h.policy.filterGroups(groups)
-	if why := h.policy.groupsRefusal(groups); why != "" {
-		h.audit(r, "mtls certificate refused", why, zap.String("user", user), zap.String("serial", cert.SerialNumber.String()))
-		return true, writeError(w, http.StatusForbidden, "group_policy",
-			"client certificate not accepted: "+user+" is "+why)
+	ref, err := h.sessions.forwardCertificate(r, user, groups, cert.NotBefore, h.now())
+	if ref != nil {
+		h.audit(r, "mtls certificate refused", ref.reason, zap.String("user", user), zap.String("serial", cert.SerialNumber.String()))
+		if ref.policy {
+			return true, writeError(w, http.StatusForbidden, "group_policy",
+				"client certificate not accepted: "+user+" is refused by the "+ref.reason)
+		}
+		return true, writeError(w, http.StatusForbidden, "user_blocked",
+			"client certificate not accepted: "+user+"'s access is suspended")
 	}
-	if err := h.sessions.forwardCertificate(r, user, groups, cert.NotBefore, h.now()); err != nil {
+	if err != nil {
 		h.logger.Error("minting certificate token", zap.Error(err))
 		return true, writeError(w, http.StatusInternalServerError, "internal_error", "the token could not be minted")
 	}

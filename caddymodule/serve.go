@@ -8,7 +8,9 @@ import (
 
 // ServeHTTP answers the handler's own routes and passes every other request
 // to next: with a verified client certificate (mtls) as that certificate's
-// user, under web_login only with a session, and otherwise untouched.
+// user, under web_login only with a session, and otherwise untouched,
+// unless it carries a token the proxy refuses (revoked, or groups the
+// policy refuses): such a token never reaches the upstream.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	rt, arg := matchRoute(r.URL.Path, h.sp != nil, h.oidc != nil)
 	switch rt {
@@ -44,10 +46,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		h.sessions.dropCertificateTokens(r, h.now())
 	}
+	if h.WebLogin != nil && r.URL.Path == "/logout" {
+		return h.serveLogout(w, r)
+	}
+	if ref := h.sessions.refused(r, h.now()); ref != nil {
+		return h.refuseToken(w, r, ref)
+	}
 	if h.WebLogin != nil {
-		if r.URL.Path == "/logout" {
-			return h.serveLogout(w, r)
-		}
 		if handled, err := h.guardWebLogin(w, r); handled || err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/revocation"
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/token"
 )
@@ -40,6 +41,7 @@ var errTokenTooLarge = errors.New("the token is too large for a cookie")
 // session is a verified consoleme_auth token: who, how they signed in, and
 // when they last signed in at the identity provider.
 type session struct {
+	id       string // the sid claim; empty for a token minted elsewhere
 	email    string
 	groups   []string
 	method   string
@@ -64,23 +66,39 @@ type sessions struct {
 	renewBefore time.Duration
 	base        *url.URL // public_url, nil when unset
 	logger      *zap.Logger
+	policy      *policy
+	// revoked is the site's revocation list; records is where live
+	// sessions are recorded (both shared by the site's instances in this
+	// process). Nil in tests that need neither.
+	revoked *revocation.List
+	records store.SessionStore
+	seen    *tokenMemory
 }
 
 // read returns the first cookie that is a usable session at now, or nil:
 // a valid token of this site, not minted for a certificate, whose last IdP
-// sign-in is no older than max_session_age.
+// sign-in is no older than max_session_age, and not revoked.
 func (s *sessions) read(r *http.Request, now time.Time) *session {
 	for _, c := range r.CookiesNamed(s.cookie) {
-		id, err := s.codec.Verify(c.Value, now)
+		seen := s.seen.get(c.Value, s.codec)
+		id := s.verified(c.Value, seen, now)
 		switch {
-		case err != nil:
-			s.ignore(r, "invalid token", err)
+		case id == nil:
+			s.ignore(r, "invalid token", nil)
 		case id.Method == methodCertificate:
 			s.ignore(r, "token minted for a client certificate", nil)
 		case now.Sub(id.AuthTime) > s.maxAge:
 			s.ignore(r, "last sign-in older than max_session_age", nil)
 		default:
-			return &session{email: id.Email, groups: id.Groups, method: id.Method, authTime: id.AuthTime, expires: id.Expires}
+			// A revoked session is no session. One whose groups the
+			// policy refuses still is, so that the validator can say
+			// why it refuses: nothing is minted for it (admit again)
+			// and ServeHTTP passes none of its requests on.
+			if ref := s.admitToken(id, now); ref != nil && !ref.policy {
+				s.ignore(r, ref.reason, nil)
+				continue
+			}
+			return &session{id: id.SessionID, email: id.Email, groups: id.Groups, method: id.Method, authTime: id.AuthTime, expires: id.Expires}
 		}
 	}
 	return nil
@@ -90,57 +108,83 @@ func (s *sessions) ignore(r *http.Request, why string, err error) {
 	debugLog(s.logger, r, "ignoring session cookie", zap.String("reason", why), zap.Error(err))
 }
 
-// issue gives a browser that just signed in at the IdP its session cookie.
-// It returns errTokenTooLarge when the groups make the cookie too large.
-func (s *sessions) issue(w http.ResponseWriter, r *http.Request, email string, groups []string, now time.Time) error {
+// issue gives a browser that just signed in at the IdP its session cookie,
+// a new session, when admit allows it: it returns the refusal otherwise,
+// and errTokenTooLarge when the groups make the cookie too large.
+func (s *sessions) issue(w http.ResponseWriter, r *http.Request, email string, groups []string, now time.Time) (*tokenRefusal, error) {
+	if ref := s.admit(email, groups, revocation.Token{AuthTime: now}, false, now); ref != nil {
+		return ref, nil
+	}
+	sid := newSessionID()
 	jwt, exp, err := s.codec.MintSubject(token.Subject{
-		Email: email, Groups: groups, Method: methodIdP, AuthTime: now, NotAfter: now.Add(s.maxAge),
+		Email: email, Groups: groups, Method: methodIdP, AuthTime: now, NotAfter: now.Add(s.maxAge), SessionID: sid,
 	}, now, now)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !s.fitsCookie(jwt) {
-		return errTokenTooLarge
+		return nil, errTokenTooLarge
 	}
 	s.set(w, r, jwt, exp, now)
-	return nil
+	s.record(r, &store.Session{ID: sid, User: email, Method: methodIdP, IP: clientIP(r), Created: now, Expires: exp}, now)
+	return nil, nil
 }
 
 // renewIfDue gives a session that expires within renew_before a fresh
-// cookie with the same sign-in time (so it still ends at max_session_age),
-// and hands it to the upstream on this request too.
+// cookie with the same sign-in time (so it still ends at max_session_age)
+// and the same session id, and hands it to the upstream on this request
+// too.
 func (s *sessions) renewIfDue(w http.ResponseWriter, r *http.Request, ss *session, now time.Time) {
 	if ss.expires.Sub(now) >= s.renewBefore {
 		return
 	}
 	jwt, exp, err := s.codec.MintSubject(token.Subject{
 		Email: ss.email, Groups: ss.groups, Method: ss.method, AuthTime: ss.authTime, NotAfter: ss.authTime.Add(s.maxAge),
+		SessionID: ss.id,
 	}, ss.authTime, now)
 	if err != nil || !exp.After(ss.expires) || !s.fitsCookie(jwt) {
 		return
 	}
 	s.set(w, r, jwt, exp, now)
 	replaceCookie(r.Header, s.cookie, jwt)
+	if ss.id != "" {
+		s.record(r, &store.Session{ID: ss.id, User: ss.email, Method: ss.method, IP: clientIP(r), Created: ss.authTime, Expires: exp}, now)
+	}
 	debugLog(s.logger, r, "session renewed", zap.String("user", ss.email))
 }
 
 // forChallenge mints the token the poller hands to the CLI for an approved
-// challenge: the approver's sign-in time rides along.
-func (s *sessions) forChallenge(c *store.Challenge, now time.Time) (string, time.Time, error) {
+// challenge, a session of its own: the approver's sign-in time rides along,
+// and admit is asked again (a revocation or a policy change since the
+// approval stops it).
+func (s *sessions) forChallenge(r *http.Request, c *store.Challenge, now time.Time) (string, time.Time, *tokenRefusal, error) {
 	authTime := c.AuthTime
 	if authTime.IsZero() {
 		authTime = c.Created
 	}
-	return s.codec.MintSubject(token.Subject{
+	if ref := s.admit(c.Approver, c.Groups, revocation.Token{AuthTime: authTime}, false, now); ref != nil {
+		return "", time.Time{}, ref, nil
+	}
+	sid := newSessionID()
+	jwt, exp, err := s.codec.MintSubject(token.Subject{
 		Email: c.Approver, Groups: c.Groups, Method: methodChallenge, AuthTime: authTime, NotAfter: authTime.Add(s.maxAge),
+		SessionID: sid,
 	}, now, now)
+	if err != nil {
+		return "", time.Time{}, nil, err
+	}
+	s.record(r, &store.Session{ID: sid, User: c.Approver, Method: methodChallenge, IP: clientIP(r), Created: now, Expires: exp}, now)
+	return jwt, exp, nil, nil
 }
 
 // forwardCertificate puts a token for a client certificate's user on the
 // proxied request as the session cookie, replacing any the client sent.
 // Its iat and auth_time are the certificate's NotBefore (ConsoleMe measures
 // a certificate's age by iat), never later than now.
-func (s *sessions) forwardCertificate(r *http.Request, user string, groups []string, notBefore, now time.Time) error {
+func (s *sessions) forwardCertificate(r *http.Request, user string, groups []string, notBefore, now time.Time) (*tokenRefusal, error) {
+	if ref := s.admit(user, groups, revocation.Token{}, true, now); ref != nil {
+		return ref, nil
+	}
 	issued := notBefore
 	if issued.After(now) {
 		issued = now
@@ -149,10 +193,10 @@ func (s *sessions) forwardCertificate(r *http.Request, user string, groups []str
 		Email: user, Groups: groups, Method: methodCertificate, AuthTime: issued,
 	}, issued, now)
 	if err != nil {
-		return fmt.Errorf("minting certificate token: %w", err)
+		return nil, fmt.Errorf("minting certificate token: %w", err)
 	}
 	replaceCookie(r.Header, s.cookie, jwt)
-	return nil
+	return nil, nil
 }
 
 // dropCertificateTokens removes from a request without a client
@@ -161,7 +205,7 @@ func (s *sessions) forwardCertificate(r *http.Request, user string, groups []str
 // must not work without the certificate.
 func (s *sessions) dropCertificateTokens(r *http.Request, now time.Time) {
 	for _, c := range r.CookiesNamed(s.cookie) {
-		if id, err := s.codec.Verify(c.Value, now); err == nil && id.Method == methodCertificate {
+		if id := s.verified(c.Value, s.seen.get(c.Value, s.codec), now); id != nil && id.Method == methodCertificate {
 			removeCookie(r.Header, s.cookie)
 			debugLog(s.logger, r, "dropped a certificate token sent without the certificate", zap.String("user", id.Email))
 			return

@@ -298,29 +298,8 @@ func (sc *StoreConfig) open(ctx caddy.Context, repl *caddy.Replacer, site string
 		if keyPrefix == "" {
 			keyPrefix = "consoleme_auth:" + site + ":"
 		}
-		opts := redisstore.Options{
-			URL:                rawURL,
-			ClusterAddrs:       replaceAll(repl, sc.Cluster),
-			Username:           repl.ReplaceAll(sc.Username, ""),
-			Password:           repl.ReplaceAll(sc.Password, ""),
-			KeyPrefix:          keyPrefix,
-			DialTimeout:        time.Duration(sc.DialTimeout),
-			ReadTimeout:        time.Duration(sc.ReadTimeout),
-			WriteTimeout:       time.Duration(sc.WriteTimeout),
-			PoolSize:           sc.PoolSize,
-			TLS:                sc.TLS,
-			InsecureSkipVerify: sc.InsecureSkipVerify,
-			ExpiredGrace:       expiredGrace,
-			MaxLoginsPerClient: bounds.loginsPerClient,
-			ReplicaAcks:        sc.ReplicaAcks,
-			ReplicaAckTimeout:  time.Duration(sc.ReplicaAckTimeout),
-		}
-		if st := sc.Sentinel; st != nil {
-			opts.MasterName = repl.ReplaceAll(st.MasterName, "")
-			opts.SentinelAddrs = replaceAll(repl, st.Addrs)
-			opts.SentinelUsername = repl.ReplaceAll(st.Username, "")
-			opts.SentinelPassword = repl.ReplaceAll(st.Password, "")
-		}
+		opts := sc.redisOptions(repl, rawURL, keyPrefix)
+		opts.MaxLoginsPerClient = bounds.loginsPerClient
 		rs, err := redisstore.New(opts)
 		if err != nil {
 			return nil, nil, err
@@ -357,6 +336,34 @@ func (sc *StoreConfig) open(ctx caddy.Context, repl *caddy.Replacer, site string
 }
 
 var memoryStores = caddy.NewUsagePool()
+
+// redisOptions are the connection settings of the redis store, with the
+// placeholders expanded.
+func (sc *StoreConfig) redisOptions(repl *caddy.Replacer, rawURL, keyPrefix string) redisstore.Options {
+	opts := redisstore.Options{
+		URL:                rawURL,
+		ClusterAddrs:       replaceAll(repl, sc.Cluster),
+		Username:           repl.ReplaceAll(sc.Username, ""),
+		Password:           repl.ReplaceAll(sc.Password, ""),
+		KeyPrefix:          keyPrefix,
+		DialTimeout:        time.Duration(sc.DialTimeout),
+		ReadTimeout:        time.Duration(sc.ReadTimeout),
+		WriteTimeout:       time.Duration(sc.WriteTimeout),
+		PoolSize:           sc.PoolSize,
+		TLS:                sc.TLS,
+		InsecureSkipVerify: sc.InsecureSkipVerify,
+		ExpiredGrace:       expiredGrace,
+		ReplicaAcks:        sc.ReplicaAcks,
+		ReplicaAckTimeout:  time.Duration(sc.ReplicaAckTimeout),
+	}
+	if st := sc.Sentinel; st != nil {
+		opts.MasterName = repl.ReplaceAll(st.MasterName, "")
+		opts.SentinelAddrs = replaceAll(repl, st.Addrs)
+		opts.SentinelUsername = repl.ReplaceAll(st.Username, "")
+		opts.SentinelPassword = repl.ReplaceAll(st.Password, "")
+	}
+	return opts
+}
 
 // replaceAll expands the placeholders in each of vals.
 func replaceAll(repl *caddy.Replacer, vals []string) []string {

@@ -130,32 +130,31 @@ func (h *Handler) guardWebLogin(w http.ResponseWriter, r *http.Request) (bool, e
 	}
 	now := h.now()
 	if ss := h.sessions.read(r, now); ss != nil {
+		// The group policy and the revocations were checked by read
+		// (and before, for every request, by ServeHTTP).
 		setUser(r, ss.email)
-		groups := h.policy.filterGroups(ss.groups)
-		if why := h.policy.groupsRefusal(groups); why != "" {
-			h.audit(r, "web login refused", why, zap.String("user", ss.email))
-			if isXHR(r) {
-				return true, writeError(w, http.StatusForbidden, "forbidden", "your groups do not allow access to ConsoleMe")
-			}
-			return true, h.page(w, r, http.StatusForbidden, "Not allowed",
-				"Your groups do not allow access to ConsoleMe. Ask your administrator for access.")
-		}
 		if r.Method == http.MethodGet && !isXHR(r) {
 			h.sessions.renewIfDue(w, r, ss, now)
 		}
 		return false, nil
 	}
 	// No session, an invalid one, or one whose IdP sign-in is too old.
-	loginURL := h.baseURL(r) + h.loginPath() + "?return_to=" + url.QueryEscape(r.URL.RequestURI())
 	if isXHR(r) || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
-		return true, writeJSON(w, http.StatusForbidden, apiRedirect{
-			Type:        "redirect",
-			RedirectURL: loginURL,
-			Reason:      "unauthenticated",
-			Message:     "User is not authenticated. Redirect to authenticate",
-		})
+		return true, h.unauthenticatedXHR(w, r)
 	}
 	return true, h.startLogin(w, r, r.URL.RequestURI())
+}
+
+// unauthenticatedXHR answers ConsoleMe's JavaScript (or a form post)
+// without a session as ConsoleMe does: 403 with a redirect to sign in.
+func (h *Handler) unauthenticatedXHR(w http.ResponseWriter, r *http.Request) error {
+	loginURL := h.baseURL(r) + h.loginPath() + "?return_to=" + url.QueryEscape(r.URL.RequestURI())
+	return writeJSON(w, http.StatusForbidden, apiRedirect{
+		Type:        "redirect",
+		RedirectURL: loginURL,
+		Reason:      "unauthenticated",
+		Message:     "User is not authenticated. Redirect to authenticate",
+	})
 }
 
 // serveSLO is where the IdP sends the browser back after a single logout
@@ -182,8 +181,28 @@ func (h *Handler) serveSLO(w http.ResponseWriter, r *http.Request) error {
 	if !confirmed && !h.fromThisSite(r) {
 		return h.confirmLogout(w, r)
 	}
-	h.sessions.clear(w, r)
+	h.endSession(w, r)
 	return h.page(w, r, http.StatusOK, "Signed out", "You are signed out of ConsoleMe.")
+}
+
+// endSession signs the browser out: its session is revoked, so that its
+// token is refused everywhere at once (not only deleted from this
+// browser), and the cookie is cleared. It returns the session ended, if
+// there was one.
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) *session {
+	now := h.now()
+	id := h.sessions.read(r, now)
+	h.sessions.clear(w, r)
+	if id == nil {
+		return nil
+	}
+	h.logger.Info("logout", zap.String("user", id.email), zap.String("remote_ip", clientIP(r)))
+	if id.id != "" {
+		if err := h.revokeSession(r.Context(), id.id, revokedByLogout, now, zap.String("user", id.email)); err != nil {
+			h.logger.Warn("the revocation of a signed-out session was not stored; this instance refuses it, others may not", zap.Error(err))
+		}
+	}
+	return id
 }
 
 // fromThisSite reports whether a logout request came from this site or
@@ -211,11 +230,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	if !h.fromThisSite(r) {
 		return h.confirmLogout(w, r)
 	}
-	id := h.sessions.read(r, h.now())
-	h.sessions.clear(w, r)
-	if id != nil {
-		h.logger.Info("logout", zap.String("user", id.email), zap.String("remote_ip", clientIP(r)))
-	}
+	id := h.endSession(w, r)
 	if id != nil {
 		if sent, err := h.idpLogout(w, r, id.email); sent || err != nil {
 			return err

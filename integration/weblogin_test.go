@@ -152,7 +152,7 @@ func hasElement(tb *tab, sel string) bool {
 // same page with the session cookie, a second page goes straight to
 // ConsoleMe, ConsoleMe's JavaScript without a cookie gets ConsoleMe's 403
 // redirect JSON, the Weep API and CLI routes are never redirected, and
-// logout clears the session.
+// logout clears the session and revokes its token.
 func TestWebLogin(t *testing.T) {
 	t.Parallel()
 	skipIfShort(t)
@@ -401,7 +401,8 @@ func TestWebLogin(t *testing.T) {
 			t.Skip("needs the browser session of page-login-returns-to-the-page")
 		}
 		tb.t = t
-		if tb.Cookie(w.Base, w.cookieName()) == nil {
+		signedIn := tb.Cookie(w.Base, w.cookieName())
+		if signedIn == nil {
 			tb.fail("no %s cookie before logging out", w.cookieName())
 		}
 		logoutURL := w.Base + "/logout"
@@ -434,6 +435,10 @@ func TestWebLogin(t *testing.T) {
 		if n := w.upstreamSaw(http.MethodGet, "/logout"); n != 0 {
 			t.Errorf("ConsoleMe received GET /logout %d times; the module must answer it", n)
 		}
+		// The sign-out revoked the session: the old token, replayed (a
+		// copy from before the sign-out), is refused at the proxy.
+		expectProxyRefusesVia(t, func(path string, h http.Header) reply { return w.send(t, "GET", path, h, "") },
+			w.cookieName(), signedIn.Value, func() int { return len(w.Real.Requests()) })
 
 		// The page again: without the cookie the module sends the browser
 		// to the IdP, which either asks for the password again or, with

@@ -32,6 +32,9 @@ var (
 const (
 	ClaimAuthMethod = "auth_method"
 	ClaimAuthTime   = "auth_time"
+	// ClaimSessionID names the session a token belongs to: a browser
+	// session keeps it when renewed; each CLI token has its own.
+	ClaimSessionID = "sid"
 )
 
 // Identity is who a verified token speaks for.
@@ -45,6 +48,8 @@ type Identity struct {
 	Method string
 	// AuthTime is the auth_time claim, or IssuedAt when absent.
 	AuthTime time.Time
+	// SessionID is the sid claim, empty when absent.
+	SessionID string
 }
 
 // Subject is what a minted token says: who, and how they signed in.
@@ -58,6 +63,8 @@ type Subject struct {
 	// NotAfter, when set, caps the token's exp (which is otherwise now +
 	// the codec's lifetime).
 	NotAfter time.Time
+	// SessionID becomes the sid claim; empty leaves it out.
+	SessionID string
 }
 
 // Codec mints and verifies ConsoleMe JWTs over one secret and claim naming.
@@ -81,7 +88,7 @@ func NewCodec(secret, emailClaim, groupsClaim string, lifetime time.Duration) (*
 	}
 	for _, c := range []string{emailClaim, groupsClaim} {
 		switch c {
-		case "nbf", "iat", "exp", "aud", ClaimAuthMethod, ClaimAuthTime:
+		case "nbf", "iat", "exp", "aud", ClaimAuthMethod, ClaimAuthTime, ClaimSessionID:
 			return nil, fmt.Errorf("claim name %q is reserved", c)
 		}
 	}
@@ -106,7 +113,7 @@ func (m *Codec) Lifetime() time.Duration { return m.lifetime }
 
 // claims is a claim set that marshals in ConsoleMe's insertion order (nbf,
 // iat, exp, email, groups) with configurable names for the last two, then
-// the optional auth_method and auth_time.
+// the optional auth_method, auth_time and sid.
 type claims struct {
 	nbf, iat, exp        int64
 	emailName, groupName string
@@ -114,6 +121,7 @@ type claims struct {
 	groups               []string
 	method               string
 	authTime             int64 // 0: absent
+	sid                  string
 }
 
 func (c claims) MarshalJSON() ([]byte, error) {
@@ -150,6 +158,14 @@ func (c claims) MarshalJSON() ([]byte, error) {
 	}
 	if c.authTime != 0 {
 		b = fmt.Appendf(b, `,"`+ClaimAuthTime+`":%d`, c.authTime)
+	}
+	if c.sid != "" {
+		sj, err := json.Marshal(c.sid)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"`+ClaimSessionID+`":`...)
+		b = append(b, sj...)
 	}
 	return append(b, '}'), nil
 }
@@ -203,7 +219,7 @@ func (m *Codec) MintSubject(s Subject, issuedAt, now time.Time) (string, time.Ti
 	c := claims{
 		nbf: nbf.Unix(), iat: iat.Unix(), exp: exp.Unix(),
 		emailName: m.emailClaim, groupName: m.groupsClaim,
-		email: s.Email, groups: s.Groups, method: s.Method,
+		email: s.Email, groups: s.Groups, method: s.Method, sid: s.SessionID,
 	}
 	if !s.AuthTime.IsZero() {
 		c.authTime = s.AuthTime.Unix()
@@ -247,6 +263,24 @@ func (m *Codec) Verify(tok string, now time.Time) (*Identity, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: iat missing or not an integer", ErrInvalid)
 	}
+	return m.identity(mc, iat, exp)
+}
+
+// Peek reads what tok claims WITHOUT checking its signature or times: for a
+// quick look-up (is this session revoked?) whose hit is then confirmed by
+// Verify. Nothing it returns may be trusted on its own.
+func (m *Codec) Peek(tok string) (*Identity, error) {
+	var mc jwt.MapClaims
+	if _, _, err := m.parser.ParseUnverified(tok, &mc); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	iat, _ := intClaim(mc, "iat")
+	exp, _ := intClaim(mc, "exp")
+	return m.identity(mc, iat, exp)
+}
+
+// identity reads who a token speaks for from its claims.
+func (m *Codec) identity(mc jwt.MapClaims, iat, exp int64) (*Identity, error) {
 	email, _ := mc[m.emailClaim].(string)
 	if email == "" {
 		return nil, fmt.Errorf("%w: no %s claim", ErrInvalid, m.emailClaim)
@@ -266,6 +300,13 @@ func (m *Codec) Verify(tok string, now time.Time) (*Identity, error) {
 			return nil, fmt.Errorf("%w: %s not a string", ErrInvalid, ClaimAuthMethod)
 		}
 		id.Method = method
+	}
+	if raw, present := mc[ClaimSessionID]; present {
+		sid, ok := raw.(string)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s not a string", ErrInvalid, ClaimSessionID)
+		}
+		id.SessionID = sid
 	}
 	if raw, present := mc[m.groupsClaim]; present && raw != nil {
 		list, ok := raw.([]any)

@@ -91,6 +91,8 @@ type Module struct {
 	DisableValidatorIPCheck bool
 	DisablePollerIPCheck    bool
 	SiteName                string
+	AllowedGroups           []string
+	DeniedGroups            []string
 	SAML                    *SAML
 	OIDC                    *OIDC
 	MTLS                    *MTLS
@@ -327,6 +329,12 @@ func (m Module) render(w *writer) {
 	}
 	w.flag("disable_validator_ip_check", m.DisableValidatorIPCheck)
 	w.flag("disable_poller_ip_check", m.DisablePollerIPCheck)
+	if len(m.AllowedGroups) > 0 {
+		w.line(append([]string{"allowed_groups"}, quoteAll(m.AllowedGroups)...)...)
+	}
+	if len(m.DeniedGroups) > 0 {
+		w.line(append([]string{"denied_groups"}, quoteAll(m.DeniedGroups)...)...)
+	}
 	if s := m.SAML; s != nil {
 		w.open("saml")
 		w.opt("idp_metadata_url", s.IdPMetadataURL)

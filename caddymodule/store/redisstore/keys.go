@@ -28,6 +28,19 @@ import (
 // challenges included, in that tag's slot instead. Every other script works
 // on one key, so a site's challenges and replay marks spread over the
 // cluster's slots.
+//
+// A site's sessions and revocations (Store.Sessions) have a prefix of their
+// own, independent of this one, and keep all their keys, and their pub/sub
+// channel, under that prefix+"{"+tag+"}", tag made likewise from it: one
+// slot per site, so that a revocation and the sessions it ends change in one
+// script:
+//
+//	G+"s:"+id      session, a hash
+//	G+"u:"+user    a user's sessions, a sorted set
+//	G+"r"          revocations, a hash; G+"rx" their expiries, a sorted set
+//	G+"ev"         pub/sub channel of the revocation events (JSON)
+//
+// with G = prefix+"{"+tag+"}" (sessions_scripts.go has the fields).
 type keys struct {
 	prefix string
 	group  string // prefix+"{"+tag+"}", the start of the login keys
