@@ -29,8 +29,8 @@ import (
 //     failed): Poll hands nothing out, fails with store.ErrUnavailable and
 //     releaseScript gives the success back for a later poll;
 //  3. takeScript marks the claim "taken" (unless it was taken over
-//     meanwhile, see below), and a second WAIT, sent with it, waits for the
-//     replicas to acknowledge that. Acknowledged: Poll hands it out. Not
+//     meanwhile, see below), and a second WAIT waits for the replicas to
+//     acknowledge that. Acknowledged: Poll hands it out. Not
 //     acknowledged: Poll hands nothing out, fails with
 //     store.ErrUnavailable, and releaseScript gives the success back.
 //
@@ -64,8 +64,9 @@ import (
 // replica's restart only with its persistence.
 //
 // The cost on the poll that collects a success: four round trips (claim,
-// WAIT, take, WAIT) instead of the two of a claim and a delete, and the
-// replication delay twice.
+// WAIT, take, WAIT) where one does without acknowledgements, and the
+// replication delay twice. A taken challenge is not deleted after the
+// answer: it expires soon (takeScript), which saves a round trip.
 func (s *Store) pollAcked(ctx context.Context, token, key string, args []any, now time.Time) (store.PollOutcome, *store.Challenge, error) {
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
