@@ -18,7 +18,8 @@ import (
 // while later. Redirected calls (ASK during the move, MOVED after it) are
 // followed, so: at most one poll per poller fails, no success is handed out
 // twice, none is lost, challenges approved before and during the move are
-// collected, and the pending ones are still pending on the new master.
+// collected, challenges created during it land on the new master, and the
+// pending ones are still pending there.
 func TestClusterResharding(t *testing.T) {
 	cl := redistest.StartClusterReplicas(t, 3, 1)
 	opts := Options{ClusterAddrs: cl.Addrs, KeyPrefix: uniquePrefix()}
@@ -118,6 +119,18 @@ func TestClusterResharding(t *testing.T) {
 	mu.Unlock()
 	for _, c := range during {
 		approve(t, b, c, now)
+	}
+	// New challenges in the moving slots: the creates go in pipelines
+	// (batch.go), redirected with ASK too.
+	for len(pending) < 6 {
+		c := testChallenge(now)
+		if !slices.Contains(slots, redistest.KeySlot(a.keys.challenge(c.Token))) {
+			continue
+		}
+		if err := b.Create(ctx, c, now); err != nil {
+			t.Fatalf("Create in a migrating slot: %v", err)
+		}
+		pending = append(pending, c)
 	}
 	time.Sleep(2 * time.Second)
 	for _, slot := range slots {
