@@ -1,7 +1,6 @@
 package consolemeauth
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -38,20 +37,6 @@ func adminServer(t *testing.T) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-func runAdminCommand(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	cmd := revokeCommand()
-	if args[0] == "sessions" {
-		cmd = sessionsCommand()
-	}
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args[1:])
-	err := cmd.Execute()
-	return out.String(), err
-}
-
 // The revoke and sessions subcommands reach the site through the admin
 // endpoint: a revoked user's token is refused at once, a block shows in
 // the listing, and bad input is refused with a clear error.
@@ -60,17 +45,17 @@ func TestRevokeThroughTheAdminAPI(t *testing.T) {
 	addr := adminServer(t)
 	site := "admin-test.example.com"
 	c := issued(t, h, "judy@example.com", "eng")
-	out, err := runAdminCommand(t, "sessions", "--address", addr, "--site", site, "--user", "judy@example.com")
+	out, err := runCommand(t, "sessions", "--address", addr, "--site", site, "--user", "judy@example.com")
 	if err != nil || !strings.Contains(out, "1 live session(s) of judy@example.com") || !strings.Contains(out, methodIdP) {
 		t.Fatalf("sessions: %v\n%s", err, out)
 	}
-	out, err = runAdminCommand(t, "revoke", "--address", addr, "--site", site, "--user", "judy@example.com", "--block", "1h")
+	out, err = runCommand(t, "revoke", "--address", addr, "--site", site, "--user", "judy@example.com", "--block", "1h")
 	if err != nil || !strings.Contains(out, "ended every session of judy@example.com") || !strings.Contains(out, "blocked until") {
 		t.Fatalf("revoke: %v\n%s", err, out)
 	}
 	rec, passed := serve(t, h, withCookie("/api/v1/get_credentials", c))
 	expectInvalidJWT(t, rec, passed, "after revoke --user")
-	out, err = runAdminCommand(t, "sessions", "--address", addr, "--site", site, "--user", "judy@example.com", "--json")
+	out, err = runCommand(t, "sessions", "--address", addr, "--site", site, "--user", "judy@example.com", "--json")
 	var listing struct {
 		Sites []SiteSessions `json:"sites"`
 	}
@@ -78,7 +63,7 @@ func TestRevokeThroughTheAdminAPI(t *testing.T) {
 		len(listing.Sites[0].Sessions) != 0 || listing.Sites[0].BlockedUntil == nil {
 		t.Fatalf("sessions after revoke: %v\n%s", err, out)
 	}
-	if _, err := runAdminCommand(t, "revoke", "--address", addr, "--site", site, "--user", "judy@example.com", "--unblock"); err != nil {
+	if _, err := runCommand(t, "revoke", "--address", addr, "--site", site, "--user", "judy@example.com", "--unblock"); err != nil {
 		t.Fatal(err)
 	}
 	if _, blocked := h.sessions.revoked.Blocked("judy@example.com", time.Now()); blocked {
@@ -96,7 +81,7 @@ func TestRevokeThroughTheAdminAPI(t *testing.T) {
 		{[]string{"--user", "x@example.com", "--block", "soon"}, "positive duration"},
 		{[]string{"--user", "x@example.com", "--site", "nowhere.example.com"}, "no consoleme_auth site matches"},
 	} {
-		_, err := runAdminCommand(t, append([]string{"revoke", "--address", addr}, tc.args...)...)
+		_, err := runCommand(t, append([]string{"revoke", "--address", addr}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("revoke %q: %v, want an error saying %q", tc.args, err, tc.want)
 		}

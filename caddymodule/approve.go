@@ -229,7 +229,8 @@ func (h *Handler) approveForm(w http.ResponseWriter, r *http.Request, tok string
 	}
 	return render(w, http.StatusOK, "message", pageCSP, messagePage{Title: "Approved",
 		Message: template.HTML(textEscaper.Replace(SuccessMessage)),
-		Detail:  "Return to your terminal: your command receives its credentials there within a few seconds."})
+		Detail:  "Return to your terminal: your command receives its credentials there within a few seconds.",
+		Link:    sessionsPath, LinkText: "Review your sessions"})
 }
 
 // cancel answers "This wasn't me": the challenge is deleted, so its poller

@@ -26,8 +26,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 }
 
 // siteAddress is the address of the site block the directive is in, for
-// error messages. Caddy's Helper keeps the block unexported, so it is read
-// by reflection; should that ever fail, the Caddyfile position is used.
+// error messages. Caddy's Helper keeps the block unexported and offers no
+// exported way to it, so it is read by reflection;
+// TestSiteAddressReadsCaddysHelper fails, naming what changed, when a Caddy
+// upgrade moves it. Should it ever fail at run time, the Caddyfile position
+// is used.
 func siteAddress(h httpcaddyfile.Helper) string {
 	keys := reflect.ValueOf(h).FieldByName("parentBlock")
 	if keys.IsValid() {
@@ -47,7 +50,10 @@ func siteAddress(h httpcaddyfile.Helper) string {
 	return fmt.Sprintf("%s:%d", h.File(), h.Line())
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax (a
+// site gives a saml or an oidc block, not both; every subdirective is
+// explained in docs/reference.md, and a test keeps this list, that one and
+// the parser together):
 //
 //	consoleme_auth {
 //		jwt_secret      <secret>
@@ -70,16 +76,22 @@ func siteAddress(h httpcaddyfile.Helper) string {
 //		poller_rate_limit    <events> <window> | off
 //		login_rate_limit     <events> <window> | off
 //		store           memory | redis [<url>] [{
-//			url           <url>
-//			username      <name>
-//			password      <password>
-//			key_prefix    <prefix>
-//			dial_timeout  <duration>
-//			read_timeout  <duration>
-//			write_timeout <duration>
-//			pool_size     <n>
+//			url                 <url>
+//			sentinel            <master_name> <host:port...>
+//			sentinel_username   <name>
+//			sentinel_password   <password>
+//			cluster             <host:port...>
+//			username            <name>
+//			password            <password>
+//			key_prefix          <prefix>
+//			dial_timeout        <duration>
+//			read_timeout        <duration>
+//			write_timeout       <duration>
+//			pool_size           <n>
 //			tls
 //			insecure_skip_verify
+//			replica_acks        auto | off | <n>
+//			replica_ack_timeout <duration>
 //		}]
 //		disable_validator_ip_check
 //		disable_poller_ip_check
@@ -113,6 +125,7 @@ func siteAddress(h httpcaddyfile.Helper) string {
 //			idp_metadata_url     <url>
 //			idp_metadata_file    <path>
 //			idp_metadata_refresh <duration>
+//			idp_metadata_signing_cert <pem file or text...>
 //			sp_cert              <path>
 //			sp_key               <path>
 //			entity_id            <id>

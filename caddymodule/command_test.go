@@ -22,6 +22,10 @@ func runCommand(t *testing.T, args ...string) (string, error) {
 		cmd = decodeCommand()
 	case "metadata":
 		cmd = metadataCommand()
+	case "revoke":
+		cmd = revokeCommand()
+	case "sessions":
+		cmd = sessionsCommand()
 	}
 	var out bytes.Buffer
 	cmd.SetOut(&out)

@@ -113,7 +113,7 @@ func poll(t *testing.T, h *Handler, tok, ip string) map[string]any {
 // sessionCookie returns a cookie for email as the SAML ACS would set it.
 func sessionCookie(t *testing.T, h *Handler, email string, groups ...string) *http.Cookie {
 	t.Helper()
-	jwt, _, err := h.sessions.codec.Mint(email, groups, time.Now())
+	jwt, _, err := h.sessions.codec.Mint(email, groups, h.now())
 	if err != nil {
 		t.Fatal(err)
 	}

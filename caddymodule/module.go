@@ -1,9 +1,11 @@
 // Package consolemeauth is a Caddy HTTP handler that sits in front of an
 // unchanged Netflix ConsoleMe and answers ConsoleMe's CLI challenge login
-// (the flow Weep uses) itself, authenticating the browser with SAML 2.0 and
-// minting the HS256 JWT that ConsoleMe accepts as its consoleme_auth cookie.
-// Every request that is not one of its routes goes to the next handler
-// (normally reverse_proxy to ConsoleMe) untouched.
+// (the flow Weep uses) itself, signing the browser in at an identity
+// provider with SAML 2.0 or OpenID Connect and minting the HS256 JWT that
+// ConsoleMe accepts as its consoleme_auth cookie. With web_login the same
+// sign-in guards all of ConsoleMe's web UI, and with mtls a verified client
+// certificate becomes a ConsoleMe session. Every other request goes to the
+// next handler (normally reverse_proxy to ConsoleMe) untouched.
 package consolemeauth
 
 import (
@@ -46,17 +48,24 @@ const (
 	loginTTL = 10 * time.Minute
 )
 
-// Handler answers ConsoleMe's CLI challenge routes and its SAML endpoints and
-// passes every other request on:
+// Handler answers ConsoleMe's CLI challenge routes and the sign-in
+// endpoints and passes every other request on:
 //
 //	GET  /noauth/v1/challenge_generator/{user}   new challenge (CLI)
 //	GET  /noauth/v1/challenge_poller/{token}     pending … success once (CLI)
-//	GET  /challenge_validator/{token}            SAML login if needed, approval page (browser)
-//	POST /challenge_validator/{token}            approve (browser form)
+//	GET  /challenge_validator/{token}            sign-in if needed, approval page (browser)
+//	POST /challenge_validator/{token}            approve or cancel (browser form)
 //	GET, POST /api/v2/challenge_validator/{token} ConsoleMe's JSON API (ConsoleMe's own UI)
 //	GET  /saml/metadata                          SP metadata (only with a saml block)
 //	POST /saml/acs                               assertion consumer (only with a saml block)
+//	GET  /saml/login?return_to=/path             start a SAML sign-in (only with a saml block)
+//	GET, POST /saml/slo                          single-logout return (only with a saml block)
+//	GET  /oidc/login?return_to=/path             start an OpenID Connect sign-in (only with an oidc block)
+//	GET  /oidc/callback                          the provider's redirect back (only with an oidc block)
+//	GET, POST /logout                            sign out, at the IdP too when it can (only with web_login)
+//	GET, POST /sessions                          the user's sessions: list, sign one or all others out (browser)
 //
+// docs/architecture.md lists every answer of each route.
 // The colon spellings of ConsoleMe's docs (challenge:generator,
 // challenge:poller, challenge:validator) are accepted too. The client IP is
 // Caddy's (it honours the server's trusted_proxies), never a header parsed here.

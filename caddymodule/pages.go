@@ -26,6 +26,8 @@ dt{color:#5a6272}dd{margin:0;font-weight:600;word-break:break-all}
 button{background:#2165d1;color:#fff;border:0;border-radius:6px;padding:.7rem 1.6rem;font-size:1rem;cursor:pointer;margin-right:.6rem}
 button.secondary{background:#fff;color:#a3261b;border:1px solid #a3261b}
 .muted{color:#5a6272;font-size:.9rem}
+main:has(table){max-width:56rem}table{border-collapse:collapse;width:100%;margin:1rem 0;font-size:.9rem}th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #e3e5ea;vertical-align:top}
+td button{padding:.3rem .8rem;font-size:.85rem;margin:0}
 </style></head><body><main>{{end}}
 {{define "foot"}}</main></body></html>{{end}}
 
@@ -62,6 +64,26 @@ and report it to your security team.</p>{{end}}
 <h1>{{.Title}}</h1>
 <p id="message">{{.Message}}</p>
 {{if .Detail}}<p id="detail">{{.Detail}}</p>{{end}}
+{{if .Link}}<p><a id="more" href="{{.Link}}">{{.LinkText}}</a></p>{{end}}
+{{template "foot"}}{{end}}
+
+{{define "sessions"}}{{template "head" .}}
+<h1>Your sessions</h1>
+<p>Signed in as <strong id="user">{{.User}}</strong>. These are your live ConsoleMe sessions: browsers that signed in, and command-line tokens from approved requests.</p>
+{{if .Notice}}<p class="warn" id="notice">{{.Notice}}</p>{{end}}
+<table id="sessions"><thead><tr><th>How</th><th>From IP</th><th>Since</th><th>Until</th><th></th></tr></thead><tbody>
+{{range .Rows}}<tr{{if .Current}} id="current"{{end}} class="session" data-method="{{.Method}}">
+<td>{{.Method}}{{if .Current}} <strong>(this browser)</strong>{{end}}</td><td>{{.IP}}</td><td>{{.Created}}</td><td>{{.Expires}}</td>
+<td>{{if .Current}}{{if $.Logout}}<a href="/logout" id="logout">Sign out</a>{{else if .ID}}<form method="POST" action="/sessions">
+<input type="hidden" name="csrf_token" value="{{$.CSRF}}"><input type="hidden" name="action" value="end"><input type="hidden" name="session" value="{{.ID}}">
+<button type="submit" class="secondary" id="end-current">Sign out</button></form>{{end}}{{else}}<form method="POST" action="/sessions">
+<input type="hidden" name="csrf_token" value="{{$.CSRF}}"><input type="hidden" name="action" value="end"><input type="hidden" name="session" value="{{.ID}}">
+<button type="submit" class="secondary end">Sign out</button></form>{{end}}</td></tr>
+{{end}}</tbody></table>
+{{if .Current}}<form method="POST" action="/sessions">
+<input type="hidden" name="csrf_token" value="{{.CSRF}}"><input type="hidden" name="action" value="others">
+<button type="submit" id="others">Sign out everywhere else</button></form>
+<p class="muted">"Sign out everywhere else" ends every session of yours but this browser's, command-line tokens included, even those not listed here.</p>{{end}}
 {{template "foot"}}{{end}}
 
 {{define "post"}}<!DOCTYPE html>
@@ -92,6 +114,8 @@ type messagePage struct {
 	Title   string
 	Message template.HTML // escaped by textEscaper
 	Detail  string        // an optional second paragraph
+	// Link is an optional path on this site, shown as LinkText.
+	Link, LinkText string
 }
 
 // textEscaper escapes text for an element's content. Unlike

@@ -17,6 +17,7 @@ const (
 	routeSAMLSLO
 	routeOIDCLogin
 	routeOIDCCallback
+	routeSessions
 )
 
 // prefixes maps each spelling of a parameterised route to the route. The
@@ -57,6 +58,9 @@ func matchRoute(path string, saml, oidc bool) (route, string) {
 		}
 		return routeNone, ""
 	case 's':
+		if path == sessionsPath {
+			return routeSessions, ""
+		}
 		if saml {
 			switch path {
 			case "/saml/metadata":

@@ -34,6 +34,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveLogin(w, r)
 	case routeOIDCCallback:
 		return h.serveOIDCCallback(w, r)
+	case routeSessions:
+		return h.serveSessions(w, r)
 	}
 	if h.mtls != nil {
 		if cert := verifiedLeaf(r); cert != nil {

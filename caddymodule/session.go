@@ -80,8 +80,7 @@ type sessions struct {
 // sign-in is no older than max_session_age, and not revoked.
 func (s *sessions) read(r *http.Request, now time.Time) *session {
 	for _, c := range r.CookiesNamed(s.cookie) {
-		seen := s.seen.get(c.Value, s.codec)
-		id := s.verified(c.Value, seen, now)
+		id := s.verified(c.Value, now)
 		switch {
 		case id == nil:
 			s.ignore(r, "invalid token", nil)
@@ -205,7 +204,7 @@ func (s *sessions) forwardCertificate(r *http.Request, user string, groups []str
 // must not work without the certificate.
 func (s *sessions) dropCertificateTokens(r *http.Request, now time.Time) {
 	for _, c := range r.CookiesNamed(s.cookie) {
-		if id := s.verified(c.Value, s.seen.get(c.Value, s.codec), now); id != nil && id.Method == methodCertificate {
+		if id := s.verified(c.Value, now); id != nil && id.Method == methodCertificate {
 			removeCookie(r.Header, s.cookie)
 			debugLog(s.logger, r, "dropped a certificate token sent without the certificate", zap.String("user", id.Email))
 			return

@@ -3,7 +3,6 @@ package consolemeauth
 import (
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/revocation"
@@ -59,20 +58,15 @@ func (s *sessions) admitToken(id *token.Identity, now time.Time) *tokenRefusal {
 // policy refuses) is reported, so that it never reaches the upstream.
 // A token that does not verify is left to the upstream, as before.
 //
-// It costs a map look-up per cookie: what a token claims is remembered
-// (by its exact text), and the signature is checked only when the claims
-// would be refused.
+// It costs a map look-up per cookie: a token is verified once, then
+// remembered (by its exact text) until it expires.
 func (s *sessions) refused(r *http.Request, now time.Time) *tokenRefusal {
 	for _, c := range r.CookiesNamed(s.cookie) {
-		seen := s.seen.get(c.Value, s.codec)
-		if seen.claims == nil || seen.claims.Method == methodCertificate {
+		id := s.verified(c.Value, now)
+		if id == nil || id.Method == methodCertificate {
 			continue
 		}
-		ref := s.admitToken(seen.claims, now)
-		if ref == nil {
-			continue
-		}
-		if id := s.verified(c.Value, seen, now); id != nil {
+		if ref := s.admitToken(id, now); ref != nil {
 			return ref
 		}
 	}
@@ -80,62 +74,52 @@ func (s *sessions) refused(r *http.Request, now time.Time) *tokenRefusal {
 }
 
 // verified returns the token's identity when it verifies at now: from
-// memory when it verified before and has not expired since.
-func (s *sessions) verified(tok string, seen *seenToken, now time.Time) *token.Identity {
-	if seen.ok.Load() {
-		if seen.claims.Expires.Unix() < now.Unix() {
+// memory when it verified before and has not expired since. Only tokens
+// that verified are remembered, so nobody without the secret can fill
+// the memory.
+func (s *sessions) verified(tok string, now time.Time) *token.Identity {
+	if id := s.seen.get(tok); id != nil {
+		if id.Expires.Unix() < now.Unix() {
 			return nil
 		}
-		return seen.claims
+		return id
 	}
 	id, err := s.codec.Verify(tok, now)
 	if err != nil {
 		return nil
 	}
-	if seen.claims != nil {
-		seen.ok.Store(true)
-	}
+	s.seen.put(tok, id)
 	return id
 }
 
 // maxSeenTokens bounds the tokens remembered; beyond it, entries are
-// dropped in map order (about 1 KiB each with a few groups).
+// dropped in map order.
 const maxSeenTokens = 20000
 
-// seenToken is what a token's text claims, and whether it verified (its
-// signature and its claims, at some time before its expiry). A token's
-// claims are a function of its text, so they can be remembered by it.
-type seenToken struct {
-	claims *token.Identity // nil: not a token this site can read
-	ok     atomic.Bool
-}
-
-// tokenMemory remembers recently seen tokens, so that a request costs a
-// look-up rather than a decode and an HMAC.
+// tokenMemory remembers tokens that verified, so that a request costs a
+// look-up rather than a decode and an HMAC. A token's claims are a
+// function of its text, and whether its signature holds too: only the
+// times must be checked again.
 type tokenMemory struct {
 	mu sync.RWMutex
-	m  map[string]*seenToken
+	m  map[string]*token.Identity
 }
 
 func newTokenMemory() *tokenMemory {
-	return &tokenMemory{m: make(map[string]*seenToken)}
+	return &tokenMemory{m: make(map[string]*token.Identity)}
 }
 
-// get returns what tok claims, decoding it the first time it is seen.
-func (t *tokenMemory) get(tok string, codec *token.Codec) *seenToken {
+// get returns the identity of a token that verified before, or nil.
+func (t *tokenMemory) get(tok string) *token.Identity {
 	t.mu.RLock()
-	e, ok := t.m[tok]
-	t.mu.RUnlock()
-	if ok {
-		return e
-	}
-	e = &seenToken{}
-	if len(tok) <= maxCookieSize {
-		if id, err := codec.Peek(tok); err == nil {
-			e.claims = id
-		}
-	}
+	defer t.mu.RUnlock()
+	return t.m[tok]
+}
+
+// put remembers a token that verified.
+func (t *tokenMemory) put(tok string, id *token.Identity) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if len(t.m) >= maxSeenTokens {
 		n := 0
 		for k := range t.m {
@@ -145,7 +129,5 @@ func (t *tokenMemory) get(tok string, codec *token.Codec) *seenToken {
 			}
 		}
 	}
-	t.m[tok] = e
-	t.mu.Unlock()
-	return e
+	t.m[tok] = id
 }

@@ -11,9 +11,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// WebLoginConfig puts all of ConsoleMe behind the SAML login: a browser
-// without a valid consoleme_auth cookie is sent to the IdP and comes back to
-// the page it asked for, so ConsoleMe itself needs no SAML configuration.
+// WebLoginConfig puts all of ConsoleMe behind the browser sign-in of the
+// site's saml or oidc block: a browser without a valid consoleme_auth cookie
+// is sent to the IdP and comes back to the page it asked for, so ConsoleMe
+// itself needs no login configuration of its own.
 type WebLoginConfig struct {
 	// PublicPaths stay reachable without a session, as path.Match patterns
 	// (e.g. /healthcheck, /static/*) or prefixes ending in a slash. The CLI
@@ -46,9 +47,9 @@ var weepPaths = []string{
 }
 
 // validate checks the web_login settings; defaults are applied already.
-func (c *WebLoginConfig) validate(hasSAML bool) error {
-	if !hasSAML {
-		return errors.New("needs a saml block to log browsers in")
+func (c *WebLoginConfig) validate(hasSignIn bool) error {
+	if !hasSignIn {
+		return errors.New("needs a saml or an oidc block to sign browsers in")
 	}
 	if c.MaxSessionAge < 0 || c.RenewBefore < 0 {
 		return errors.New("max_session_age and renew_before must be positive")

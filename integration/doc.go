@@ -18,6 +18,6 @@
 // Run with: go test -count=1 ./integration/...
 // The first run builds Caddy (about two minutes on a small machine); -short
 // skips every test that needs Caddy. Set CONSOLEME_AUTH_CADDY_BIN to a
-// prebuilt binary to skip the build. See README.md, "Tests", for what runs
+// prebuilt binary to skip the build. See docs/contributing.md for what runs
 // against what and the environment variables.
 package integration

@@ -21,7 +21,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// realUpstream is the real Netflix ConsoleMe (shared/real-consoleme) behind
+// realUpstream is the real Netflix ConsoleMe (integration/realconsoleme) behind
 // a recording proxy. Caddy proxies to the recorder, which passes every
 // request on unchanged and notes what it was, so a test can see both what
 // reached ConsoleMe and what ConsoleMe itself answered.

@@ -3,205 +3,189 @@
 //
 //	go run ./cmd/demo
 //
-// It starts, in this one process and on loopback only:
+// It starts, in one process and on loopback only:
 //
 //   - Caddy with the consoleme_auth module (memory store), configured from a
 //     generated Caddyfile;
 //   - a demo SAML identity provider (github.com/crewjam/saml/samlidp) that
-//     knows one demo user;
+//     knows one demo user, or with -oidc a real OpenID provider
+//     (oidc-provider on Node.js);
 //   - a stand-in for ConsoleMe behind Caddy's reverse_proxy, which checks the
 //     consoleme_auth cookie with ConsoleMe's rules and shows who is signed in;
-//     or, given -consoleme (or $REAL_CONSOLEME_DIR) naming the real-consoleme
-//     launcher directory, the real Netflix ConsoleMe it starts, with its own
-//     Redis, mapping the demo user's groups to roles.
+//     or, given -consoleme (or $REAL_CONSOLEME_DIR) naming the launcher
+//     directory integration/realconsoleme, the real Netflix ConsoleMe that
+//     scripts/test-deps installed, with its own Redis, mapping the demo
+//     user's groups to roles.
 //
 // It then prints the curl commands that walk the flow by hand. The same
-// binary is also a tiny Weep-like client:
+// program is also a tiny Weep-like client:
 //
 //	go run ./cmd/demo login alice@example.com
 //
 // asks for a challenge, prints the link and opens it in the desktop's
 // browser when there is one (xdg-open, or open on macOS; -no-open turns that
-// off), polls until the browser approves it and calls ConsoleMe with the
-// token it got.
+// off), polls until the browser approves it (or stops at once when "This
+// wasn't me" cancels it) and calls ConsoleMe with the token it got.
 //
 // Keys, the JWT secret and the Caddyfile are made at start in a temporary
 // directory that is removed on exit (Ctrl-C).
+//
+// This command itself only builds the demo (cmd/demo/internal/app, which
+// compiles Caddy) into the user's cache directory and runs it, so that it
+// can say what is going on while the first, long compilation runs: this
+// package uses the standard library alone and compiles in seconds.
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
-	"strings"
+	"path/filepath"
+	"runtime"
+	"sync"
 	"syscall"
 	"time"
 )
 
-// Fixed default ports, so the printed commands stay the same from run to run.
-// They are unusual enough not to clash with a ConsoleMe (8081) or a dev server
-// (8080); 0 picks a free port.
-const (
-	defaultCaddyPort    = 8480
-	defaultIdPPort      = 8481
-	defaultUpstreamPort = 8482
-)
+// appPackage is the demo proper.
+const appPackage = "github.com/consoleme-auth/caddy-consoleme-auth/cmd/demo/internal/app"
 
-// config is everything the demo can be told; the zero value of a port means
-// "any free port".
-type config struct {
-	CaddyPort    int
-	IdPPort      int
-	UpstreamPort int
+// noticeAfter is how long a build may take before the demo says it is
+// compiling: a build from Go's cache takes a second or two.
+const noticeAfter = 3 * time.Second
 
-	// User is the demo user's email: the ConsoleMe user name the CLI asks
-	// for, and the login name at the demo IdP.
-	User     string
-	Password string
-	Groups   []string
-
-	// LogLevel is Caddy's log level (DEBUG, INFO, WARN, ERROR). At INFO the
-	// module's audit lines (challenge created, SAML login, approved,
-	// collected) show each step as it happens.
-	LogLevel string
-
-	// OIDC signs in at a real OpenID provider (oidc-provider on Node.js)
-	// instead of the demo SAML IdP.
-	OIDC bool
-
-	// ConsoleMe is the real-consoleme launcher directory (setup.sh,
-	// start.sh, stop.sh); when set, the real ConsoleMe runs behind Caddy
-	// instead of the stand-in.
-	ConsoleMe string
-}
-
-func defaultConfig() config {
-	return config{
-		CaddyPort:    defaultCaddyPort,
-		IdPPort:      defaultIdPPort,
-		UpstreamPort: defaultUpstreamPort,
-		User:         "alice@example.com",
-		Password:     "demo",
-		Groups:       []string{"engineering", "consoleme-users"},
-		LogLevel:     "INFO",
-		ConsoleMe:    os.Getenv("REAL_CONSOLEME_DIR"),
-	}
-}
+// compileNotice is printed when the build is not served from the cache.
+const compileNotice = `demo: compiling the demo (Caddy with the consoleme_auth module, a SAML IdP, a stand-in ConsoleMe).
+      The first time, with an empty Go build cache, this takes about 6½ minutes on 2 cores,
+      downloads included (the go: downloading lines); later runs start in seconds.
+`
 
 func main() {
-	// Ctrl-C (or SIGTERM) cancels ctx and everything shuts down cleanly.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		// A second Ctrl-C kills the process at once, in case the clean
-		// shutdown hangs.
-		stop()
-	}()
-
-	var err error
-	if len(os.Args) > 1 && os.Args[1] == "login" {
-		err = loginMain(ctx, os.Args[2:], os.Stdout)
-	} else {
-		err = demoMain(ctx, os.Args[1:], os.Stdout)
-	}
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return // -h: the usage is printed
+	bin, err := binaryPath()
+	if err == nil {
+		err = build(bin, os.Stderr, noticeAfter)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
+	os.Exit(run(bin, os.Args[1:]))
 }
 
-// demoMain parses the demo's flags and runs it until ctx is cancelled.
-func demoMain(ctx context.Context, args []string, out io.Writer) error {
-	cfg := defaultConfig()
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/demo [flags]\n"+
-			"       go run ./cmd/demo login [-url URL] [-no-open] [user]\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	fs.IntVar(&cfg.CaddyPort, "caddy-port", cfg.CaddyPort, "port of Caddy, where the CLI and the browser talk to ConsoleMe (0: any free port)")
-	fs.IntVar(&cfg.IdPPort, "idp-port", cfg.IdPPort, "port of the demo SAML IdP (0: any free port)")
-	fs.IntVar(&cfg.UpstreamPort, "upstream-port", cfg.UpstreamPort, "port of the stand-in ConsoleMe behind Caddy (0: any free port)")
-	fs.StringVar(&cfg.User, "user", cfg.User, "the demo user's email, also its login name at the IdP")
-	fs.StringVar(&cfg.Password, "password", cfg.Password, "the demo user's password at the IdP")
-	groups := fs.String("groups", strings.Join(cfg.Groups, ","), "the demo user's groups, comma-separated")
-	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "Caddy's log level: DEBUG, INFO, WARN or ERROR")
-	fs.BoolVar(&cfg.OIDC, "oidc", cfg.OIDC, "sign in with OpenID Connect at a real OpenID provider (oidc-provider, needs Node.js and npm) instead of the demo SAML IdP")
-	fs.StringVar(&cfg.ConsoleMe, "consoleme", cfg.ConsoleMe, "the real-consoleme launcher directory (set up with its setup.sh): run the real ConsoleMe behind Caddy instead of the stand-in (default $REAL_CONSOLEME_DIR)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
-	}
-	cfg.Groups = splitList(*groups)
-	return run(ctx, cfg, out)
-}
-
-// run starts the demo, prints how to use it to out and keeps it running
-// until ctx is cancelled; then it stops everything and removes its files.
-func run(ctx context.Context, cfg config, out io.Writer) error {
-	d, err := start(ctx, cfg)
+// binaryPath is where the built demo is kept: caddy-consoleme-auth/demo-<id>
+// in the user's cache directory (or the temporary directory without one),
+// where <id> stands for this checkout, so that two checkouts on one machine
+// never run each other's demo.
+func binaryPath() (string, error) {
+	dir, err := os.UserCacheDir()
 	if err != nil {
-		return err
+		dir = os.TempDir()
 	}
-	d.printInstructions(out)
-	<-ctx.Done()
-	fmt.Fprintln(out, "\nStopping…")
-	return d.close()
+	dir = filepath.Join(dir, "caddy-consoleme-auth")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("making a directory for the demo's binary: %w", err)
+	}
+	name := "demo"
+	if _, file, _, ok := runtime.Caller(0); ok {
+		sum := sha256.Sum256([]byte(filepath.Dir(file)))
+		name += "-" + hex.EncodeToString(sum[:6])
+	}
+	if runtime.GOOS == "windows" {
+		name += ".exe"
+	}
+	return filepath.Join(dir, name), nil
 }
 
-// loginMain is the Weep-like client: `demo login [-url URL] [-no-open] [user]`.
-func loginMain(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("login", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./cmd/demo login [-url URL] [-no-open] [user]\n\n"+
-			"Logs in as Weep does: asks for a challenge, opens its link in the desktop's\n"+
-			"browser (or prints it), waits for you to approve it there and calls\n"+
-			"ConsoleMe with the token.\n\nFlags:\n")
-		fs.PrintDefaults()
+// build runs `go build -o bin` for the demo, with the go command's own
+// messages on msgs; when it takes longer than after, it says first that it
+// is compiling and for about how long.
+func build(bin string, msgs io.Writer, after time.Duration) error {
+	// The go command's output is copied by os/exec's goroutines unless
+	// msgs is a file; the notice is written from here: one lock for both.
+	msgs = &lockedWriter{w: msgs}
+	cmd := exec.Command(goCommand(), "build", "-o", bin, appPackage)
+	cmd.Stdout, cmd.Stderr = msgs, msgs
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("building the demo: %w", err)
 	}
-	base := fs.String("url", fmt.Sprintf("http://127.0.0.1:%d", defaultCaddyPort), "ConsoleMe's URL (Weep's consoleme_url): the demo's Caddy")
-	noOpen := fs.Bool("no-open", false, "only print the challenge URL; by default it is also opened in the desktop's browser (xdg-open, or open on macOS) when there is one")
-	if err := fs.Parse(args); err != nil {
-		return err
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	start := time.Now()
+	select {
+	case err := <-done:
+		return buildErr(err)
+	case <-time.After(after):
+		fmt.Fprint(msgs, compileNotice)
 	}
-	user := defaultConfig().User
-	switch fs.NArg() {
-	case 0:
-	case 1:
-		user = fs.Arg(0)
-	default:
-		return errors.New("give at most one user (see -h)")
+	err := <-done
+	if err == nil {
+		fmt.Fprintf(msgs, "demo: compiled in %s.\n", time.Since(start).Round(time.Second))
 	}
-	c := weepClient{
-		BaseURL:   strings.TrimSuffix(*base, "/"),
-		PollEvery: 3 * time.Second,
-		Timeout:   2 * time.Minute,
-		Out:       out,
-	}
-	if !*noOpen {
-		c.Open, c.OpenWith = browserOpener()
-	}
-	_, err := c.Login(ctx, user)
-	return err
+	return buildErr(err)
 }
 
-// splitList splits a comma-separated list, dropping empty items.
-func splitList(s string) []string {
-	var out []string
-	for _, item := range strings.Split(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func buildErr(err error) error {
+	if err != nil {
+		return fmt.Errorf("building the demo (go build %s): %w", appPackage, err)
+	}
+	return nil
+}
+
+// goCommand is the go command that runs this program (go run puts its
+// GOROOT in the environment), else the one on PATH.
+func goCommand() string {
+	if root := os.Getenv("GOROOT"); root != "" {
+		p := filepath.Join(root, "bin", "go")
+		if _, err := os.Stat(p); err == nil {
+			return p
 		}
 	}
-	return out
+	return "go"
+}
+
+// run runs the demo with args and returns its exit status. Ctrl-C reaches
+// the demo straight from the terminal (it is in the same process group), and
+// the demo stops cleanly; this process ignores it and waits. A SIGTERM sent
+// to this process alone is passed on.
+func run(bin string, args []string) int {
+	signal.Ignore(os.Interrupt)
+	terms := make(chan os.Signal, 1)
+	signal.Notify(terms, syscall.SIGTERM)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	go func() {
+		for sig := range terms {
+			_ = cmd.Process.Signal(sig)
+		}
+	}()
+	err := cmd.Wait()
+	signal.Stop(terms)
+	if err == nil {
+		return 0
+	}
+	if exit, ok := err.(*exec.ExitError); ok && exit.ExitCode() >= 0 {
+		return exit.ExitCode()
+	}
+	fmt.Fprintln(os.Stderr, "demo:", err)
+	return 1
 }

@@ -12,9 +12,9 @@
 # performance targets are stated in. A/B cases alternate within each round
 # so that drift on a shared machine hits both sides alike.
 #
-# The peer: when the real ConsoleMe launcher is there ($REAL_CONSOLEME_DIR,
-# default ../shared/real-consoleme beside this checkout, set up with its
-# setup.sh), the same run also loads ConsoleMe's own challenge routes
+# The peer: when the real ConsoleMe is installed (scripts/test-deps; the
+# launcher is $REAL_CONSOLEME_DIR, default integration/realconsoleme), the
+# same run also loads ConsoleMe's own challenge routes
 # (generator, pending poll) with the same wrk settings, and prints the
 # module's rate over ConsoleMe's. REAL_CONSOLEME=0 leaves it out.
 set -euo pipefail
@@ -28,7 +28,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 
 work=$(mktemp -d)
 pids=()
-cm_launcher="${REAL_CONSOLEME_DIR:-$(cd .. && pwd)/shared/real-consoleme}"
+cm_launcher="${REAL_CONSOLEME_DIR:-$(pwd)/integration/realconsoleme}"
 cm_started=""
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -54,7 +54,7 @@ if [ "${REAL_CONSOLEME:-1}" != 0 ] && [ -f "$cm_launcher/start.sh" ]; then
 	if bash "$cm_launcher/start.sh" "$P_CM" "$P_CMRS" bench-secret "$work/consoleme" >"$work/consoleme-start.log" 2>&1; then
 		cm_started=1
 	else
-		echo "the real ConsoleMe did not start (run $cm_launcher/setup.sh first); leaving it out:" >&2
+		echo "the real ConsoleMe did not start (run scripts/test-deps first); leaving it out:" >&2
 		tail -5 "$work/consoleme-start.log" >&2
 	fi
 fi

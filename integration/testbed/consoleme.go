@@ -15,8 +15,8 @@ import (
 )
 
 // RealConsoleMe is the real ConsoleMe web server (python3 -m consoleme) with
-// its private redis-server, started by the launcher scripts in
-// shared/real-consoleme (setup.sh, start.sh, stop.sh) on 127.0.0.1.
+// its private redis-server, started by this project's launcher,
+// integration/realconsoleme (setup.sh, start.sh, stop.sh), on 127.0.0.1.
 type RealConsoleMe struct {
 	URL       string // http://127.0.0.1:<Port>
 	Port      int
@@ -60,22 +60,22 @@ type RealConsoleMeOptions struct {
 // the message says what is missing and how to install it.
 var ErrNotInstalled = errors.New("real ConsoleMe is not installed")
 
-// LauncherDir finds shared/real-consoleme: $REAL_CONSOLEME_DIR, or
-// ../shared/real-consoleme beside the module root (moduleRoot may be "").
+// LauncherDir finds the real ConsoleMe's launcher: $REAL_CONSOLEME_DIR, or
+// integration/realconsoleme under the module root (moduleRoot may be "").
 func LauncherDir(moduleRoot string) (string, error) {
 	cands := []string{}
 	if d := os.Getenv("REAL_CONSOLEME_DIR"); d != "" {
 		cands = append(cands, d)
 	}
 	if moduleRoot != "" {
-		cands = append(cands, filepath.Join(moduleRoot, "..", "shared", "real-consoleme"))
+		cands = append(cands, filepath.Join(moduleRoot, "integration", "realconsoleme"))
 	}
 	for _, d := range cands {
 		if _, err := os.Stat(filepath.Join(d, "start.sh")); err == nil {
 			return filepath.Abs(d)
 		}
 	}
-	return "", fmt.Errorf("%w: no launcher (start.sh) in %s; set REAL_CONSOLEME_DIR to the real-consoleme directory",
+	return "", fmt.Errorf("%w: no launcher (start.sh) in %s; set REAL_CONSOLEME_DIR to the integration/realconsoleme directory",
 		ErrNotInstalled, strings.Join(cands, " or "))
 }
 
@@ -98,16 +98,47 @@ func ModuleRoot() (string, error) {
 	}
 }
 
-// installDir is where setup.sh installs ConsoleMe (its own default).
+// CacheDir is where scripts/test-deps keeps what it fetches, builds and
+// installs for the tests: $CONSOLEME_AUTH_TEST_CACHE, else
+// caddy-consoleme-auth in the user's cache directory
+// (${XDG_CACHE_HOME:-$HOME/.cache} on Linux).
+func CacheDir() string {
+	if d := os.Getenv("CONSOLEME_AUTH_TEST_CACHE"); d != "" {
+		return d
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "caddy-consoleme-auth")
+	}
+	return filepath.Join(os.TempDir(), "caddy-consoleme-auth")
+}
+
+// installDir is where setup.sh installs ConsoleMe: $REAL_CONSOLEME_HOME, or
+// real-consoleme in CacheDir (setup.sh's own default).
 func installDir() string {
 	if d := os.Getenv("REAL_CONSOLEME_HOME"); d != "" {
 		return d
 	}
-	tmp := os.Getenv("TMPDIR")
-	if tmp == "" {
-		tmp = "/tmp"
+	return filepath.Join(CacheDir(), "real-consoleme")
+}
+
+// ConsoleMeSource finds ConsoleMe's source as scripts/test-deps does:
+// $CONSOLEME_SOURCE, ../shared/consoleme beside the module root, or the
+// clone in CacheDir. It reports "" when there is none.
+func ConsoleMeSource(moduleRoot string) string {
+	cands := []string{os.Getenv("CONSOLEME_SOURCE")}
+	if moduleRoot != "" {
+		cands = append(cands, filepath.Join(moduleRoot, "..", "shared", "consoleme"))
 	}
-	return filepath.Join(tmp, "real-consoleme")
+	cands = append(cands, filepath.Join(CacheDir(), "src", "consoleme"))
+	for _, d := range cands {
+		if d == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(d, "setup.py")); err == nil {
+			return d
+		}
+	}
+	return ""
 }
 
 var (
@@ -115,24 +146,31 @@ var (
 	setupErr  error
 )
 
-// EnsureInstalled runs the launcher's setup.sh once per process when its
-// install directory is incomplete. setup.sh installs missing Debian packages
-// with apt-get, so on a machine without them and without root it fails; the
-// error says so.
+// EnsureInstalled makes sure the real ConsoleMe is installed where start.sh
+// looks for it. When it is not, but its source is at hand (see
+// ConsoleMeSource) and the Debian packages are installed, it runs the
+// launcher's setup.sh once per process; otherwise the error says to run
+// scripts/test-deps, which installs the packages and fetches the source.
 func EnsureInstalled(launcher string) error {
 	setupOnce.Do(func() {
+		const hint = "run scripts/test-deps, which installs it"
 		if _, err := exec.LookPath("redis-server"); err != nil {
-			setupErr = fmt.Errorf("%w: redis-server is missing (run %s/setup.sh, or apt-get install redis-server)", ErrNotInstalled, launcher)
+			setupErr = fmt.Errorf("%w: redis-server is missing (%s)", ErrNotInstalled, hint)
 			return
 		}
 		home := installDir()
 		if installed(home) {
 			return
 		}
-		cmd := exec.Command("bash", filepath.Join(launcher, "setup.sh"))
-		out, err := cmd.CombinedOutput()
+		root, _ := ModuleRoot()
+		src := ConsoleMeSource(root)
+		if src == "" {
+			setupErr = fmt.Errorf("%w: not in %s, and no ConsoleMe source to install it from (%s)", ErrNotInstalled, home, hint)
+			return
+		}
+		out, err := exec.Command("bash", filepath.Join(launcher, "setup.sh"), src, home).CombinedOutput()
 		if err != nil || !installed(home) {
-			setupErr = fmt.Errorf("%w: %s/setup.sh failed (%v):\n%s", ErrNotInstalled, launcher, err, out)
+			setupErr = fmt.Errorf("%w: %s/setup.sh failed (%v; %s):\n%s", ErrNotInstalled, launcher, err, hint, out)
 		}
 	})
 	return setupErr

@@ -2,7 +2,7 @@
 // and the demo in cmd/demo share:
 //
 //   - RealConsoleMe: the real Netflix ConsoleMe, started by the launcher in
-//     shared/real-consoleme with its own Redis, optionally under faketime,
+//     integration/realconsoleme with its own Redis, optionally under faketime,
 //     with a GroupMapping the caller writes;
 //   - StandIn: a stand-in ConsoleMe that checks the consoleme_auth cookie
 //     with ConsoleMe's rules, echoes and records requests;

@@ -23,7 +23,21 @@ type WeepClient struct {
 	// does; the URL is printed either way. OpenWith names the opener.
 	Open     func(url string) error
 	OpenWith string
+
+	// StopWhenCancelled ends the polling at once, with ErrCancelled, when
+	// a challenge that was pending becomes unknown. The module forgets a
+	// challenge that has not expired only when it hands out its token
+	// (which this client would have received) or when "This wasn't me"
+	// cancels it, so for this client unknown after pending means
+	// cancelled (a Redis failover that loses the challenge looks the
+	// same, and ends the same way: no credentials). Weep itself keeps polling until its timeout, which is
+	// what the poller's answer, ConsoleMe's own "unknown", leaves it to do.
+	StopWhenCancelled bool
 }
+
+// ErrCancelled says that the challenge was cancelled in the browser ("This
+// wasn't me"): no credentials were issued.
+var ErrCancelled = errors.New(`the request was cancelled in the browser ("This wasn't me"): no credentials were issued`)
 
 // WeepChallenge is the generator's answer.
 type WeepChallenge struct {
@@ -113,7 +127,8 @@ func (c *WeepClient) out() io.Writer {
 
 // Poll asks polling_url every PollEvery until it says success. Like Weep it
 // treats every other status (pending, unknown, expired, unauthorized) as
-// "not yet" and gives up after Timeout.
+// "not yet" and gives up after Timeout; with StopWhenCancelled it returns
+// ErrCancelled as soon as a pending challenge turns unknown.
 func (c *WeepClient) Poll(ctx context.Context, pollingURL string) (*WeepCredentials, error) {
 	tick := time.NewTicker(c.PollEvery)
 	defer tick.Stop()
@@ -134,6 +149,9 @@ func (c *WeepClient) Poll(ctx context.Context, pollingURL string) (*WeepCredenti
 		}
 		if creds.Status == "success" {
 			return &creds, nil
+		}
+		if c.StopWhenCancelled && last == "pending" && creds.Status == "unknown" {
+			return nil, ErrCancelled
 		}
 		if creds.Status != last {
 			fmt.Fprintf(c.out(), "  status: %s\n", creds.Status)

@@ -11,9 +11,10 @@ import (
 	"github.com/consoleme-auth/caddy-consoleme-auth/integration/testbed"
 )
 
-// TestREADMEJSON: README's JSON section is what `caddy adapt` prints for the
-// handler of README's Caddyfile section, so the two cannot drift apart.
-func TestREADMEJSON(t *testing.T) {
+// TestReferenceJSON: the JSON section of docs/reference.md is what `caddy
+// adapt` prints for the handler of its Caddyfile section, so the two cannot
+// drift apart.
+func TestReferenceJSON(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds Caddy")
 	}
@@ -21,7 +22,7 @@ func TestREADMEJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(root, "docs", "reference.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +52,11 @@ func TestREADMEJSON(t *testing.T) {
 	}
 	var wantJSON any
 	if err := json.Unmarshal([]byte(want), &wantJSON); err != nil {
-		t.Fatalf("README's JSON section: %v", err)
+		t.Fatalf("docs/reference.md's JSON section: %v", err)
 	}
 	if !reflect.DeepEqual(got, wantJSON) {
 		pretty, _ := json.MarshalIndent(got, "", "  ")
-		t.Errorf("README's JSON section differs from what caddy adapt prints for its Caddyfile section:\n%s", pretty)
+		t.Errorf("docs/reference.md's JSON section differs from what caddy adapt prints for its Caddyfile section:\n%s", pretty)
 	}
 }
 
@@ -64,15 +65,15 @@ func fencedBlock(t *testing.T, doc, heading, lang string) string {
 	t.Helper()
 	_, rest, ok := strings.Cut(doc, "\n"+heading)
 	if !ok {
-		t.Fatalf("README has no %q section", strings.TrimSpace(heading))
+		t.Fatalf("the document has no %q section", strings.TrimSpace(heading))
 	}
 	_, rest, ok = strings.Cut(rest, "```"+lang+"\n")
 	if !ok {
-		t.Fatalf("README's %q section has no ```%s block", strings.TrimSpace(heading), lang)
+		t.Fatalf("the %q section has no ```%s block", strings.TrimSpace(heading), lang)
 	}
 	block, _, ok := strings.Cut(rest, "```")
 	if !ok {
-		t.Fatalf("README's %q section: unterminated ```%s block", strings.TrimSpace(heading), lang)
+		t.Fatalf("the %q section: unterminated ```%s block", strings.TrimSpace(heading), lang)
 	}
 	return block
 }
@@ -97,4 +98,42 @@ func findHandler(v any, name string) map[string]any {
 		}
 	}
 	return nil
+}
+
+// TestREADMEMinimalCaddyfile: the Caddyfile README's deployment checklist
+// starts from adapts, and gives a handler that signs browsers in with SAML
+// under web_login.
+func TestREADMEMinimalCaddyfile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Caddy")
+	}
+	root, err := testbed.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caddyfile := fencedBlock(t, string(readme), "## Minimal Caddyfile\n", "caddy")
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := caddyCmd(t, nil, "adapt", "--config", path)
+	if err != nil {
+		t.Fatalf("caddy adapt: %v\n%s", err, out)
+	}
+	var adapted any
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, `{"apps":`) {
+			if err := json.Unmarshal([]byte(line), &adapted); err != nil {
+				t.Fatalf("caddy adapt output: %v\n%s", err, out)
+			}
+		}
+	}
+	h := findHandler(adapted, "consoleme_auth")
+	if h == nil || h["saml"] == nil || h["web_login"] == nil || h["public_url"] != "https://consoleme.example.com" {
+		t.Errorf("README's minimal Caddyfile gives the handler %v, want saml, web_login and public_url", h)
+	}
 }

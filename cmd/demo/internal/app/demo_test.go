@@ -315,6 +315,54 @@ func testDemo(t *testing.T, cfg config) {
 		}
 	})
 
+	t.Run("built-in client, cancelled in the browser", func(t *testing.T) {
+		// What `demo login` does: it stops as soon as the browser says
+		// "This wasn't me", long before its timeout.
+		var log testbed.SyncBuffer
+		opened := make(chan string, 1)
+		c := weepClient{BaseURL: caddyURL, PollEvery: 200 * time.Millisecond, Timeout: 2 * time.Minute, Out: &log,
+			Open: func(u string) error { opened <- u; return nil }, OpenWith: "test opener", StopWhenCancelled: true}
+		res := make(chan error, 1)
+		go func() {
+			_, err := c.Login(context.Background(), cfg.User)
+			res <- err
+		}()
+		var challengeURL string
+		select {
+		case challengeURL = <-opened:
+		case err := <-res:
+			t.Fatalf("the client ended before opening a challenge URL: %v\n%s", err, log.String())
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the client did not open the challenge URL:\n%s", log.String())
+		}
+		// Let it see the challenge pending first, as a user's click comes.
+		if err := testbed.WaitFor(10*time.Second, 50*time.Millisecond, func() error {
+			if !strings.Contains(log.String(), "status: pending") {
+				return errors.New("not polled yet")
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("%v:\n%s", err, log.String())
+		}
+		p := navigate(b, challengeURL)
+		p = submit(b, p, formWith(t, p, "nonce"), "cancel")
+		if !strings.Contains(string(p.Body), "The request was cancelled") {
+			t.Fatalf("This wasn't me: %s", p)
+		}
+		cancelled := time.Now()
+		select {
+		case err := <-res:
+			if !errors.Is(err, testbed.ErrCancelled) || !strings.Contains(err.Error(), "cancelled in the browser") {
+				t.Fatalf("login after This wasn't me: %v, want it cancelled in the browser\n%s", err, log.String())
+			}
+			if d := time.Since(cancelled); d > 5*time.Second {
+				t.Errorf("the client took %s to stop", d)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the client still polls 20 s after This wasn't me:\n%s", log.String())
+		}
+	})
+
 	// Ctrl-C: everything stops and the temporary directory is gone.
 	if err := stop(); err != nil {
 		t.Fatalf("stopping: %v", err)

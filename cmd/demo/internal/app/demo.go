@@ -210,7 +210,7 @@ type caddyfileData struct {
 }
 
 // renderCaddyfile is the configuration a real deployment would have, minus
-// TLS (see Caddyfile.example and README.md for every option): nothing
+// TLS (see Caddyfile.example and docs/reference.md for every option): nothing
 // outside this process may change it and it is not saved to
 // ~/.config/caddy/autosave.json; loopback only, plain http; Caddy's data goes
 // to the demo's temporary directory instead of ~/.local/share/caddy, and the
