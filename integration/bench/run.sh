@@ -8,9 +8,10 @@
 # REDIS_POOL sets the Redis store's pool_size (default: the store's own).
 # Needs wrk (apt-get install wrk); redis-server is optional (the Redis row
 # is skipped without it), and so is openssl (it makes the certificate of
-# the TLS rows: the generator and `respond "ok"` again, over TLS). Prints medians over the rounds and the ratios the
-# performance targets are stated in. A/B cases alternate within each round
-# so that drift on a shared machine hits both sides alike.
+# the TLS rows: the generator and `respond "ok"` again, over TLS). Prints
+# medians over the rounds and the ratios the performance targets are
+# stated in. A/B cases alternate within each round so that drift on a
+# shared machine hits both sides alike. (ab.sh compares two builds.)
 #
 # The peer: when the real ConsoleMe is installed (scripts/test-deps; the
 # launcher is $REAL_CONSOLEME_DIR, default integration/realconsoleme), the
