@@ -7,9 +7,11 @@
 #
 # REDIS_POOL sets the Redis store's pool_size (default: the store's own).
 # Needs wrk (apt-get install wrk); redis-server is optional (the Redis row
-# is skipped without it). Prints medians over the rounds and the ratios the
-# performance targets are stated in. A/B cases alternate within each round
-# so that drift on a shared machine hits both sides alike.
+# is skipped without it), and so is openssl (it makes the certificate of
+# the TLS rows: the generator and `respond "ok"` again, over TLS). Prints
+# medians over the rounds and the ratios the performance targets are
+# stated in. A/B cases alternate within each round so that drift on a
+# shared machine hits both sides alike. (ab.sh compares two builds.)
 #
 # The peer: when the real ConsoleMe is installed (scripts/test-deps; the
 # launcher is $REAL_CONSOLEME_DIR, default integration/realconsoleme), the
@@ -45,7 +47,7 @@ go build -o "$work/caddy" ./cmd/caddy
 "$work/caddy" consoleme-auth sp-keypair --cert "$work/sp.crt" --key "$work/sp.key" >/dev/null
 
 P_UP=$(freeport); P_PLAIN=$(freeport); P_MOD=$(freeport); P_OK=$(freeport); P_REDIS=$(freeport); P_RS=$(freeport)
-P_CM=$(freeport); P_CMRS=$(freeport)
+P_CM=$(freeport); P_CMRS=$(freeport); P_OKTLS=$(freeport); P_MODTLS=$(freeport)
 
 # The real ConsoleMe with its own Redis, its challenge routes enabled (the
 # launcher's config), when it is installed.
@@ -70,6 +72,28 @@ if command -v redis-server >/dev/null; then
 		store redis redis://127.0.0.1:$P_RS/0 {
 			$pool
 		}
+		generator_rate_limit off
+		poller_rate_limit off
+	}
+	reverse_proxy 127.0.0.1:$P_UP
+}"
+fi
+
+# The TLS rows: the same two answers over TLS (a self-signed certificate
+# for 127.0.0.1; wrk does not verify it), when openssl is there.
+tls_sites=""
+if command -v openssl >/dev/null &&
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+		-addext subjectAltName=IP:127.0.0.1 -days 1 -keyout "$work/tls.key" -out "$work/tls.crt" >/dev/null 2>&1; then
+	tls_sites="https://127.0.0.1:$P_OKTLS {
+	tls $work/tls.crt $work/tls.key
+	respond \"ok\"
+}
+https://127.0.0.1:$P_MODTLS {
+	tls $work/tls.crt $work/tls.key
+	consoleme_auth {
+		jwt_secret bench-secret
+		max_pending 10000000
 		generator_rate_limit off
 		poller_rate_limit off
 	}
@@ -109,6 +133,7 @@ http://127.0.0.1:$P_OK {
 	respond "ok"
 }
 $redis_site
+$tls_sites
 CADDY
 
 "$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
@@ -145,6 +170,12 @@ for r in $(seq "$ROUNDS"); do
 		"generator http://127.0.0.1:$P_MOD/noauth/v1/challenge_generator/alice@example.com"
 		"poll_pending http://127.0.0.1:$P_MOD/noauth/v1/challenge_poller/$(pending "http://127.0.0.1:$P_MOD")"
 	)
+	if [ -n "$tls_sites" ]; then
+		cases+=(
+			"respond_ok_tls https://127.0.0.1:$P_OKTLS/"
+			"generator_tls https://127.0.0.1:$P_MODTLS/noauth/v1/challenge_generator/alice@example.com"
+		)
+	fi
 	if [ -n "$redis_site" ]; then
 		cases+=("generator_redis http://127.0.0.1:$P_REDIS/noauth/v1/challenge_generator/alice@example.com")
 	fi
@@ -172,8 +203,11 @@ echo
 echo "target                                     ratio   goal"
 echo "pass-through req/s module/plain            $(ratio "$(col module_proxy 2)" "$(col plain_proxy 2)")  >= 0.98"
 echo "pass-through p99 module/plain              $(ratio "$(col module_proxy 3)" "$(col plain_proxy 3)")  <= 1.05"
-echo "generator req/s / respond ok               $(ratio "$(col generator 2)" "$(col respond_ok 2)")  >= 0.85"
+echo "generator req/s / respond ok               $(ratio "$(col generator 2)" "$(col respond_ok 2)")  >= 0.90"
 echo "pending poll req/s / respond ok            $(ratio "$(col poll_pending 2)" "$(col respond_ok 2)")  >= 0.85"
+if [ -n "$tls_sites" ]; then
+	echo "generator req/s / respond ok, over TLS     $(ratio "$(col generator_tls 2)" "$(col respond_ok_tls 2)")  >= 0.90"
+fi
 if [ -n "$redis_site" ]; then
 	echo "generator req/s redis/memory               $(ratio "$(col generator_redis 2)" "$(col generator 2)")  >= 0.5"
 fi
