@@ -47,7 +47,23 @@ go build -o "$work/caddy" ./cmd/caddy
 "$work/caddy" consoleme-auth sp-keypair --cert "$work/sp.crt" --key "$work/sp.key" >/dev/null
 
 P_UP=$(freeport); P_PLAIN=$(freeport); P_MOD=$(freeport); P_OK=$(freeport); P_REDIS=$(freeport); P_RS=$(freeport)
-P_CM=$(freeport); P_CMRS=$(freeport); P_OKTLS=$(freeport); P_MODTLS=$(freeport)
+P_CM=$(freeport); P_CMRS=$(freeport); P_OKTLS=$(freeport); P_MODTLS=$(freeport); P_WL=$(freeport)
+
+# A session cookie as the module mints it after a sign-in (HS256 over the
+# sites' secret, with auth_method, auth_time and a session id), for the
+# rows that send one on every request.
+TOKEN=$(python3 - <<'PY'
+import base64, hashlib, hmac, json, os, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+h = b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+p = b64(json.dumps({"nbf": now - 5, "iat": now - 5, "exp": now + 3600, "email": "alice@example.com",
+                    "groups": ["engineering", "consoleme-admins"], "auth_method": "idp", "auth_time": now,
+                    "sid": b64(os.urandom(16))}, separators=(",", ":")).encode())
+sig = b64(hmac.new(b"bench-secret", (h + "." + p).encode(), hashlib.sha256).digest())
+print(h + "." + p + "." + sig)
+PY
+)
 
 # The real ConsoleMe with its own Redis, its challenge routes enabled (the
 # launcher's config), when it is installed.
@@ -128,6 +144,20 @@ http://127.0.0.1:$P_MOD {
 	}
 	reverse_proxy 127.0.0.1:$P_UP
 }
+# D: web_login in front of the same upstream: every page needs a session
+# (the OpenID provider is never reached: each request carries one).
+http://127.0.0.1:$P_WL {
+	consoleme_auth {
+		jwt_secret bench-secret
+		oidc {
+			issuer http://127.0.0.1:1
+			client_id bench
+			client_secret bench
+		}
+		web_login
+	}
+	reverse_proxy 127.0.0.1:$P_UP
+}
 # C: Caddy answering by itself, the yardstick for the module's own routes.
 http://127.0.0.1:$P_OK {
 	respond "ok"
@@ -149,10 +179,12 @@ pending() {
 }
 pending "http://127.0.0.1:$P_MOD" >/dev/null || { cat "$work/caddy.log" >&2; exit 1; }
 
-# run NAME URL: one wrk run; appends "NAME rps p99_ms" to results.
+# run NAME URL: one wrk run; appends "NAME rps p99_ms" to results. A NAME
+# ending in _cookie sends the session cookie with every request.
 run() {
-	local out rps p99 n2
-	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$2")
+	local out rps p99 n2 hdr=()
+	case "$1" in *_cookie) hdr=(-H "Cookie: consoleme_auth=$TOKEN") ;; esac
+	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "${hdr[@]}" "$2")
 	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 	p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000} print v}' <<<"$out")
 	n2=$(awk '/^ *Non-2xx/ {print $5}' <<<"$out")
@@ -166,6 +198,9 @@ for r in $(seq "$ROUNDS"); do
 	cases=(
 		"plain_proxy http://127.0.0.1:$P_PLAIN/api/v2/get_roles"
 		"module_proxy http://127.0.0.1:$P_MOD/api/v2/get_roles"
+		"plain_proxy_cookie http://127.0.0.1:$P_PLAIN/api/v2/get_roles"
+		"module_proxy_cookie http://127.0.0.1:$P_MOD/api/v2/get_roles"
+		"weblogin_page_cookie http://127.0.0.1:$P_WL/policies"
 		"respond_ok http://127.0.0.1:$P_OK/"
 		"generator http://127.0.0.1:$P_MOD/noauth/v1/challenge_generator/alice@example.com"
 		"poll_pending http://127.0.0.1:$P_MOD/noauth/v1/challenge_poller/$(pending "http://127.0.0.1:$P_MOD")"
@@ -193,16 +228,18 @@ col() { awk -v n="$1" -v k="$2" '$1 == n {print $k}' "$work/results" | median; }
 
 echo
 echo "machine: $(nproc) cores, $(uname -m), wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS rounds (medians)"
-printf "%-16s %12s %10s\n" case "req/s" "p99 ms"
+printf "%-22s %12s %10s\n" case "req/s" "p99 ms"
 for c in "${cases[@]}"; do
 	n=${c%% *}
-	printf "%-16s %12.0f %10.2f\n" "$n" "$(col "$n" 2)" "$(col "$n" 3)"
+	printf "%-22s %12.0f %10.2f\n" "$n" "$(col "$n" 2)" "$(col "$n" 3)"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a/b}'; }
 echo
 echo "target                                     ratio   goal"
 echo "pass-through req/s module/plain            $(ratio "$(col module_proxy 2)" "$(col plain_proxy 2)")  >= 0.98"
 echo "pass-through p99 module/plain              $(ratio "$(col module_proxy 3)" "$(col plain_proxy 3)")  <= 1.05"
+echo "pass-through with a cookie module/plain    $(ratio "$(col module_proxy_cookie 2)" "$(col plain_proxy_cookie 2)")  >= 0.98"
+echo "web_login page with a session / plain      $(ratio "$(col weblogin_page_cookie 2)" "$(col plain_proxy_cookie 2)")  >= 0.95"
 echo "generator req/s / respond ok               $(ratio "$(col generator 2)" "$(col respond_ok 2)")  >= 0.90"
 echo "pending poll req/s / respond ok            $(ratio "$(col poll_pending 2)" "$(col respond_ok 2)")  >= 0.85"
 if [ -n "$tls_sites" ]; then
