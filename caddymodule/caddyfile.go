@@ -136,6 +136,7 @@ func siteAddress(h httpcaddyfile.Helper) string {
 //			idp_entity_id        <entity id>
 //			sign_authn_requests
 //			allow_rsa1_5
+//			data_ciphers         <cipher...>
 //		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {

@@ -40,6 +40,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 			groups_attribute memberOf
 			name_id_format email
 			clock_skew 5m
+			data_ciphers aes256-gcm aes128-gcm
 		}
 	}`)
 	var h Handler
@@ -55,7 +56,7 @@ func TestUnmarshalCaddyfileFull(t *testing.T) {
 			IDPMetadataURL: "https://idp.example.com/md", IDPMetadataRefresh: caddy.Duration(time.Hour),
 			SPCert: "/etc/sp.crt", SPKey: "/etc/sp.key", EntityID: "urn:cm",
 			EmailAttribute: "mail", GroupsAttribute: "memberOf", NameIDFormat: "email",
-			ClockSkew: caddy.Duration(5 * time.Minute),
+			ClockSkew: caddy.Duration(5 * time.Minute), DataCiphers: []string{"aes256-gcm", "aes128-gcm"},
 		},
 	}
 	got, _ := json.Marshal(h)
@@ -82,6 +83,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"consoleme_auth {\ndisable_poller_ip_check yes\n}", "wrong argument count"},
 		{"consoleme_auth {\nsaml {\nbogus x\n}\n}", "saml: unrecognized subdirective 'bogus'"},
 		{"consoleme_auth {\nsaml {\nsp_cert\n}\n}", "sp_cert: missing value"},
+		{"consoleme_auth {\nsaml {\ndata_ciphers\n}\n}", "data_ciphers"},
 		{"consoleme_auth {\nsaml {\nidp_metadata_refresh 0s\n}\n}", "idp_metadata_refresh: must be positive"},
 		{"consoleme_auth {\nsaml x {\n}\n}", "wrong argument count"},
 	} {

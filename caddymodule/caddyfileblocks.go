@@ -50,6 +50,8 @@ func (h *Handler) unmarshalSAML(d *caddyfile.Dispenser) error {
 		case "allow_rsa1_5":
 			err = noArgs(d)
 			s.AllowRSA15 = true
+		case "data_ciphers":
+			s.DataCiphers, err = someArgs(d)
 		default:
 			return d.Errf("saml: unrecognized subdirective '%s'", name)
 		}

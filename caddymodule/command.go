@@ -199,13 +199,14 @@ func metadataCommand() *cobra.Command {
 	var publicURL, certPath, keyPath, entityID, nameIDFormat string
 	var validFor time.Duration
 	var signRequests bool
+	var dataCiphers []string
 	c := &cobra.Command{
 		Use:   "metadata --public-url <url> --sp-cert <file> --sp-key <file>",
 		Short: "Print the SAML SP metadata an IdP administrator needs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := spMetadataFor(publicURL, samlauth.Config{SPCert: certPath, SPKey: keyPath, EntityID: entityID,
-				NameIDFormat: nameIDFormat, SignAuthnRequests: signRequests}, validFor)
+				NameIDFormat: nameIDFormat, SignAuthnRequests: signRequests, DataCiphers: dataCiphers}, validFor)
 			if err != nil {
 				return err
 			}
@@ -220,6 +221,7 @@ func metadataCommand() *cobra.Command {
 	c.Flags().StringVar(&nameIDFormat, "name-id-format", "", "unspecified, email, persistent or transient")
 	c.Flags().DurationVar(&validFor, "valid-for", 0, "set validUntil this far ahead (default: none, valid until replaced)")
 	c.Flags().BoolVar(&signRequests, "sign-authn-requests", false, "say AuthnRequestsSigned, as the saml block's sign_authn_requests does")
+	c.Flags().StringSliceVar(&dataCiphers, "data-ciphers", nil, "the saml block's data_ciphers, comma-separated (default: aes128-cbc,aes192-cbc,aes256-cbc)")
 	return c
 }
 

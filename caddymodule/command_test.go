@@ -70,6 +70,19 @@ func TestSPKeypairAndMetadataCommands(t *testing.T) {
 	if _, err := runCommand(t, "metadata", "--public-url", "https://cm.example.com"); err == nil {
 		t.Error("metadata without keys accepted")
 	}
+	// --data-ciphers: the metadata advertises exactly those, as the site's.
+	out, err = runCommand(t, "metadata", "--public-url", "https://cm.example.com/", "--sp-cert", crt, "--sp-key", key,
+		"--data-ciphers", "aes256-gcm,aes128-gcm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "xmlenc11#aes256-gcm") || strings.Contains(out, "aes128-cbc") {
+		t.Errorf("--data-ciphers aes256-gcm,aes128-gcm: %s", out)
+	}
+	if _, err := runCommand(t, "metadata", "--public-url", "https://cm.example.com/", "--sp-cert", crt, "--sp-key", key,
+		"--data-ciphers", "rc4"); err == nil || !strings.Contains(err.Error(), "data_ciphers") {
+		t.Errorf("--data-ciphers rc4: %v", err)
+	}
 }
 
 func TestDecodeCommand(t *testing.T) {

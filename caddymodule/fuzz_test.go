@@ -84,6 +84,9 @@ func FuzzRoutes(f *testing.F) {
 
 // FuzzACS: any form posted to the ACS is refused with a 4xx page and never
 // sets the session cookie (no valid assertion can come out of random input).
+// It exercises the form and relay-state handling: a random RelayState
+// names no login, so the response itself is rarely verified; samlauth's
+// FuzzVerify fuzzes the verification on a login in progress.
 func FuzzACS(f *testing.F) {
 	f.Add("PHNhbWxwOlJlc3BvbnNlLz4=", "relay")
 	f.Add("", "")

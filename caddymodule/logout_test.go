@@ -92,13 +92,20 @@ func TestSingleLogoutFromAnotherSite(t *testing.T) {
 	idp := samltest.NewIdP(t, dir, "idp")
 	attacker := samltest.NewIdP(t, dir, "attacker")
 	sp := samltest.NewKeyPair(t, dir, "sp")
+	mdFile := samltest.WriteFile(t, dir, "idp-slo.xml", samltest.MarshalMetadata(t, samltest.LogoutDescriptor(idp.Cert)))
 	h := newTestHandler(t, func(h *Handler) {
-		h.SAML = &SAMLConfig{IDPMetadataFile: idp.MetadataFile(t, dir), SPCert: sp.CertFile, SPKey: sp.KeyFile}
+		h.SAML = &SAMLConfig{IDPMetadataFile: mdFile, SPCert: sp.CertFile, SPKey: sp.KeyFile}
 		h.WebLogin = &WebLoginConfig{}
 	})
+	// The ID of a LogoutRequest this site sent: the IdP's answer names it.
+	logout := request("GET", "/logout", "192.0.2.1", nil)
+	logout.AddCookie(sessionCookie(t, h, "alice@example.com"))
+	rec, _ := serve(t, h, logout)
+	var sent saml.LogoutRequest
+	samltest.DecodeRedirect(t, rec.Header().Get("Location"), "SAMLRequest", &sent)
 	response := func(signer *samltest.IdP) string {
 		r := saml.LogoutResponse{
-			ID: samltest.NewID(), InResponseTo: "id-logout", Version: "2.0", IssueInstant: time.Now().UTC(),
+			ID: samltest.NewID(), InResponseTo: sent.ID, Version: "2.0", IssueInstant: time.Now().UTC(),
 			Destination: h.PublicURL + "/saml/slo",
 			Issuer:      &saml.Issuer{Format: "urn:oasis:names:tc:SAML:2.0:nameid-format:entity", Value: samltest.IdPEntityID},
 			Status:      saml.Status{StatusCode: saml.StatusCode{Value: saml.StatusSuccess}},

@@ -68,9 +68,8 @@ type SAMLConfig struct {
 
 	// ClockSkew is how far the IdP's clock may be off from this host's when
 	// checking an assertion's validity window. Setting it also lets an
-	// assertion be up to 90 s + ClockSkew old (90 s when unset). The SAML
-	// library keeps these settings process-wide, so the largest value
-	// configured in any site applies to all. Default: 3m.
+	// assertion, and a LogoutResponse, be up to 90 s + ClockSkew old (90 s
+	// when unset). Each site has its own; at most 1h. Default: 3m.
 	ClockSkew caddy.Duration `json:"clock_skew,omitempty"`
 
 	// IDPEntityID is the entityID of the IdP to sign in at when the IdP
@@ -90,6 +89,18 @@ type SAMLConfig struct {
 	// invites padding-oracle attacks; set it only for an IdP that cannot
 	// use RSA-OAEP.
 	AllowRSA15 bool `json:"allow_rsa1_5,omitempty"`
+
+	// DataCiphers are the data encryption algorithms an encrypted
+	// assertion may use: some of aes128-gcm, aes192-gcm, aes256-gcm,
+	// aes128-cbc, aes192-cbc, aes256-cbc and tripledes-cbc; any other is
+	// refused, whatever the (unsigned) EncryptedData names, and the SP
+	// metadata advertises exactly these, first preferred. Give one mode:
+	// accepting GCM and CBC for one key lets an attacker present a GCM
+	// ciphertext as CBC and decrypt it through CBC's padding and parsing
+	// oracles. Pin GCM when the IdP can send it (Shibboleth picks it from
+	// the SP metadata). Default: aes128-cbc aes192-cbc aes256-cbc, what
+	// SimpleSAMLphp, pysaml2, ADFS and Entra ID send by default.
+	DataCiphers []string `json:"data_ciphers,omitempty"`
 }
 
 // settings is the Caddy-free configuration, placeholders expanded; a
@@ -104,6 +115,7 @@ func (c *SAMLConfig) settings(repl *caddy.Replacer) (samlauth.Config, error) {
 		IDPEntityID:        c.IDPEntityID,
 		SignAuthnRequests:  c.SignAuthnRequests,
 		AllowRSA15:         c.AllowRSA15,
+		DataCiphers:        c.DataCiphers,
 	}
 	for _, s := range []struct {
 		name string

@@ -55,20 +55,34 @@ func startInteropSP(t testing.TB, mdURL, mdFile string, edit func(*samlauth.Conf
 	if err != nil {
 		t.Fatalf("samlauth.New: %v", err)
 	}
+	sp := runInteropSP(t, p)
+	sp.waitLoaded(t)
+	return sp
+}
+
+// runInteropSP serves p (whose metadata loading starts now) at a fresh
+// loopback URL until the test ends.
+func runInteropSP(t testing.TB, p *samlauth.Provider) *interopSP {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go p.Run(ctx)
 	sp := &interopSP{P: p, pending: map[string]string{}}
 	sp.Server = httptest.NewServer(http.HandlerFunc(sp.serve))
 	t.Cleanup(sp.Close)
+	return sp
+}
+
+// waitLoaded waits until the SP has loaded the IdP metadata.
+func (sp *interopSP) waitLoaded(t testing.TB) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for !p.Loaded() {
+	for !sp.P.Loaded() {
 		if time.Now().After(deadline) {
 			t.Fatal("the SP did not load the IdP metadata within 20s")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return sp
 }
 
 func (sp *interopSP) serve(w http.ResponseWriter, r *http.Request) {
@@ -329,7 +343,11 @@ echo $doc->saveXML($doc->documentElement);
 func TestSAMLInteropXMLSecLibs(t *testing.T) {
 	php := requireSimpleSAMLphp(t)
 	ssp := startSimpleSAMLphp(t, sspConfig{Users: []idpUser{userAlice}})
-	sp := startInteropSP(t, ssp.MetadataURL, "", nil)
+	// Every data cipher accepted, for the test; a deployment pins one mode
+	// (data_ciphers).
+	sp := startInteropSP(t, ssp.MetadataURL, "", func(c *samlauth.Config) {
+		c.DataCiphers = []string{"aes128-cbc", "aes192-cbc", "aes256-cbc", "aes128-gcm", "aes192-gcm", "aes256-gcm", "tripledes-cbc"}
+	})
 	trustInteropSP(t, ssp, sp, map[string]any{"saml20.sign.response": false, "saml20.sign.assertion": true})
 	expectOK(t, sspLoginDirect(t, sp, userAlice, sp.URL+"/login"), ssp, userAlice)
 

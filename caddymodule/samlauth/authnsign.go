@@ -35,8 +35,9 @@ import (
 //   - HTTP-POST binding: an enveloped XML signature (exclusive C14N) in the
 //     request, after its Issuer.
 //
-// The SP metadata then says AuthnRequestsSigned="true" and publishes the
-// SP certificate for signing as well as for encryption. sendRequest is
+// The SP metadata then says AuthnRequestsSigned="true"; it publishes the
+// SP certificate for signing as well as for encryption whether or not
+// requests are signed (see Provider.Metadata). sendRequest is
 // the one place both kinds of request are signed and encoded.
 
 // signsRequests reports whether AuthnRequests to the IdP of md are signed.

@@ -6,6 +6,7 @@ import (
 	"crypto/des"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 )
 
 // The data encryption algorithms of XML Encryption that an encrypted
@@ -32,7 +33,8 @@ type dataCipher struct {
 	decrypt func(key, data []byte) ([]byte, error)
 }
 
-// dataCiphers are the supported data encryption algorithms by URI.
+// dataCiphers are the supported data encryption algorithms by URI; a
+// Provider accepts those of Config.DataCiphers.
 var dataCiphers = map[string]dataCipher{
 	algTripleDESCBC: {"tripledes-cbc", 24, func(k, d []byte) ([]byte, error) { return cbcDecrypt(des.NewTripleDESCipher, k, d) }},
 	algAES128CBC:    {"aes128-cbc", 16, func(k, d []byte) ([]byte, error) { return cbcDecrypt(aes.NewCipher, k, d) }},
@@ -54,8 +56,18 @@ var errDecrypt = errors.New("assertion refused: the encrypted assertion did not 
 // cbcDecrypt decrypts data, an IV of one block followed by whole blocks,
 // in CBC mode and removes the XML Encryption padding: the last byte is the
 // number of padding bytes (1 to a block), the others are arbitrary (section
-// 5.2 of XML Encryption 1.0; unlike PKCS#7 they need not repeat it). The
-// padding is checked without branching on its value.
+// 5.2 of XML Encryption 1.0; unlike PKCS#7 they need not repeat it).
+//
+// The range check of the padding length has no branch on its value, but
+// that is all: a bad length is then refused at once, while a good one goes
+// on to the parsing of the plaintext, which takes longer and fails in
+// ways that depend on the plaintext. The answer is the same errDecrypt
+// either way, yet its timing may tell them apart, so CBC is not free of
+// the padding and parsing oracles of Jager and Somorovsky's attack on XML
+// Encryption. What stops them: a signed Response is verified before
+// anything is decrypted, so its ciphertext cannot be altered; and with
+// Config.DataCiphers pinned to GCM, whose tag is checked before any byte of
+// plaintext is used, CBC is not tried at all.
 func cbcDecrypt(newBlock func([]byte) (cipher.Block, error), key, data []byte) ([]byte, error) {
 	b, err := newBlock(key)
 	if err != nil {
@@ -98,4 +110,43 @@ func gcmDecrypt(key, data []byte) ([]byte, error) {
 		return nil, errDecrypt
 	}
 	return out, nil
+}
+
+// DefaultDataCiphers are the data encryption algorithms accepted when
+// Config.DataCiphers is empty: AES in CBC mode, what SimpleSAMLphp,
+// pysaml2, ADFS, Entra ID and crewjam/saml's IdP send by default. One mode
+// only: accepting GCM and CBC for the same key lets an attacker turn a GCM
+// ciphertext into a CBC one to decrypt it through CBC's oracles (the
+// backwards-compatibility attack of Jager, Schinzel and Somorovsky). For
+// an IdP that encrypts with AES-GCM (Shibboleth, which reads the
+// algorithms from the SP metadata), pin GCM instead. Triple DES is left
+// out: a 64-bit block.
+var DefaultDataCiphers = []string{"aes128-cbc", "aes192-cbc", "aes256-cbc"}
+
+// dataCipherURIs maps the short names of Config.DataCiphers to the
+// algorithm URIs, in the order given (DefaultDataCiphers for none); it
+// refuses an unknown or repeated name.
+func dataCipherURIs(names []string) ([]string, error) {
+	if len(names) == 0 {
+		names = DefaultDataCiphers
+	}
+	var uris []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		uri := ""
+		for u, c := range dataCiphers {
+			if c.name == n {
+				uri = u
+			}
+		}
+		if uri == "" {
+			return nil, fmt.Errorf("data_ciphers: unknown cipher %q (want some of %s)", n, supportedDataCiphers())
+		}
+		if seen[uri] {
+			return nil, fmt.Errorf("data_ciphers: %q given twice", n)
+		}
+		seen[uri] = true
+		uris = append(uris, uri)
+	}
+	return uris, nil
 }

@@ -18,7 +18,7 @@ const DefaultMetadataRefresh = 24 * time.Hour
 // handler's saml block (idp_metadata_url, idp_metadata_file,
 // idp_metadata_refresh, idp_entity_id, idp_metadata_signing_cert, sp_cert, sp_key, entity_id,
 // email_attribute, groups_attribute, name_id_format, clock_skew,
-// sign_authn_requests, allow_rsa1_5); placeholders must already be
+// sign_authn_requests, allow_rsa1_5, data_ciphers); placeholders must already be
 // resolved. The zero value of every optional field means its default.
 type Config struct {
 	// IDPMetadataURL is where the IdP publishes its metadata. Provider.Run
@@ -79,12 +79,11 @@ type Config struct {
 	NameIDFormat string
 
 	// ClockSkew is how far the IdP's clock may be off from this host's when
-	// checking an assertion's validity window; it also lets an assertion be
-	// up to 90 s + ClockSkew old. Zero keeps the library's defaults (3 min
-	// and 90 s). The library keeps these tolerances process-wide, so the
-	// largest ClockSkew of any Provider in the process applies to all of
-	// them: New only ever widens them (see Tolerances). It must not be
-	// negative.
+	// checking an assertion's validity window; it also lets an assertion
+	// (and a LogoutResponse) be up to 90 s + ClockSkew old. Zero keeps the
+	// library's defaults (3 min and 90 s). It is this Provider's own: other
+	// Providers in the process keep theirs (see "Clock tolerances"). It
+	// must be between 0 and MaxClockSkew.
 	ClockSkew time.Duration
 
 	// SignAuthnRequests makes the SP sign every AuthnRequest with SPKey,
@@ -101,6 +100,15 @@ type Config struct {
 	// else. The key is then decrypted without telling a padding error from a
 	// wrong key.
 	AllowRSA15 bool
+
+	// DataCiphers are the data encryption algorithms an encrypted
+	// assertion may use, by short name: aes128-gcm, aes192-gcm, aes256-gcm,
+	// aes128-cbc, aes192-cbc, aes256-cbc, tripledes-cbc. Any other is
+	// refused, whatever the unsigned EncryptedData names, and the SP
+	// metadata advertises exactly these, in this order of preference.
+	// Empty means DefaultDataCiphers (AES-CBC). Give one mode: accepting
+	// both GCM and CBC lets a GCM ciphertext be attacked as a CBC one.
+	DataCiphers []string
 }
 
 // Validate checks the settings that need no file or network access. Each
@@ -110,10 +118,13 @@ func (c *Config) Validate() error {
 	if c.IDPMetadataRefresh < 0 {
 		return errors.New("idp_metadata_refresh: must be positive")
 	}
-	if c.ClockSkew < 0 {
-		return errors.New("clock_skew: must not be negative")
+	if c.ClockSkew < 0 || c.ClockSkew > MaxClockSkew {
+		return fmt.Errorf("clock_skew: must be between 0 and %s", MaxClockSkew)
 	}
 	if _, err := c.nameIDFormat(); err != nil {
+		return err
+	}
+	if _, err := dataCipherURIs(c.DataCiphers); err != nil {
 		return err
 	}
 	for _, e := range c.IDPMetadataSigningCerts {

@@ -24,7 +24,10 @@ func TestConfigValidate(t *testing.T) {
 		want string
 	}{
 		{func(c *Config) { c.IDPMetadataRefresh = -time.Second }, "idp_metadata_refresh: must be positive"},
-		{func(c *Config) { c.ClockSkew = -time.Second }, "clock_skew: must not be negative"},
+		{func(c *Config) { c.ClockSkew = -time.Second }, "clock_skew: must be between 0 and 1h"},
+		{func(c *Config) { c.ClockSkew = 61 * time.Minute }, "clock_skew: must be between 0 and 1h"},
+		{func(c *Config) { c.DataCiphers = []string{"aes128-gcm", "rc4"} }, `data_ciphers: unknown cipher "rc4"`},
+		{func(c *Config) { c.DataCiphers = []string{"aes128-gcm", "aes128-gcm"} }, `data_ciphers: "aes128-gcm" given twice`},
 		{func(c *Config) { c.NameIDFormat = "x509" }, `name_id_format: unknown format "x509" (want unspecified, email, persistent or transient)`},
 		{func(c *Config) { c.SPCert = "" }, "sp_cert: required"},
 		{func(c *Config) { c.SPKey = "" }, "sp_key: required"},
@@ -95,15 +98,19 @@ func TestNew(t *testing.T) {
 	if p.RetryFirst != time.Second || p.RetryMax != time.Minute || p.HTTPClient == nil {
 		t.Errorf("retry %v..%v, client %v", p.RetryFirst, p.RetryMax, p.HTTPClient)
 	}
-	skew, delay := Tolerances()
-	if skew < 7*time.Minute || delay < 90*time.Second+7*time.Minute {
+	if skew, delay := p.Tolerances(); skew != 7*time.Minute || delay != 90*time.Second+7*time.Minute {
 		t.Errorf("tolerances %v, %v after clock_skew 7m", skew, delay)
 	}
-	if _, err := New(Config{SPCert: certPath, SPKey: keyPath, IDPMetadataFile: md, ClockSkew: time.Second}, nil); err != nil {
+	q, err := New(Config{SPCert: certPath, SPKey: keyPath, IDPMetadataFile: md, ClockSkew: time.Second}, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if s, d := Tolerances(); s != skew || d != delay {
-		t.Errorf("a smaller clock_skew narrowed the tolerances to %v, %v", s, d)
+	if s, d := q.Tolerances(); s != time.Second || d != 90*time.Second+time.Second {
+		t.Errorf("clock_skew 1s after another provider's 7m: tolerances %v, %v", s, d)
+	}
+	if _, err := New(Config{SPCert: certPath, SPKey: keyPath, IDPMetadataFile: md, ClockSkew: 2 * time.Hour}, nil); err == nil ||
+		!strings.HasPrefix(err.Error(), "clock_skew: must be between 0 and 1h") {
+		t.Errorf("clock_skew 2h: %v", err)
 	}
 }
 

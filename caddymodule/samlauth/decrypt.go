@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -14,20 +15,54 @@ import (
 	xrv "github.com/mattermost/xml-roundtrip-validator"
 )
 
+// maxEncryptedKeys is how many EncryptedKeys an encrypted assertion may
+// carry. Each one tried costs an RSA private-key operation, and the
+// response is unsigned when it arrives (its signature is inside the
+// ciphertext), so anyone with a relay state could otherwise make one POST
+// cost seconds of CPU. An IdP encrypting to several SPs at once sends one
+// per SP: a handful.
+const maxEncryptedKeys = 4
+
+// decryptOptions are the algorithms a Provider accepts in an encrypted
+// assertion.
+type decryptOptions struct {
+	allowRSA15 bool
+	// ciphers are the data encryption algorithm URIs of Config.DataCiphers.
+	ciphers []string
+}
+
 // decryptAssertion decrypts an EncryptedAssertion with the SP key and
 // returns the Assertion it holds, parsed in the namespace context of the
 // EncryptedAssertion (XML Encryption 1.0, section 4.5: the plaintext of an
 // Element is serialised XML that may use the prefixes declared around it).
 // The returned element's parent is a synthetic element carrying those
 // declarations, so that its signature can be checked in place.
+func decryptAssertion(ea *etree.Element, key crypto.Signer, opts decryptOptions) (*etree.Element, error) {
+	context := inScopeNamespaces(ea)
+	var a *etree.Element
+	_, err := decryptData(ea, key, opts, func(plain []byte) bool {
+		var perr error
+		a, perr = parsePlaintextAssertion(plain, context)
+		return perr == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// decryptData decrypts the EncryptedData of the EncryptedAssertion ea with
+// the SP key and returns the first plaintext that ok accepts.
 //
 // The data encryption key travels in an EncryptedKey, inside the
 // EncryptedData's KeyInfo or beside the EncryptedData; each one found is
-// tried, so that an IdP encrypting to several SPs at once works. The
-// supported algorithms are listed in dataCiphers and transportedKey.
-// Unsupported algorithms are named in the error; every failure to decrypt
-// (or to find an assertion in the plaintext) is the single errDecrypt.
-func decryptAssertion(ea *etree.Element, key crypto.Signer, allowRSA15 bool) (*etree.Element, error) {
+// tried, so that an IdP encrypting to several SPs at once works, but more
+// than maxEncryptedKeys are refused before any is tried. The supported
+// algorithms are listed in dataCiphers and transportedKey; the data
+// encryption algorithm must be one of opts.ciphers. Unsupported or refused
+// algorithms are named in the error; every failure to decrypt (or to find
+// a plaintext ok accepts) is the single errDecrypt.
+func decryptData(ea *etree.Element, key crypto.Signer, opts decryptOptions, ok func([]byte) bool) ([]byte, error) {
 	ed := childNS(ea, nsXMLEnc, "EncryptedData")
 	if ed == nil {
 		return nil, errors.New("assertion refused: EncryptedAssertion has no EncryptedData")
@@ -40,9 +75,12 @@ func decryptAssertion(ea *etree.Element, key crypto.Signer, allowRSA15 bool) (*e
 		return nil, errors.New("assertion refused: EncryptedData has no EncryptionMethod")
 	}
 	alg := method.SelectAttrValue("Algorithm", "")
-	dc, ok := dataCiphers[alg]
-	if !ok {
+	dc, supported := dataCiphers[alg]
+	if !supported {
 		return nil, fmt.Errorf("assertion refused: data encryption algorithm %q is not supported (want %s)", alg, supportedDataCiphers())
+	}
+	if !slices.Contains(opts.ciphers, alg) {
+		return nil, fmt.Errorf("assertion refused: data encryption algorithm %s is not among data_ciphers (%s)", dc.name, cipherNames(opts.ciphers))
 	}
 	ct, err := cipherValue(ed)
 	if err != nil {
@@ -56,10 +94,12 @@ func decryptAssertion(ea *etree.Element, key crypto.Signer, allowRSA15 bool) (*e
 	if len(keys) == 0 {
 		return nil, errors.New("assertion refused: the encrypted assertion carries no EncryptedKey")
 	}
-	context := inScopeNamespaces(ea)
+	if len(keys) > maxEncryptedKeys {
+		return nil, fmt.Errorf("assertion refused: the encrypted assertion carries more EncryptedKeys than %d", maxEncryptedKeys)
+	}
 	err = errDecrypt
 	for _, ek := range keys {
-		k, kerr := transportedKey(ek, key, dc.keySize, allowRSA15)
+		k, kerr := transportedKey(ek, key, dc.keySize, opts.allowRSA15)
 		if kerr != nil {
 			if !errors.Is(kerr, errDecrypt) && errors.Is(err, errDecrypt) {
 				err = kerr // an unsupported or refused algorithm says more
@@ -70,11 +110,20 @@ func decryptAssertion(ea *etree.Element, key crypto.Signer, allowRSA15 bool) (*e
 		if derr != nil {
 			continue
 		}
-		if a, perr := parsePlaintextAssertion(plain, context); perr == nil {
-			return a, nil
+		if ok(plain) {
+			return plain, nil
 		}
 	}
 	return nil, err
+}
+
+// cipherNames lists the short names of the data cipher URIs.
+func cipherNames(uris []string) string {
+	names := make([]string, len(uris))
+	for i, u := range uris {
+		names[i] = dataCiphers[u].name
+	}
+	return strings.Join(names, ", ")
 }
 
 // supportedDataCiphers lists the short names of dataCiphers.

@@ -35,9 +35,12 @@
 // aes256-cbc, aes128-gcm, aes192-gcm, aes256-gcm and tripledes-cbc (its
 // 192-bit key); key transport rsa-oaep-mgf1p and the xmlenc11 rsa-oaep, with
 // SHA-1, SHA-224, SHA-256, SHA-384 or SHA-512 digests and MGF1 functions.
-// rsa-1_5 key transport is refused unless Config.AllowRSA15 is set. Every
-// decryption failure gives the same refusal (no padding oracle), and a
-// signed Response is verified before anything in it is decrypted. Any
+// Only the data ciphers of Config.DataCiphers are tried (by default
+// AES-CBC: [DefaultDataCiphers]); rsa-1_5 key transport is refused unless
+// Config.AllowRSA15 is set; at most maxEncryptedKeys EncryptedKeys are
+// tried. Every decryption failure gives the same refusal (no distinct
+// padding error), and a signed Response is verified before anything in it
+// is decrypted. Any
 // prefix layout valid XML allows is accepted (see prepareResponse).
 //
 // AuthnRequests and LogoutRequests are signed when the IdP metadata says
@@ -55,7 +58,9 @@
 // [SPMetadata] is the same for a file an IdP administrator imports once
 // (the metadata subcommand), without validUntil by default.
 // [Provider.Logout] and [Provider.ValidateLogoutResponse] serve single
-// logout at <base>/saml/slo.
+// logout at <base>/saml/slo; a LogoutResponse must answer a recent
+// LogoutRequest of this SP (see logoutid.go), and a query signature is
+// checked over the very parameters then read (see logoutquery.go).
 //
 // # URLs
 //
@@ -67,5 +72,7 @@
 // # Time
 //
 // The SAML library checks validity windows against its own process-wide
-// clock and tolerances; see [Tolerances] and [Config.ClockSkew].
+// clock and tolerances, set once to the widest allowed; each Provider then
+// checks them again with its own (see clock.go, [Provider.Tolerances] and
+// [Config.ClockSkew]).
 package samlauth

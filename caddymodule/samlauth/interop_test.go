@@ -29,6 +29,13 @@ var testDataCiphers = []string{
 	"http://www.w3.org/2001/04/xmlenc#tripledes-cbc",
 }
 
+// allDataCiphers are the short names of testDataCiphers, for
+// Config.DataCiphers: a Provider that accepts them all.
+var allDataCiphers = []string{"aes128-cbc", "aes192-cbc", "aes256-cbc", "aes128-gcm", "aes192-gcm", "aes256-gcm", "tripledes-cbc"}
+
+// acceptAll makes a Provider accept every data cipher.
+func acceptAll(c *Config) { c.DataCiphers = allDataCiphers }
+
 // testTransport is a key transport with its DigestMethod and MGF.
 type testTransport struct{ alg, digest, mgf string }
 
@@ -56,7 +63,7 @@ func short(uri string) string {
 // TestInteropAlgorithms logs in with every data encryption algorithm under
 // every key transport (prefixed layout, assertion signed).
 func TestInteropAlgorithms(t *testing.T) {
-	e := newAttackEnv(t, nil)
+	e := newAttackEnv(t, acceptAll)
 	for _, data := range testDataCiphers {
 		for _, tr := range testTransports {
 			c := interopCase{data: data, transport: tr.alg, digest: tr.digest, mgf: tr.mgf, layout: "prefixed", signAssertion: true}
@@ -83,7 +90,7 @@ var testSignings = []struct {
 // have, redeclared prefixes included, under every signing choice, for each
 // data encryption algorithm (key transports taking turns) and in the clear.
 func TestInteropLayouts(t *testing.T) {
-	e := newAttackEnv(t, nil)
+	e := newAttackEnv(t, acceptAll)
 	layouts := []string{"prefixed", "ns0", "default", "context", "keybeside"}
 	i := 0
 	for _, layout := range layouts {

@@ -1,6 +1,8 @@
 package samlauth
 
 import (
+	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
@@ -48,6 +50,8 @@ func (p *Provider) logout(base, nameID, relayState string, bindings ...string) (
 	if err != nil {
 		return nil, fmt.Errorf("making the LogoutRequest: %w", err)
 	}
+	// Its answer is accepted by this ID (see "LogoutRequest IDs").
+	req.ID = p.newLogoutID(saml.TimeNow())
 	r, err := p.sendRequest(sp.IDPMetadata, binding, loc, req.ID, req, func(sig *etree.Element) { req.Signature = sig }, relayState)
 	if err != nil {
 		return nil, fmt.Errorf("the LogoutRequest: %w", err)
@@ -59,11 +63,14 @@ func (p *Provider) logout(base, nameID, relayState string, bindings ...string) (
 // <base>/saml/slo in r, in the SAMLResponse query parameter (HTTP-Redirect
 // binding) or form field (HTTP-POST binding; bound r.Body before calling):
 // signed by the IdP (in the query by HTTP-Redirect, as the bindings
-// specify, or inside the XML), Destination <base>/saml/slo, issued
-// recently by the IdP of the metadata, with a success status. A nil error means the IdP
-// confirmed the logout. The caller clears the local session either way;
-// the error is for the log. It returns ErrNoMetadata while no IdP metadata
-// is loaded; a panic of the library is an error.
+// specify, or inside the XML), in answer to a LogoutRequest this SP made
+// less than LogoutRoundTrip ago (InResponseTo), Destination
+// <base>/saml/slo, issued recently by the IdP of the metadata, with a
+// success status. The query is read strictly (see parseRedirectQuery), and
+// the message checked is the one whose signature was verified. A nil
+// error means the IdP confirmed the logout. The caller clears the local
+// session either way; the error is for the log. It returns ErrNoMetadata
+// while no IdP metadata is loaded; a panic of the library is an error.
 func (p *Provider) ValidateLogoutResponse(r *http.Request, base string) (err error) {
 	sp, err := p.forBase(base)
 	if err != nil {
@@ -74,16 +81,43 @@ func (p *Provider) ValidateLogoutResponse(r *http.Request, base string) (err err
 			err = fmt.Errorf("logout response refused: the SAML library failed on it: %v", rec)
 		}
 	}()
-	// Signed in the query (HTTP-Redirect), which the library cannot check.
-	if q := r.URL.Query(); q.Get("SAMLResponse") != "" && q.Has("Signature") {
-		return validateRedirectLogoutResponse(sp, r.URL.RawQuery)
+	q, err := parseRedirectQuery(r.URL.RawQuery)
+	if err != nil {
+		return fmt.Errorf("logout response refused: %w", err)
 	}
-	if err := sp.ValidateLogoutResponseRequest(r); err != nil {
+	var raw []byte
+	switch {
+	case q.has("SAMLResponse") && (q.has("Signature") || q.has("SigAlg")):
+		// Signed in the query (HTTP-Redirect), which the library cannot check.
+		raw, err = p.verifyRedirectLogoutResponse(sp, q)
+	case q.has("SAMLResponse"):
+		// HTTP-Redirect, signed inside the XML.
+		data := q.get("SAMLResponse")
+		if err = sp.ValidateLogoutResponseRedirect(data); err == nil {
+			raw, err = inflateLogoutResponse(data)
+		}
+	default:
+		if err := r.ParseForm(); err != nil {
+			return fmt.Errorf("logout response refused: unable to parse form: %w", err)
+		}
+		v := r.PostForm["SAMLResponse"]
+		if len(v) != 1 {
+			return fmt.Errorf("logout response refused: %d SAMLResponse fields, want one", len(v))
+		}
+		if err = sp.ValidateLogoutResponseForm(v[0]); err == nil {
+			raw, err = base64.StdEncoding.DecodeString(v[0])
+		}
+	}
+	if err != nil {
 		var ire *saml.InvalidResponseError
 		if errors.As(err, &ire) && ire.PrivateErr != nil {
-			return fmt.Errorf("logout response refused: %w", ire.PrivateErr)
+			err = ire.PrivateErr
 		}
 		return fmt.Errorf("logout response refused: %w", err)
 	}
-	return nil
+	var resp saml.LogoutResponse
+	if err := xml.Unmarshal(raw, &resp); err != nil {
+		return fmt.Errorf("logout response refused: invalid XML: %w", err)
+	}
+	return p.checkLogoutResponse(sp, &resp)
 }

@@ -59,13 +59,13 @@ func TestLogoutRedirect(t *testing.T) {
 	}
 }
 
-// logoutResponse is the IdP's answer to a logout, signed by signer unless
-// nil; edit may change it first.
-func logoutResponse(t testing.TB, signer *samltest.IdP, edit func(*saml.LogoutResponse)) []byte {
+// logoutResponse is the IdP's answer to a LogoutRequest p just made,
+// signed by signer unless nil; edit may change it first.
+func logoutResponse(t testing.TB, p *Provider, signer *samltest.IdP, edit func(*saml.LogoutResponse)) []byte {
 	t.Helper()
 	r := saml.LogoutResponse{
 		ID:           samltest.NewID(),
-		InResponseTo: "id-logout",
+		InResponseTo: p.newLogoutID(time.Now()),
 		Version:      "2.0",
 		IssueInstant: time.Now().UTC(),
 		Destination:  testSLO,
@@ -114,10 +114,10 @@ func TestValidateLogoutResponse(t *testing.T) {
 	idp, impostor := samltest.NewIdP(t, dir, "idp"), samltest.NewIdP(t, dir, "impostor")
 	p := providerWith(t, samltest.LogoutDescriptor(idp.Cert), nil)
 
-	if err := p.ValidateLogoutResponse(postLogout(logoutResponse(t, idp, nil)), samltest.SPBaseURL); err != nil {
+	if err := p.ValidateLogoutResponse(postLogout(logoutResponse(t, p, idp, nil)), samltest.SPBaseURL); err != nil {
 		t.Errorf("POST binding: %v", err)
 	}
-	if err := p.ValidateLogoutResponse(redirectLogout(t, logoutResponse(t, idp, nil)), samltest.SPBaseURL); err != nil {
+	if err := p.ValidateLogoutResponse(redirectLogout(t, logoutResponse(t, p, idp, nil)), samltest.SPBaseURL); err != nil {
 		t.Errorf("Redirect binding: %v", err)
 	}
 	for _, tc := range []struct {
@@ -125,18 +125,18 @@ func TestValidateLogoutResponse(t *testing.T) {
 		r    *http.Request
 		want string
 	}{
-		{"unsigned", postLogout(logoutResponse(t, nil, nil)), "signature"},
-		{"signed by an unknown key", postLogout(logoutResponse(t, impostor, nil)), "signature"},
-		{"wrong Destination", postLogout(logoutResponse(t, idp, func(r *saml.LogoutResponse) { r.Destination = samltest.OtherACSURL })), "Destination"},
-		{"another issuer", postLogout(logoutResponse(t, idp, func(r *saml.LogoutResponse) { r.Issuer.Value = samltest.OtherIdPEntityID })), "issuer"},
-		{"no issuer", postLogout(logoutResponse(t, idp, func(r *saml.LogoutResponse) { r.Issuer = nil })), "failed on it"},
-		{"failed status", postLogout(logoutResponse(t, idp, func(r *saml.LogoutResponse) {
+		{"unsigned", postLogout(logoutResponse(t, p, nil, nil)), "signature"},
+		{"signed by an unknown key", postLogout(logoutResponse(t, p, impostor, nil)), "signature"},
+		{"wrong Destination", postLogout(logoutResponse(t, p, idp, func(r *saml.LogoutResponse) { r.Destination = samltest.OtherACSURL })), "Destination"},
+		{"another issuer", postLogout(logoutResponse(t, p, idp, func(r *saml.LogoutResponse) { r.Issuer.Value = samltest.OtherIdPEntityID })), "issuer"},
+		{"no issuer", postLogout(logoutResponse(t, p, idp, func(r *saml.LogoutResponse) { r.Issuer = nil })), "failed on it"},
+		{"failed status", postLogout(logoutResponse(t, p, idp, func(r *saml.LogoutResponse) {
 			r.Status.StatusCode.Value = saml.StatusResponder
 		})), "status"},
-		{"too old", postLogout(logoutResponse(t, idp, func(r *saml.LogoutResponse) {
+		{"too old", postLogout(logoutResponse(t, p, idp, func(r *saml.LogoutResponse) {
 			r.IssueInstant = time.Now().Add(-time.Hour)
 		})), "expired"},
-		{"changed after signing", postLogout(bytes.Replace(logoutResponse(t, idp, nil), []byte("id-logout"), []byte("id-other!"), 1)), "signature"},
+		{"changed after signing", postLogout(bytes.Replace(logoutResponse(t, p, idp, nil), []byte("status:Success"), []byte("status:Responder"), 1)), "signature"},
 		{"not base64", httptest.NewRequest(http.MethodGet, testSLO+"?SAMLResponse=%25%25", nil), "base64"},
 		{"no SAMLResponse", httptest.NewRequest(http.MethodGet, testSLO, nil), "refused"},
 		{"not XML", postLogout([]byte("<<>>")), "XML"},

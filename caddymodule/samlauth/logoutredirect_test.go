@@ -24,7 +24,7 @@ import (
 // with sigAlg as the bindings specify (and as SimpleSAMLphp does:
 // parameters encoded with QueryEscape); edit may change the raw query
 // after signing.
-func querySignedLogout(t *testing.T, raw []byte, relay, sigAlg string, hash crypto.Hash, key crypto.Signer, edit func(string) string) *http.Request {
+func querySignedLogout(t testing.TB, raw []byte, relay, sigAlg string, hash crypto.Hash, key crypto.Signer, edit func(string) string) *http.Request {
 	t.Helper()
 	var buf bytes.Buffer
 	w, _ := flate.NewWriter(&buf, 9)
@@ -64,7 +64,7 @@ func TestValidateQuerySignedLogoutResponse(t *testing.T) {
 	idp, impostor := samltest.NewIdP(t, dir, "idp"), samltest.NewIdP(t, dir, "impostor")
 	p := providerWith(t, samltest.LogoutDescriptor(idp.Cert), nil)
 	const sha256, sha1 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
-	unsigned := logoutResponse(t, nil, nil)
+	unsigned := logoutResponse(t, p, nil, nil)
 
 	for _, relay := range []string{"", "back to /x?y=1"} {
 		r := querySignedLogout(t, unsigned, relay, sha256, crypto.SHA256, idp.Key, nil)
@@ -87,12 +87,12 @@ func TestValidateQuerySignedLogoutResponse(t *testing.T) {
 			func(q string) string { return strings.Replace(q, "&SigAlg=", "&Other=", 1) }), "no SigAlg"},
 		{"signature not base64", querySignedLogout(t, unsigned, "", sha256, crypto.SHA256, idp.Key,
 			func(q string) string { return q + "%25%25" }), "query signature"},
-		{"wrong Destination", querySignedLogout(t, logoutResponse(t, nil, func(r *saml.LogoutResponse) {
+		{"wrong Destination", querySignedLogout(t, logoutResponse(t, p, nil, func(r *saml.LogoutResponse) {
 			r.Destination = samltest.OtherACSURL
 		}), "", sha256, crypto.SHA256, idp.Key, nil), "Destination"},
-		{"no issuer", querySignedLogout(t, logoutResponse(t, nil, func(r *saml.LogoutResponse) { r.Issuer = nil }),
+		{"no issuer", querySignedLogout(t, logoutResponse(t, p, nil, func(r *saml.LogoutResponse) { r.Issuer = nil }),
 			"", sha256, crypto.SHA256, idp.Key, nil), "issuer"},
-		{"failed status", querySignedLogout(t, logoutResponse(t, nil, func(r *saml.LogoutResponse) {
+		{"failed status", querySignedLogout(t, logoutResponse(t, p, nil, func(r *saml.LogoutResponse) {
 			r.Status.StatusCode.Value = saml.StatusResponder
 		}), "", sha256, crypto.SHA256, idp.Key, nil), "status"},
 		{"not XML", querySignedLogout(t, []byte("<<>>"), "", sha256, crypto.SHA256, idp.Key, nil), "XML"},
@@ -114,7 +114,7 @@ func TestValidateQuerySignedLogoutResponseECDSA(t *testing.T) {
 	other, _ := newECDSAPair(t)
 	p := providerWith(t, samltest.LogoutDescriptor(cert), nil)
 	const alg = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
-	unsigned := logoutResponse(t, nil, nil)
+	unsigned := logoutResponse(t, p, nil, nil)
 	if err := p.ValidateLogoutResponse(querySignedLogout(t, unsigned, "r", alg, crypto.SHA256, key, nil), samltest.SPBaseURL); err != nil {
 		t.Errorf("signed by the IdP's ECDSA key: %v", err)
 	}

@@ -36,7 +36,9 @@ import (
 // The document must have no DTD (a DTD could change attribute values and
 // entities behind the canonical form's back) and no processing
 // instructions; comments are left out, as both algorithms without
-// comments do.
+// comments do. Nor may a start tag repeat an attribute (by name as
+// written, or by namespace URI and local name), which encoding/xml lets
+// through.
 
 // c14nMode is how streamC14N renders namespace declarations.
 type c14nMode struct {
@@ -82,8 +84,11 @@ func streamC14N(w io.Writer, doc []byte, mode c14nMode, apexAt, skipAt int64) er
 			return errors.New("a DTD or other directive")
 		}
 		if skipping {
-			switch tok.(type) {
+			switch t := tok.(type) {
 			case xml.StartElement:
+				if err := uniqueAttrs(t); err != nil {
+					return err
+				}
 				skipDepth++
 			case xml.EndElement:
 				skipDepth--
@@ -97,6 +102,9 @@ func streamC14N(w io.Writer, doc []byte, mode c14nMode, apexAt, skipAt int64) er
 				return errors.New("more than one root element")
 			}
 			if apex >= 0 && off == skipAt {
+				if err := uniqueAttrs(t); err != nil {
+					return err
+				}
 				skipping, skipDepth = true, 1
 				continue
 			}
@@ -161,10 +169,29 @@ func streamC14N(w io.Writer, doc []byte, mode c14nMode, apexAt, skipAt int64) er
 	return err
 }
 
+// uniqueAttrs refuses a start tag that repeats an attribute name as
+// written (<r a="" a="">, or a namespace declaration twice), which no
+// well-formed document has (XML 1.0, section 3.1) and encoding/xml does
+// not check. Two prefixes bound to one namespace URI naming the same
+// attribute are caught where the URIs are known (startTag).
+func uniqueAttrs(t xml.StartElement) error {
+	for i, a := range t.Attr {
+		for _, b := range t.Attr[:i] {
+			if a.Name == b.Name {
+				return fmt.Errorf("attribute %s repeated in <%s>", qualified(a.Name), qualified(t.Name))
+			}
+		}
+	}
+	return nil
+}
+
 // outsideTag is the frame of an element around the apex: its namespace
 // declarations, nothing rendered.
 func outsideTag(t xml.StartElement) (c14nFrame, error) {
 	f := c14nFrame{qname: qualified(t.Name)}
+	if err := uniqueAttrs(t); err != nil {
+		return f, err
+	}
 	for _, a := range t.Attr {
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 			if f.declared == nil {
@@ -185,6 +212,9 @@ func outsideTag(t xml.StartElement) (c14nFrame, error) {
 // returns its frame.
 func startTag(out *bytes.Buffer, t xml.StartElement, stack []c14nFrame, apex int, mode c14nMode) (c14nFrame, error) {
 	f := c14nFrame{qname: qualified(t.Name)}
+	if err := uniqueAttrs(t); err != nil {
+		return f, err
+	}
 	var attrs []xml.Attr
 	for _, a := range t.Attr {
 		switch {
@@ -311,6 +341,11 @@ func startTag(out *bytes.Buffer, t xml.StartElement, stack []c14nFrame, apex int
 		}
 		return strings.Compare(x.a.Name.Local, y.a.Name.Local)
 	})
+	for i := 1; i < len(ks); i++ {
+		if ks[i].uri == ks[i-1].uri && ks[i].a.Name.Local == ks[i-1].a.Name.Local {
+			return f, fmt.Errorf("attribute {%s}%s repeated in <%s>", ks[i].uri, ks[i].a.Name.Local, f.qname)
+		}
+	}
 	for _, k := range ks {
 		out.WriteString(" " + qualified(k.a.Name) + `="`)
 		escapeAttr(out, k.a.Value)
@@ -318,52 +353,4 @@ func startTag(out *bytes.Buffer, t xml.StartElement, stack []c14nFrame, apex int
 	}
 	out.WriteByte('>')
 	return f, nil
-}
-
-// qualified is prefix:local, or local without a prefix.
-func qualified(n xml.Name) string {
-	if n.Space == "" {
-		return n.Local
-	}
-	return n.Space + ":" + n.Local
-}
-
-// escapeText writes text content as Canonical XML does.
-func escapeText(out *bytes.Buffer, s []byte) {
-	for _, c := range s {
-		switch c {
-		case '&':
-			out.WriteString("&amp;")
-		case '<':
-			out.WriteString("&lt;")
-		case '>':
-			out.WriteString("&gt;")
-		case '\r':
-			out.WriteString("&#xD;")
-		default:
-			out.WriteByte(c)
-		}
-	}
-}
-
-// escapeAttr writes an attribute value as Canonical XML does.
-func escapeAttr(out *bytes.Buffer, s string) {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '&':
-			out.WriteString("&amp;")
-		case '<':
-			out.WriteString("&lt;")
-		case '"':
-			out.WriteString("&quot;")
-		case '\t':
-			out.WriteString("&#x9;")
-		case '\n':
-			out.WriteString("&#xA;")
-		case '\r':
-			out.WriteString("&#xD;")
-		default:
-			out.WriteByte(c)
-		}
-	}
 }

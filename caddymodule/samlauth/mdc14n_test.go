@@ -110,15 +110,38 @@ func TestStreamC14NRefuses(t *testing.T) {
 		"unknown entity":          `<r>&e;</r>`,
 		"mismatched with prefix":  `<a:r xmlns:a="urn:a" xmlns:b="urn:a"></b:r>`,
 		"DTD inside skipped part": `<r><s><!DOCTYPE x></s></r>`,
+		"repeated attribute":      `<root a="" a=""/>`,
+		"repeated below the root": `<root><e b="1" c="2" b="1"/></root>`,
+		"repeated by namespace":   `<r xmlns:p="urn:a" xmlns:q="urn:a"><e p:x="1" q:x="2"/></r>`,
+		"repeated declaration":    `<r xmlns:p="urn:a" xmlns:p="urn:b"/>`,
+		"repeated default ns":     `<r xmlns="urn:a" xmlns="urn:a"/>`,
+		"repeated, skipped part":  `<r><s a="1" a="1"/></r>`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
 			skip := int64(-1)
-			if name == "DTD inside skipped part" {
+			if name == "DTD inside skipped part" || name == "repeated, skipped part" {
 				skip = 3
 			}
 			if err := streamC14N(&out, []byte(doc), c14nMode{}, -1, skip); err == nil {
 				t.Errorf("canonicalized to %s", out.String())
+			}
+		})
+	}
+}
+
+// TestCanonicalSignedInfoNotFound: a SignedInfo that the token scan does
+// not find where expected is an error, not the whole root canonicalized
+// (and signed over) in its place.
+func TestCanonicalSignedInfoNotFound(t *testing.T) {
+	for name, small := range map[string]string{
+		"no SignedInfo":                   `<r xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:Signature><ds:SignatureValue/></ds:Signature></r>`,
+		"SignedInfo too deep":             `<r xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:Signature><x><ds:SignedInfo/></x></ds:Signature></r>`,
+		"SignedInfo of another namespace": `<r xmlns:ds="urn:not-dsig"><ds:Signature><ds:SignedInfo/></ds:Signature></r>`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if out, err := canonicalSignedInfo([]byte(small), c14nMode{}); err == nil {
+				t.Errorf("canonicalized to %s", out)
 			}
 		})
 	}

@@ -190,11 +190,9 @@ func parseSignedInfo(small []byte, rootID string) (*signedInfo, error) {
 	default:
 		return nil, refused("canonicalization %q of the SignedInfo is not supported", a)
 	}
-	var out bytes.Buffer
-	if err := streamC14N(&out, small, mode, signedInfoAt(small), -1); err != nil {
-		return nil, refused("canonicalizing the SignedInfo: %v", err)
+	if si.canonical, err = canonicalSignedInfo(small, mode); err != nil {
+		return nil, err
 	}
-	si.canonical = out.Bytes()
 
 	if uri := ref.SelectAttrValue("URI", ""); uri != "" && (rootID == "" || uri != "#"+rootID) {
 		return nil, refused("the signature's Reference %q is not to the root element", uri)
@@ -289,6 +287,22 @@ func exclusiveMode(method *etree.Element) c14nMode {
 		}
 	}
 	return m
+}
+
+// canonicalSignedInfo canonicalizes the SignedInfo of small (a root, its
+// Signature, the SignedInfo in it) by mode. Not finding it where the
+// element tree found it is an error, never the whole root canonicalized
+// in its place.
+func canonicalSignedInfo(small []byte, mode c14nMode) ([]byte, error) {
+	at := signedInfoAt(small)
+	if at < 0 {
+		return nil, refused("canonicalizing the SignedInfo: not found as the Signature's child")
+	}
+	var out bytes.Buffer
+	if err := streamC14N(&out, small, mode, at, -1); err != nil {
+		return nil, refused("canonicalizing the SignedInfo: %v", err)
+	}
+	return out.Bytes(), nil
 }
 
 // signedInfoAt is the byte offset of the SignedInfo in small (a root, its

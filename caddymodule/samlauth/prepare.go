@@ -16,6 +16,8 @@ import (
 type preparedResponse struct {
 	xml     []byte
 	checker *signatureChecker
+	// issueInstant is the Response's IssueInstant as written.
+	issueInstant string
 }
 
 // prepareResponse readies raw (which passed checkResponseShape) for the
@@ -65,7 +67,7 @@ func (p *Provider) prepareResponse(sp *saml.ServiceProvider, raw []byte) (*prepa
 	for _, c := range root.ChildElements() {
 		switch {
 		case isNS(c, nsAssertion, "EncryptedAssertion"):
-			a, err := decryptAssertion(c, p.key, p.cfg.AllowRSA15)
+			a, err := decryptAssertion(c, p.key, decryptOptions{allowRSA15: p.cfg.AllowRSA15, ciphers: p.ciphers})
 			if err != nil {
 				return nil, err
 			}
@@ -86,5 +88,5 @@ func (p *Provider) prepareResponse(sp *saml.ServiceProvider, raw []byte) (*prepa
 	if err != nil {
 		return nil, fmt.Errorf("assertion refused: %w", err)
 	}
-	return &preparedResponse{xml: b, checker: checker}, nil
+	return &preparedResponse{xml: b, checker: checker, issueInstant: root.SelectAttrValue("IssueInstant", "")}, nil
 }

@@ -33,10 +33,14 @@ type Provider struct {
 	// New sets a client with a 15 s timeout.
 	HTTPClient *http.Client
 
-	cfg    Config
-	key    crypto.Signer
-	cert   *x509.Certificate
-	format saml.NameIDFormat
+	cfg  Config
+	key  crypto.Signer
+	cert *x509.Certificate
+	// logoutKey authenticates the IDs of LogoutRequests (see "LogoutRequest IDs").
+	logoutKey []byte
+	format    saml.NameIDFormat
+	// ciphers are the data encryption algorithm URIs of cfg.DataCiphers.
+	ciphers []string
 	// mdCerts are the certificates of IDPMetadataSigningCerts.
 	mdCerts []*x509.Certificate
 	idp     atomic.Pointer[idpMetadata]
@@ -62,8 +66,7 @@ type idpMetadata struct {
 
 // New validates cfg (see Config.Validate), loads the SP key pair and checks
 // that the key matches the certificate, loads the metadata signing
-// certificates, widens the library's clock tolerances to cfg.ClockSkew,
-// and reads cfg.IDPMetadataFile if set (refusing it as the URL's would be:
+// certificates, and reads cfg.IDPMetadataFile if set (refusing it as the URL's would be:
 // a bad signature, an expired validUntil). It
 // does no network I/O: with cfg.IDPMetadataURL, start Run to load the
 // metadata. Errors name the setting at fault. A nil logger logs nothing.
@@ -75,12 +78,14 @@ func New(cfg Config, logger *zap.Logger) (*Provider, error) {
 		logger = zap.NewNop()
 	}
 	format, _ := cfg.nameIDFormat()
+	ciphers, _ := dataCipherURIs(cfg.DataCiphers)
 	p := &Provider{
 		RetryFirst: time.Second,
 		RetryMax:   time.Minute,
 		HTTPClient: &http.Client{Timeout: 15 * time.Second},
 		cfg:        cfg,
 		format:     format,
+		ciphers:    ciphers,
 		now:        time.Now,
 		logger:     logger,
 	}
@@ -90,9 +95,6 @@ func New(cfg Config, logger *zap.Logger) (*Provider, error) {
 	var err error
 	if p.mdCerts, err = loadSigningCerts(cfg.IDPMetadataSigningCerts); err != nil {
 		return nil, err
-	}
-	if cfg.ClockSkew > 0 {
-		widenTolerances(cfg.ClockSkew)
 	}
 	if cfg.IDPMetadataFile != "" {
 		f, err := os.Open(cfg.IDPMetadataFile)
@@ -131,7 +133,8 @@ func (p *Provider) loadKeys() error {
 	if !publicKeysEqual(p.key.Public(), p.cert.PublicKey) {
 		return errors.New("sp_key: does not match the public key of sp_cert")
 	}
-	return nil
+	p.logoutKey, err = logoutIDKey(p.key)
+	return err
 }
 
 // Loaded reports whether IdP metadata is loaded and not expired, that is

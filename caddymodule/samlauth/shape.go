@@ -26,7 +26,8 @@ type responseShape struct {
 
 // checkResponseShape refuses what no honest IdP sends and what attacks
 // need: a DTD (entity tricks), absurd nesting or size (parser time grows
-// with depth), a root that is not a Response, and anything but exactly one
+// with depth), more EncryptedKeys than maxEncryptedKeys (each costs an RSA
+// decryption), a root that is not a Response, and anything but exactly one
 // assertion (signature wrapping places a forged assertion beside the signed
 // one). It is one linear pass of the standard XML tokenizer, which also
 // collects the audiences of a plaintext assertion: crewjam/saml keeps only
@@ -36,7 +37,7 @@ func checkResponseShape(raw []byte) (*responseShape, error) {
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	d.Strict = true
 	shape := &responseShape{}
-	depth, elements, assertions := 0, 0, 0
+	depth, elements, assertions, keys := 0, 0, 0, 0
 	inRestriction, inAudience := false, false
 	var audience strings.Builder
 	for {
@@ -62,6 +63,11 @@ func checkResponseShape(raw []byte) (*responseShape, error) {
 			case "EncryptedAssertion":
 				assertions++
 				shape.encrypted = true
+			case "EncryptedKey":
+				// Each costs an RSA private-key operation (see decryptData).
+				if keys++; keys > maxEncryptedKeys {
+					return nil, fmt.Errorf("the response carries more EncryptedKeys than %d", maxEncryptedKeys)
+				}
 			case "AudienceRestriction":
 				inRestriction = true
 				shape.restrictions = append(shape.restrictions, nil)

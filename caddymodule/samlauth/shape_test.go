@@ -77,20 +77,3 @@ func TestRefusal(t *testing.T) {
 		t.Errorf("%q, %q", err.Error(), r.Message)
 	}
 }
-
-// TestTolerances: Tolerances reports what widenTolerances set, and
-// widening never narrows.
-func TestTolerances(t *testing.T) {
-	skew, delay := Tolerances()
-	if skew <= 0 || delay <= 0 {
-		t.Fatalf("tolerances %v, %v", skew, delay)
-	}
-	widenTolerances(0)
-	if s, d := Tolerances(); s != skew || d != delay {
-		t.Errorf("widening to 0 changed them to %v, %v", s, d)
-	}
-	widenTolerances(skew + 1)
-	if s, d := Tolerances(); s != skew+1 || d < 90e9+skew+1 {
-		t.Errorf("after widening to %v: %v, %v", skew+1, s, d)
-	}
-}

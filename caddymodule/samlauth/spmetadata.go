@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/beevik/etree"
@@ -15,25 +16,28 @@ import (
 // well before then.
 const LiveMetadataValidity = 48 * time.Hour
 
-// advertisedEncryption is the EncryptionMethod list of the SP's key in its
-// metadata, most preferred first: IdPs that read it (Shibboleth) pick the
-// first they support. All of them are decrypted (see decryptAssertion).
-var advertisedEncryption = []string{
-	algAES256GCM, algAES128GCM, algAES192GCM,
-	algAES256CBC, algAES128CBC, algAES192CBC, algTripleDESCBC,
-	algRSAOAEP, algRSAOAEPMGF1P,
-}
+// advertisedTransports are the key transport algorithms the SP metadata
+// lists after the data ciphers of Config.DataCiphers: IdPs that read the
+// list (Shibboleth) pick the first they support of each kind.
+var advertisedTransports = []string{algRSAOAEP, algRSAOAEPMGF1P}
 
 // Metadata returns the SP metadata to serve at <base>/saml/metadata: the
-// entity ID, the SP certificate (for encryption, with the algorithms the SP
-// decrypts, and for signing when it signs its requests), AuthnRequestsSigned
-// (true when Config.SignAuthnRequests is set or the loaded IdP metadata
-// wants signed requests), the NameID format, the assertion consumer service
-// <base>/saml/acs with the HTTP-POST binding only, and the single-logout
-// service <base>/saml/slo with the HTTP-Redirect and HTTP-POST bindings.
-// It is valid for LiveMetadataValidity. It is indented XML without the XML
-// declaration (prepend xml.Header when serving it as a document). It needs
-// no IdP metadata.
+// entity ID, the SP certificate for encryption (with the data ciphers of
+// Config.DataCiphers and the key transports the SP decrypts) and for
+// signing, AuthnRequestsSigned (true when Config.SignAuthnRequests is set
+// or the loaded IdP metadata wants signed requests), the NameID format,
+// the assertion consumer service <base>/saml/acs with the HTTP-POST binding
+// only, and the single-logout service <base>/saml/slo with the
+// HTTP-Redirect and HTTP-POST bindings. It is valid for
+// LiveMetadataValidity. It is indented XML without the XML declaration
+// (prepend xml.Header when serving it as a document).
+//
+// It needs no IdP metadata, and it says the same before the IdP metadata
+// loads as after (but for AuthnRequestsSigned, which follows the IdP's
+// WantAuthnRequestsSigned): an IdP administrator imports it once, whenever
+// they happen to fetch it, and an IdP that wants signed requests must find
+// the signing key in it even if it was fetched before this SP had loaded
+// the IdP's metadata.
 func (p *Provider) Metadata(base string) ([]byte, error) {
 	return p.metadata(base, LiveMetadataValidity)
 }
@@ -53,6 +57,9 @@ func SPMetadata(cfg Config, base string, validFor time.Duration) ([]byte, error)
 	if p.format, err = cfg.nameIDFormat(); err != nil {
 		return nil, err
 	}
+	if p.ciphers, err = dataCipherURIs(cfg.DataCiphers); err != nil {
+		return nil, err
+	}
 	if err := p.loadKeys(); err != nil {
 		return nil, err
 	}
@@ -65,9 +72,10 @@ func (p *Provider) metadata(base string, validFor time.Duration) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	if p.signsRequests(p.current()) {
-		sp.SignatureMethod = p.signatureMethod()
-	}
+	// The library publishes the signing key only when it signs; the SP
+	// always publishes it (see Metadata).
+	sp.SignatureMethod = p.signatureMethod()
+	signed := p.signsRequests(p.current())
 	if validFor > 0 {
 		sp.MetadataValidDuration = validFor
 	}
@@ -83,10 +91,11 @@ func (p *Provider) metadata(base string, validFor time.Duration) ([]byte, error)
 			}
 		}
 		d.AssertionConsumerServices = acs
+		d.AuthnRequestsSigned = &signed
 		for j := range d.KeyDescriptors {
 			if d.KeyDescriptors[j].Use == "encryption" {
 				d.KeyDescriptors[j].EncryptionMethods = nil
-				for _, a := range advertisedEncryption {
+				for _, a := range slices.Concat(p.ciphers, advertisedTransports) {
 					d.KeyDescriptors[j].EncryptionMethods = append(d.KeyDescriptors[j].EncryptionMethods, saml.EncryptionMethod{Algorithm: a})
 				}
 			}

@@ -38,7 +38,7 @@ type ReplayGuard interface {
 //     (verified on the original elements), Destination and Recipient naming
 //     <base>/saml/acs, InResponseTo naming requestID, the issuers, a success
 //     status and the validity window (IssueInstant, NotBefore,
-//     NotOnOrAfter) within the tolerances (see Tolerances). Every
+//     NotOnOrAfter) within p's tolerances (see Provider.Tolerances). Every
 //     AudienceRestriction names the SP's entity ID (all its Audiences are
 //     read, for an encrypted assertion from the decrypted copy).
 //  5. A bearer SubjectConfirmation with data.
@@ -54,8 +54,8 @@ type ReplayGuard interface {
 // decision was made: answer 503, the browser may start over later.
 //
 // now is this host's time for the replay bookkeeping. The validity window
-// of step 4 is checked by the library against its own process-wide clock,
-// which has no per-call setting.
+// of step 4 is checked against the library's own process-wide clock
+// (saml.TimeNow), which has no per-call setting.
 func (p *Provider) Verify(ctx context.Context, raw []byte, base, requestID string, replay ReplayGuard, now time.Time) (*Identity, error) {
 	if requestID == "" {
 		return nil, refuse("no login in progress (IdP-initiated or missing RelayState)", MessageNotStarted)
@@ -73,7 +73,7 @@ func (p *Provider) Verify(ctx context.Context, raw []byte, base, requestID strin
 		}
 		return nil, refuse(reason, MessageNotAccepted)
 	}
-	skew, _ := Tolerances()
+	skew, _ := p.Tolerances()
 	until := now.Add(2 * skew)
 	if c := assertion.Conditions; c != nil && !c.NotOnOrAfter.IsZero() {
 		until = c.NotOnOrAfter.Add(skew)
@@ -117,6 +117,10 @@ func (p *Provider) verifyAssertion(sp *saml.ServiceProvider, raw []byte, request
 	a, err = sp.ParseXMLResponse(prepared.xml, []string{requestID}, sp.AcsURL)
 	if err != nil {
 		return nil, err
+	}
+	// The library checked the times with the widest tolerances of all.
+	if err := p.checkWindow(prepared.issueInstant, a); err != nil {
+		return nil, fmt.Errorf("assertion refused: %w", err)
 	}
 	audience := sp.EntityID
 	if audience == "" {

@@ -146,11 +146,11 @@ func (s *Store) Poll(ctx context.Context, token, ip string, checkIP bool, now ti
 		check = "1"
 	}
 	key := s.keys.challenge(token)
-	args := append(s.clock(now, 5), ip, check)
+	args := append(s.clock(now, 6), ip, check)
 	if s.acks != ReplicaAcksOff {
-		return s.pollAcked(ctx, token, key, args)
+		return s.pollAcked(ctx, token, key, args, now)
 	}
-	res, err := pollScript.Run(ctx, s.rdb, []string{key}, append(args, ReplicaAcksOff, "")...).Result()
+	res, err := pollScript.Run(ctx, s.rdb, []string{key}, append(args, ReplicaAcksOff, "", s.staleClaim())...).Result()
 	if err != nil {
 		return store.PollUnknown, nil, unavailable("poll", err)
 	}
@@ -167,6 +167,7 @@ func pollOutcome(token string, res any) (store.PollOutcome, *store.Challenge, in
 		if err != nil {
 			return store.PollUnknown, nil, 0, err
 		}
+		c.Status = store.StatusSuccess // also when a claim was taken over
 		need := 0
 		if w, ok := f["w"]; ok {
 			if need, err = strconv.Atoi(w); err != nil || need < 1 {

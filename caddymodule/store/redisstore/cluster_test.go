@@ -159,13 +159,14 @@ func clusterFailover(t *testing.T, cl *redistest.Cluster) {
 		return owner(s.keys.challenge(c.Token)) == victim
 	})
 
-	// A success whose claim reached the replica but whose acknowledgement
+	// A success whose taking reached the replica but whose acknowledgement
 	// did not get back before the kill is lost, not handed out: it is
-	// "claimed" on the promoted replica.
+	// "taken" on the promoted replica. (One only claimed is taken over by
+	// a later poll.)
 	hc := heir.Client(t)
 	lost := func(c *store.Challenge) bool {
 		st, _ := hc.HGet(ctx, s.keys.challenge(c.Token), "s").Result()
-		return st == "claimed"
+		return st == "taken"
 	}
 	redistest.Eventually(t, 10*time.Second, "all challenges collected", func() bool {
 		for _, c := range polled {
@@ -194,7 +195,7 @@ func clusterFailover(t *testing.T, cl *redistest.Cluster) {
 		case n == 0 && (owner(s.keys.challenge(c.Token)) != victim || containsChallenge(late, c)):
 			t.Errorf("challenge %s (on %s) was never handed out", c.Token, owner(s.keys.challenge(c.Token)).Addr)
 		case n == 0:
-			t.Logf("challenge %s: claimed when its master was killed, lost (the user logs in again)", c.Token)
+			t.Logf("challenge %s: being taken when its master was killed, lost (the user logs in again)", c.Token)
 		}
 	}
 }

@@ -20,6 +20,7 @@ type client struct {
 	// for a script and the WAIT after it (WAIT counts the replicas that
 	// have the writes made on its own connection).
 	pin         func(ctx context.Context, key string) (*redis.Conn, error)
+	nodes       *nodes // a cluster's nodes, to follow redirections; nil otherwise
 	poolSize    int
 	callTimeout time.Duration
 }
@@ -66,7 +67,10 @@ func connect(opts Options) (*client, error) {
 	}
 	u.Addrs = opts.ClusterAddrs
 	rdb := redis.NewClusterClient(u.Cluster())
+	n := &nodes{}
+	n.track(rdb)
 	rdb.AddHook(layoutHook{rdb})
+	rdb.AddHook(followHook{n})
 	pin := func(ctx context.Context, key string) (*redis.Conn, error) {
 		node, err := rdb.MasterForKey(ctx, key)
 		if err != nil {
@@ -74,7 +78,7 @@ func connect(opts Options) (*client, error) {
 		}
 		return node.Conn(), nil
 	}
-	return &client{rdb: rdb, pin: pin, poolSize: rdb.Options().PoolSize, callTimeout: callTimeout}, nil
+	return &client{rdb: rdb, pin: pin, nodes: n, poolSize: rdb.Options().PoolSize, callTimeout: callTimeout}, nil
 }
 
 // connectServer connects to the one server of opts.URL, whose query
@@ -126,8 +130,9 @@ func common(opts Options, url *redis.Options) (*redis.UniversalOptions, error) {
 		// A cluster client retries through MaxRedirects instead, up to
 		// three times by default, also after a timeout (and so runs a
 		// script again on a master that was only slow). None: a call that
-		// is redirected (the layout changed) or gets no answer fails, and
-		// the layout is learnt again for the next (layoutHook).
+		// gets no answer fails, and the layout is learnt again for the
+		// next (layoutHook); a call redirected (MOVED, ASK) is sent once to
+		// the node named (redirect.go).
 		MaxRedirects:          -1,
 		ContextTimeoutEnabled: true,
 		TLSConfig:             url.TLSConfig,
@@ -177,7 +182,7 @@ func pinClient(rdb *redis.Client) func(context.Context, string) (*redis.Conn, er
 
 // layoutHook has a cluster client learn the cluster's layout again (which
 // master serves which slot) when a call gets no answer from a node, or
-// hears that a key moved. go-redis on its own reloads the layout after a
+// hears that a key moved (MOVED; an ASK changes no layout). go-redis on its own reloads the layout after a
 // redirection, which a master that died never sends, and otherwise once a
 // minute: the dead master's slots would stay unreachable that long after
 // its replica took over. The reload runs in the background, one at a time.
@@ -203,16 +208,15 @@ func (h layoutHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 
 // relearn reloads cc's layout (cc may be nil: not a cluster) after err, if
 // err says that the layout may have changed: no answer from a node, or a
-// redirection. Errors that Redis answered with otherwise say nothing about
-// the layout.
+// key moved. Errors that Redis answered with otherwise say nothing about
+// the layout: an ASK, in particular, is about one key while its slot moves.
 func relearn(ctx context.Context, cc *redis.ClusterClient, err error) {
 	if cc == nil || err == nil || errors.Is(err, context.Canceled) {
 		return
 	}
 	_, moved := redis.IsMovedError(err)
-	_, ask := redis.IsAskError(err)
 	var answered redis.Error
-	if moved || ask || !errors.As(err, &answered) {
+	if moved || !errors.As(err, &answered) {
 		cc.ReloadState(ctx)
 	}
 }

@@ -103,8 +103,9 @@ type Options struct {
 	MaxLoginsPerClient int
 
 	// ReplicaAcks is how many replicas must have acknowledged that a
-	// success is claimed before Poll hands it out (see ack.go), so that a
-	// replica promoted by a failover never hands it out again. 0, the
+	// success is claimed, and then that it is taken, before Poll hands it
+	// out (see ack.go), so that a replica promoted by a failover never
+	// hands it out again. 0, the
 	// default, waits for every replica the primary has connected at that
 	// moment: with none connected (a lone server, a cluster without
 	// replicas, a primary whose replicas are down) nothing is waited for.
@@ -112,9 +113,9 @@ type Options struct {
 	// that a primary cut off from its replicas hands out nothing.
 	// ReplicaAcksOff (-1) never waits.
 	ReplicaAcks int
-	// ReplicaAckTimeout bounds that wait. When it runs out, Poll hands
-	// nothing out and fails with store.ErrUnavailable, and the success is
-	// left for a later poll. Default: 500ms.
+	// ReplicaAckTimeout bounds each of those waits. When it runs out, Poll
+	// hands nothing out and fails with store.ErrUnavailable, and the
+	// success is left for a later poll. Default: 500ms.
 	ReplicaAckTimeout time.Duration
 }
 
@@ -170,7 +171,7 @@ func New(opts Options) (*Store, error) {
 	// number: they share pipelines. A worker per few connections keeps
 	// several pipelines in flight.
 	workers := max(2, c.poolSize/8)
-	return &Store{rdb: c.rdb, pin: c.pin, keys: newKeys(prefix), grace: grace, perClient: opts.MaxLoginsPerClient,
+	return &Store{rdb: c.rdb, pin: c.pin, nodes: c.nodes, keys: newKeys(prefix), grace: grace, perClient: opts.MaxLoginsPerClient,
 		acks: opts.ReplicaAcks, ackTimeout: ackTimeout, callTimeout: c.callTimeout,
 		creates: newBatcher(c.rdb, createScript, workers, c.callTimeout)}, nil
 }

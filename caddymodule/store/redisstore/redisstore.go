@@ -21,8 +21,9 @@
 // keys.go lays out the keys, challenge.go and login.go are the store's
 // methods, scripts.go and login_scripts.go their Lua scripts, encoding.go
 // the conversion of fields and times, batch.go the pipelining of creates,
-// connect.go the kinds of deployment (one server, Sentinel, Cluster) and
-// ack.go the replicas' acknowledgement of a claimed success.
+// connect.go the kinds of deployment (one server, Sentinel, Cluster),
+// redirect.go a cluster's redirections, and ack.go the replicas'
+// acknowledgement of a claimed success.
 package redisstore
 
 import (
@@ -42,6 +43,7 @@ import (
 type Store struct {
 	rdb        redis.UniversalClient
 	pin        func(ctx context.Context, key string) (*redis.Conn, error)
+	nodes      *nodes // a cluster's, to follow redirections; nil otherwise
 	keys       keys
 	grace      time.Duration
 	perClient  int
