@@ -140,10 +140,33 @@ func goxmldsigQuirk(doc, ours, theirs string) string {
 	if mixedPrefixAttrs(doc) {
 		return "attributes sorted by prefix"
 	}
-	if strings.Contains(theirs, ` xmlns=""`) && strings.ReplaceAll(theirs, ` xmlns=""`, "") == ours {
+	if stripped := withoutEmptyDefaultNS(theirs); stripped != theirs && stripped == ours {
 		return `spurious xmlns=""`
 	}
 	return ""
+}
+
+// withoutEmptyDefaultNS removes every xmlns="" attribute from the tags of a
+// canonical form, and nothing from its text or attribute values.
+func withoutEmptyDefaultNS(c string) string {
+	const attr = ` xmlns=""`
+	var b strings.Builder
+	inTag, quoted := false, false
+	for i := 0; i < len(c); i++ {
+		switch ch := c[i]; {
+		case !inTag && ch == '<':
+			inTag = true
+		case inTag && ch == '"':
+			quoted = !quoted
+		case inTag && !quoted && ch == '>':
+			inTag = false
+		case inTag && !quoted && strings.HasPrefix(c[i:], attr):
+			i += len(attr) - 1
+			continue
+		}
+		b.WriteByte(c[i])
+	}
+	return b.String()
 }
 
 // mixedPrefixAttrs reports whether an element of doc has attributes of
