@@ -3,6 +3,7 @@ package consolemeauth
 import (
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -334,5 +335,40 @@ func TestRevokeUserThenCLISignInSameSecond(t *testing.T) {
 	cli := &http.Cookie{Name: h.CookieName, Value: m["encoded_jwt"].(string)}
 	if _, passed := serve(t, h, withCookie("/api/v1/get_credentials", cli)); !passed {
 		t.Error("the CLI token of that approval was refused")
+	}
+}
+
+// The cookie reader sees every value a lax upstream parser would: quoted,
+// with spaces, in several Cookie lines, beside other cookies, or with bytes
+// net/http drops; a revoked token is refused however it is sent.
+func TestRevokedTokenInAnyCookieSpelling(t *testing.T) {
+	h := newTestHandler(t, nil)
+	c := issued(t, h, "lee@example.com")
+	id, err := h.sessions.codec.Verify(c.Value, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.revokeSession(t.Context(), id.SessionID, revokedByAdmin, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, lines := range [][]string{
+		{"consoleme_auth=" + c.Value},
+		{`consoleme_auth="` + c.Value + `"`},
+		{"a=b;consoleme_auth=" + c.Value + " ; c=d"},
+		{"a=b", "x=1; consoleme_auth=" + c.Value},
+		{"consoleme_auth=junk", "consoleme_auth=" + c.Value},
+		{"a=\x01; consoleme_auth =  " + c.Value},
+	} {
+		r := request("GET", "/api/v1/get_roles", "192.0.2.1", nil)
+		r.Header["Cookie"] = lines
+		rec, passed := serve(t, h, r)
+		expectInvalidJWT(t, rec, passed, fmt.Sprintf("Cookie %q", lines))
+	}
+	var got []string
+	for v := range cookieValues(http.Header{"Cookie": {`a=1; consoleme_auth="x"; consoleme_auth=y;consoleme_auth`}}, "consoleme_auth") {
+		got = append(got, v)
+	}
+	if strings.Join(got, ",") != "x,y" {
+		t.Errorf("cookieValues: %q", got)
 	}
 }

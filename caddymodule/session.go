@@ -3,6 +3,7 @@ package consolemeauth
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -79,8 +80,8 @@ type sessions struct {
 // a valid token of this site, not minted for a certificate, whose last IdP
 // sign-in is no older than max_session_age, and not revoked.
 func (s *sessions) read(r *http.Request, now time.Time) *session {
-	for _, c := range r.CookiesNamed(s.cookie) {
-		id := s.verified(c.Value, now)
+	for value := range cookieValues(r.Header, s.cookie) {
+		id := s.verified(value, now)
 		switch {
 		case id == nil:
 			s.ignore(r, "invalid token", nil)
@@ -206,8 +207,8 @@ func (s *sessions) forwardCertificate(r *http.Request, user string, groups []str
 // been read back from the upstream (ConsoleMe echoes request headers) and
 // must not work without the certificate.
 func (s *sessions) dropCertificateTokens(r *http.Request, now time.Time) {
-	for _, c := range r.CookiesNamed(s.cookie) {
-		if id := s.verified(c.Value, now); id != nil && id.Method == methodCertificate {
+	for value := range cookieValues(r.Header, s.cookie) {
+		if id := s.verified(value, now); id != nil && id.Method == methodCertificate {
 			removeCookie(r.Header, s.cookie)
 			debugLog(s.logger, r, "dropped a certificate token sent without the certificate", zap.String("user", id.Email))
 			return
@@ -280,6 +281,33 @@ func removeCookie(hdr http.Header, name string) {
 		return
 	}
 	hdr.Set("Cookie", strings.Join(kept, "; "))
+}
+
+// cookieValues yields the value of every cookie called name in hdr's
+// Cookie lines, surrounding double quotes removed. It is more lenient than
+// net/http (it does not drop a value with bytes RFC 6265 forbids), so that
+// no value an upstream's laxer parser would read escapes the checks; a
+// value that is not a token simply does not verify.
+func cookieValues(hdr http.Header, name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, line := range hdr["Cookie"] {
+			for len(line) > 0 {
+				var part string
+				part, line, _ = strings.Cut(line, ";")
+				n, v, ok := strings.Cut(part, "=")
+				if !ok || textproto.TrimString(n) != name {
+					continue
+				}
+				v = textproto.TrimString(v)
+				if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				if !yield(v) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // otherCookies lists the cookies of hdr not called name, as sent.

@@ -61,8 +61,8 @@ func (s *sessions) admitToken(id *token.Identity, now time.Time) *tokenRefusal {
 // It costs a map look-up per cookie: a token is verified once, then
 // remembered (by its exact text) until it expires.
 func (s *sessions) refused(r *http.Request, now time.Time) *tokenRefusal {
-	for _, c := range r.CookiesNamed(s.cookie) {
-		id := s.verified(c.Value, now)
+	for value := range cookieValues(r.Header, s.cookie) {
+		id := s.verified(value, now)
 		if id == nil || id.Method == methodCertificate {
 			continue
 		}
