@@ -29,27 +29,7 @@ func TestReferenceJSON(t *testing.T) {
 	caddyfile := fencedBlock(t, string(readme), "## Caddyfile\n", "caddy")
 	want := fencedBlock(t, string(readme), "## JSON\n", "json")
 
-	path := filepath.Join(t.TempDir(), "Caddyfile")
-	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := caddyCmd(t, nil, "adapt", "--config", path)
-	if err != nil {
-		t.Fatalf("caddy adapt: %v\n%s", err, out)
-	}
-	// adapt prints the JSON on one line; warnings (logs) go on other lines.
-	var adapted any
-	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, `{"apps":`) {
-			if err := json.Unmarshal([]byte(line), &adapted); err != nil {
-				t.Fatalf("caddy adapt output: %v\n%s", err, out)
-			}
-		}
-	}
-	got := findHandler(adapted, "consoleme_auth")
-	if got == nil {
-		t.Fatalf("no consoleme_auth handler in the adapted config:\n%s", out)
-	}
+	got := adaptedHandler(t, caddyfile)
 	var wantJSON any
 	if err := json.Unmarshal([]byte(want), &wantJSON); err != nil {
 		t.Fatalf("docs/reference.md's JSON section: %v", err)
@@ -116,6 +96,16 @@ func TestREADMEMinimalCaddyfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	caddyfile := fencedBlock(t, string(readme), "## Minimal Caddyfile\n", "caddy")
+	h := adaptedHandler(t, caddyfile)
+	if h["saml"] == nil || h["web_login"] == nil || h["public_url"] != "https://consoleme.example.com" {
+		t.Errorf("README's minimal Caddyfile gives the handler %v, want saml, web_login and public_url", h)
+	}
+}
+
+// adaptedHandler adapts a Caddyfile with the built Caddy and returns the
+// consoleme_auth handler of the JSON it gives.
+func adaptedHandler(t *testing.T, caddyfile string) map[string]any {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "Caddyfile")
 	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
@@ -124,6 +114,7 @@ func TestREADMEMinimalCaddyfile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("caddy adapt: %v\n%s", err, out)
 	}
+	// adapt prints the JSON on one line; warnings (logs) go on other lines.
 	var adapted any
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, `{"apps":`) {
@@ -133,7 +124,8 @@ func TestREADMEMinimalCaddyfile(t *testing.T) {
 		}
 	}
 	h := findHandler(adapted, "consoleme_auth")
-	if h == nil || h["saml"] == nil || h["web_login"] == nil || h["public_url"] != "https://consoleme.example.com" {
-		t.Errorf("README's minimal Caddyfile gives the handler %v, want saml, web_login and public_url", h)
+	if h == nil {
+		t.Fatalf("no consoleme_auth handler in the adapted config:\n%s", out)
 	}
+	return h
 }
