@@ -1,7 +1,6 @@
 package consolemeauth
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -40,16 +39,7 @@ var sessionStates = caddy.NewUsagePool()
 // email claim, public_url or address), so that an edit of the group policy
 // or of the identity provider keeps them.
 func (h *Handler) sessionKey() string {
-	mac := hmac.New(sha256.New, []byte(h.JWTSecret))
-	parts := []string{"consoleme_auth sessions", h.PublicURL, h.CookieName, h.EmailClaim}
-	if h.PublicURL == "" {
-		parts = append(parts, h.Site)
-	}
-	for _, p := range parts {
-		mac.Write([]byte(p))
-		mac.Write([]byte{0})
-	}
-	return hex.EncodeToString(mac.Sum(nil))[:16]
+	return h.keyedName("consoleme_auth sessions", h.PublicURL, h.CookieName, h.EmailClaim)
 }
 
 // fingerprint tells store settings apart that reach different data.

@@ -268,16 +268,22 @@ func btoi(b bool) int {
 // challenge, login or replay mark, while the instances (and reloads) of one
 // site do. Secret settings only enter through the HMAC key.
 func (h *Handler) siteKey() string {
-	mac := hmac.New(sha256.New, []byte(h.JWTSecret))
 	parts := []string{"consoleme_auth site", h.PublicURL, h.CookieName, h.EmailClaim, h.GroupsClaim, h.UserMatch,
 		strings.Join(h.AllowedGroups, ","), strings.Join(h.DeniedGroups, ","), strings.Join(h.GroupsFilter, ",")}
 	if h.SAML != nil {
 		parts = append(parts, h.SAML.IDPMetadataURL, h.SAML.IDPMetadataFile, h.SAML.IDPEntityID, h.SAML.EntityID)
 	}
+	return h.keyedName(parts...)
+}
+
+// keyedName is a short keyed hash (HMAC over jwt_secret) of parts, plus
+// the site's address when there is no public_url (it then tells sites
+// apart): a store name that says nothing of the settings.
+func (h *Handler) keyedName(parts ...string) string {
 	if h.PublicURL == "" {
-		// Without public_url the site's address tells sites apart.
 		parts = append(parts, h.Site)
 	}
+	mac := hmac.New(sha256.New, []byte(h.JWTSecret))
 	for _, p := range parts {
 		mac.Write([]byte(p))
 		mac.Write([]byte{0})
