@@ -48,7 +48,8 @@ func (h *Handler) serveGenerator(w http.ResponseWriter, r *http.Request, user st
 	if ce := h.logger.Check(zapcore.InfoLevel, "challenge created"); ce != nil {
 		ce.Write(zap.String("user", user), zap.String("remote_ip", ip), zap.String("challenge", shortToken(c.Token)))
 	}
-	return writeGenerator(w, h.baseURL(r), c.Token)
+	var buf [128]byte
+	return writeGenerator(w, h.appendBaseURL(buf[:0], r), c.Token)
 }
 
 // pollReply is the poller's answer, field order as ConsoleMe's; everything

@@ -212,6 +212,7 @@ type Handler struct {
 	states   store.Store // challenges, logins in progress and replay marks of this site
 	release  func() error
 	base     *url.URL // parsed PublicURL, nil when unset
+	baseStr  string   // base as a string, made once
 	csrfKey  []byte
 	sp       *samlauth.Provider
 	oidc     *oidcauth.Provider
@@ -285,6 +286,7 @@ func (h *Handler) provision(ctx caddy.Context) error {
 		if h.base, err = parsePublicURL(h.PublicURL); err != nil {
 			return fmt.Errorf("public_url: %w", err)
 		}
+		h.baseStr = h.base.String()
 	}
 	if h.sessions, err = h.newSessions(); err != nil {
 		return err

@@ -23,13 +23,22 @@ func verifiedLeaf(r *http.Request) *x509.Certificate {
 // baseURL is public_url, or the request's own scheme and host.
 func (h *Handler) baseURL(r *http.Request) string {
 	if h.base != nil {
-		return h.base.String()
+		return h.baseStr
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	return string(h.appendBaseURL(nil, r))
+}
+
+// appendBaseURL appends baseURL(r) to b.
+func (h *Handler) appendBaseURL(b []byte, r *http.Request) []byte {
+	switch {
+	case h.base != nil:
+		return append(b, h.baseStr...)
+	case r.TLS != nil:
+		b = append(b, "https://"...)
+	default:
+		b = append(b, "http://"...)
 	}
-	return scheme + "://" + r.Host
+	return append(b, r.Host...)
 }
 
 // clientIP is Caddy's idea of the client IP (honouring trusted_proxies), or

@@ -229,8 +229,8 @@ func writeBody(w http.ResponseWriter, status int, b []byte) error {
 // challenge token at base. It is the busiest answer, so it is written by
 // hand rather than through reflection, byte for byte as encoding/json
 // writes it; base and token are plain URL characters (json.Marshal, which
-// escapes others, writes anything else).
-func writeGenerator(w http.ResponseWriter, base, token string) error {
+// escapes others, writes anything else). base is not kept.
+func writeGenerator(w http.ResponseWriter, base []byte, token string) error {
 	const (
 		open      = `{"challenge_url":"`
 		validator = `/challenge_validator/`
@@ -240,8 +240,8 @@ func writeGenerator(w http.ResponseWriter, base, token string) error {
 	)
 	if !plainJSON(base) || !plainJSON(token) {
 		return writeJSON(w, http.StatusOK, generatorReply{
-			ChallengeURL: base + validator + token,
-			PollingURL:   base + poller + token,
+			ChallengeURL: string(base) + validator + token,
+			PollingURL:   string(base) + poller + token,
 		})
 	}
 	b := make([]byte, 0, len(open)+len(validator)+len(middle)+len(poller)+len(end)+2*(len(base)+len(token)))
@@ -256,7 +256,7 @@ func writeGenerator(w http.ResponseWriter, base, token string) error {
 // plainJSON reports whether encoding/json writes s as it is, between
 // quotes: printable ASCII other than the quote, the backslash and the
 // characters it escapes for HTML (<, >, &).
-func plainJSON(s string) bool {
+func plainJSON[T string | []byte](s T) bool {
 	for i := range len(s) {
 		switch c := s[i]; {
 		case c < 0x20, c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':

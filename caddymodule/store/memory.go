@@ -46,17 +46,19 @@ type MemoryOptions struct {
 // Memory is the embedded Store: everything lives in the process, guarded by
 // one mutex, so it suits a single Caddy instance.
 //
-// Each kind of state is a map of small structs bounded by MaxPending (see
-// table). A pending challenge costs about 390 bytes of heap with a million
-// pending (see TestMemoryPendingBytes). The times the callers pass in are the
-// only clock.
+// Each kind of state is bounded by MaxPending. Challenges live in a layout
+// the garbage collector does not scan (see challengeTable): a pending
+// challenge costs about 100 bytes of heap with a million pending (see
+// TestMemoryPendingBytes), and no pointer. Logins and replay marks are maps
+// of small structs (see table). The times the callers pass in are the only
+// clock.
 type Memory struct {
 	mu       sync.Mutex
 	closed   bool
 	grace    time.Duration
 	perLogin int
 
-	challenges *table[Challenge]
+	challenges *challengeTable
 	logins     *table[LoginState]
 	marks      *table[struct{}]
 	// byClient holds the logins stored for each client, when logins are
@@ -83,7 +85,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 	m := &Memory{
 		grace:      grace,
 		perLogin:   max(opts.MaxLoginsPerClient, 0),
-		challenges: newTable[Challenge](maxPending),
+		challenges: newChallengeTable(maxPending, grace),
 		logins:     newTable[LoginState](maxPending),
 		marks:      newTable[struct{}](maxPending),
 		byClient:   make(map[string][]*entry[LoginState]),
@@ -105,13 +107,13 @@ func (m *Memory) Create(_ context.Context, c *Challenge, now time.Time) error {
 		return errClosed
 	}
 	m.challenges.sweep(now)
-	if _, ok := m.challenges.get(c.Token, now); ok {
+	if _, ok := m.challenges.lookup(c.Token, now); ok {
 		return ErrExists
 	}
 	if !m.challenges.hasRoom(now) {
 		return ErrFull
 	}
-	m.challenges.put(c.Token, c.Expires.Add(m.grace), copyChallenge(c))
+	m.challenges.put(c)
 	return nil
 }
 
@@ -119,11 +121,11 @@ func (m *Memory) Create(_ context.Context, c *Challenge, now time.Time) error {
 func (m *Memory) Get(_ context.Context, token string, now time.Time) (*Challenge, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, err := m.challenge(token, now)
+	slot, err := m.challenge(token, now)
 	if err != nil {
 		return nil, err
 	}
-	c := copyChallenge(&e.val)
+	c := m.challenges.load(slot)
 	return &c, nil
 }
 
@@ -132,18 +134,20 @@ func (m *Memory) Get(_ context.Context, token string, now time.Time) (*Challenge
 func (m *Memory) View(_ context.Context, token, nonce string, now time.Time) (*Challenge, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, err := m.challenge(token, now)
-	switch {
-	case err != nil:
+	slot, err := m.challenge(token, now)
+	if err != nil {
 		return nil, err
-	case e.val.Expired(now):
+	}
+	r := m.challenges.rec(slot)
+	switch {
+	case now.After(r.expires().time()):
 		return nil, ErrExpired
-	case e.val.Viewed:
+	case r.viewed:
 		return nil, ErrAlreadyViewed
 	}
-	e.val.Viewed = true
-	e.val.Nonce = nonce
-	c := copyChallenge(&e.val)
+	r.viewed = true
+	m.challenges.extra(slot).nonce = nonce
+	c := m.challenges.load(slot)
 	return &c, nil
 }
 
@@ -153,21 +157,22 @@ func (m *Memory) View(_ context.Context, token, nonce string, now time.Time) (*C
 func (m *Memory) Approve(_ context.Context, token, nonce string, a Approval, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, err := m.challenge(token, now)
-	switch {
-	case err != nil:
+	slot, err := m.challenge(token, now)
+	if err != nil {
 		return err
-	case e.val.Expired(now):
+	}
+	c := m.challenges.load(slot)
+	switch {
+	case c.Expired(now):
 		return ErrExpired
-	case !e.val.Viewed || e.val.Nonce == "" || subtle.ConstantTimeCompare([]byte(e.val.Nonce), []byte(nonce)) != 1:
+	case !c.Viewed || c.Nonce == "" || subtle.ConstantTimeCompare([]byte(c.Nonce), []byte(nonce)) != 1:
 		return ErrBadNonce
-	case e.val.Status == StatusSuccess:
+	case c.Status == StatusSuccess:
 		return ErrAlreadyApproved
 	}
-	e.val.Status = StatusSuccess
-	e.val.Approver = a.Approver
-	e.val.Groups = slices.Clone(a.Groups)
-	e.val.AuthTime = a.AuthTime
+	m.challenges.setStatus(slot, StatusSuccess)
+	x := m.challenges.extra(slot)
+	x.approver, x.groups, x.authTime = a.Approver, slices.Clone(a.Groups), a.AuthTime
 	return nil
 }
 
@@ -175,10 +180,11 @@ func (m *Memory) Approve(_ context.Context, token, nonce string, a Approval, now
 func (m *Memory) Cancel(_ context.Context, token string, now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, err := m.challenge(token, now); err != nil {
+	slot, err := m.challenge(token, now)
+	if err != nil {
 		return err
 	}
-	m.challenges.delete(token)
+	m.challenges.delete(slot)
 	return nil
 }
 
@@ -187,37 +193,41 @@ func (m *Memory) Cancel(_ context.Context, token string, now time.Time) error {
 func (m *Memory) Poll(_ context.Context, token, ip string, checkIP bool, now time.Time) (PollOutcome, *Challenge, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, err := m.challenge(token, now)
+	slot, err := m.challenge(token, now)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return PollUnknown, nil, nil
 	case err != nil:
 		return PollUnknown, nil, err
-	case e.val.Expired(now):
-		m.challenges.delete(token)
+	}
+	t := m.challenges
+	r := t.rec(slot)
+	switch {
+	case now.After(r.expires().time()):
+		t.delete(slot)
 		return PollExpired, nil, nil
-	case checkIP && e.val.IP != ip:
+	case checkIP && t.strs.get(r.ip) != ip:
 		return PollUnauthorized, nil, nil
-	case e.val.Status == StatusSuccess:
-		m.challenges.delete(token)
-		c := copyChallenge(&e.val)
+	case Status(t.strs.get(r.status)) == StatusSuccess:
+		c := t.load(slot)
+		t.delete(slot)
 		return PollSuccess, &c, nil
 	}
 	return PollPending, nil, nil
 }
 
-// challenge sweeps the challenges due at now and returns the one stored
-// under token. m.mu must be held.
-func (m *Memory) challenge(token string, now time.Time) (*entry[Challenge], error) {
+// challenge sweeps the challenges due at now and returns the slot of the
+// one stored under token. m.mu must be held.
+func (m *Memory) challenge(token string, now time.Time) (uint32, error) {
 	if m.closed {
-		return nil, errClosed
+		return 0, errClosed
 	}
 	m.challenges.sweep(now)
-	e, ok := m.challenges.get(token, now)
+	slot, ok := m.challenges.lookup(token, now)
 	if !ok {
-		return nil, ErrNotFound
+		return 0, ErrNotFound
 	}
-	return e, nil
+	return slot, nil
 }
 
 // SaveLogin stores a copy of l under id until expires, replacing any login
@@ -325,7 +335,7 @@ func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
-	m.challenges = newTable[Challenge](0)
+	m.challenges = newChallengeTable(0, m.grace)
 	m.logins = newTable[LoginState](0)
 	m.marks = newTable[struct{}](0)
 	m.byClient = nil
@@ -337,12 +347,5 @@ func (m *Memory) Close() error {
 func (m *Memory) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.challenges.len()
-}
-
-// copyChallenge returns a copy of c that shares no slice with it.
-func copyChallenge(c *Challenge) Challenge {
-	cp := *c
-	cp.Groups = slices.Clone(c.Groups)
-	return cp
+	return m.challenges.count
 }

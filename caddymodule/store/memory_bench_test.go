@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"runtime/metrics"
 	"testing"
 	"time"
 
@@ -128,5 +129,46 @@ func BenchmarkMemoryViewApprovePoll(b *testing.B) {
 		if outcome, _, err := m.Poll(ctx, tok, "192.0.2.10", true, now); err != nil || outcome != store.PollSuccess {
 			b.Fatalf("Poll = %v, %v", outcome, err)
 		}
+	}
+}
+
+// TestMemoryChallengesNotScanned checks that pending challenges give the
+// garbage collector nothing to read: a million of them, from one user and
+// one IP as under a load test, leave the scannable heap (what every
+// collection cycle walks) as it was. With a pointer in each, every cycle
+// walked hundreds of megabytes, and the generator paid for it. -short
+// skips it.
+func TestMemoryChallengesNotScanned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stores a million challenges")
+	}
+	sample := []metrics.Sample{{Name: "/gc/scan/heap:bytes"}}
+	scannable := func() int64 {
+		runtime.GC()
+		metrics.Read(sample)
+		return int64(sample[0].Value.Uint64())
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	before := scannable()
+	m := store.NewMemory(store.MemoryOptions{MaxPending: 2_000_000, ExpiredGrace: grace})
+	c := &store.Challenge{User: "alice@example.com", IP: "192.0.2.10", Status: store.StatusPending}
+	const n = 1_000_000
+	for i := range n {
+		var id [16]byte
+		for j := range id {
+			id[j] = byte(rng.Uint32())
+		}
+		c.Token = uuid4(id)
+		c.Created = base.Add(time.Duration(i) * time.Microsecond)
+		c.Expires = c.Created.Add(ttl)
+		if err := m.Create(t.Context(), c, c.Created); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grew := scannable() - before
+	runtime.KeepAlive(m)
+	t.Logf("scannable heap grew by %d bytes for %d pending challenges", grew, n)
+	if grew > 1<<20 {
+		t.Errorf("scannable heap grew by %d bytes for %d pending challenges, want under 1 MiB", grew, n)
 	}
 }

@@ -3,6 +3,7 @@ package store
 // MemoryLens are the sizes of a memory store's tables and order lists.
 type MemoryLens struct {
 	Challenges, ChallengeQueue int
+	ChallengeStrings           int // users, IPs and statuses interned
 	Logins, LoginQueue         int
 	Once, OnceQueue            int
 	Clients                    int
@@ -13,12 +14,13 @@ func (m *Memory) Lens() MemoryLens {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return MemoryLens{
-		Challenges:     m.challenges.len(),
-		ChallengeQueue: len(m.challenges.order),
-		Logins:         m.logins.len(),
-		LoginQueue:     len(m.logins.order),
-		Once:           m.marks.len(),
-		OnceQueue:      len(m.marks.order),
-		Clients:        len(m.byClient),
+		Challenges:       m.challenges.count,
+		ChallengeQueue:   len(m.challenges.order),
+		ChallengeStrings: m.challenges.strs.len(),
+		Logins:           m.logins.len(),
+		LoginQueue:       len(m.logins.order),
+		Once:             m.marks.len(),
+		OnceQueue:        len(m.marks.order),
+		Clients:          len(m.byClient),
 	}
 }
