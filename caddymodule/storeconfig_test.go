@@ -142,28 +142,61 @@ func TestRedisStoreStartsWithoutRedis(t *testing.T) {
 }
 
 // TestStoreOutageLoggedOnce: an outage is logged when it starts and when it
-// ends, not for every failing request.
+// ends, not for every failing request; calls that alternate between failing
+// and succeeding are one outage, over once the store has answered for
+// outageSettle without a failure.
 func TestStoreOutageLoggedOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	flaky := &flakyStore{Store: store.NewMemory(store.MemoryOptions{MaxPending: 100, ExpiredGrace: time.Minute})}
 	s := watchStore(flaky, zap.New(core))
 	ctx := context.Background()
+	at := time.Unix(1_800_000_000, 0)
+	messages := func() (msgs []string) {
+		for _, e := range logs.All() {
+			msgs = append(msgs, e.Message)
+		}
+		return msgs
+	}
+
+	// Down, then flapping for five seconds: every other call fails.
 	flaky.down = true
-	for i := 0; i < 5; i++ {
-		if _, err := s.Get(ctx, "x", time.Now()); !errors.Is(err, store.ErrUnavailable) {
+	for range 5 {
+		if _, err := s.Get(ctx, "x", at); !errors.Is(err, store.ErrUnavailable) {
 			t.Fatal(err)
 		}
 	}
+	for i := range 100 {
+		at = at.Add(50 * time.Millisecond)
+		flaky.down = i%2 == 0
+		_, _ = s.Get(ctx, "x", at)
+	}
+	if msgs := messages(); len(msgs) != 1 || !strings.Contains(msgs[0], "unavailable") {
+		t.Fatalf("while flapping, logged %q, want one warning", msgs)
+	}
+	// Up again: not over until it has answered for outageSettle.
 	flaky.down = false
-	for i := 0; i < 3; i++ {
-		_, _ = s.Get(ctx, "x", time.Now())
+	lastFail := at.Add(-50 * time.Millisecond)
+	for _, d := range []time.Duration{time.Second, outageSettle - time.Second} {
+		_, _ = s.Get(ctx, "x", lastFail.Add(d))
 	}
-	var msgs []string
-	for _, e := range logs.All() {
-		msgs = append(msgs, e.Message)
+	if msgs := messages(); len(msgs) != 1 {
+		t.Fatalf("before the store settled, logged %q", msgs)
 	}
-	if len(msgs) != 2 || !strings.Contains(msgs[0], "unavailable") || !strings.Contains(msgs[1], "recovered") {
-		t.Errorf("logged %q", msgs)
+	for range 3 {
+		_, _ = s.Get(ctx, "x", lastFail.Add(outageSettle))
+	}
+	msgs := messages()
+	if len(msgs) != 2 || !strings.Contains(msgs[1], "recovered") {
+		t.Fatalf("logged %q, want a warning and one recovery", msgs)
+	}
+	if got := logs.All()[1].ContextMap()["failed_calls"]; got != int64(55) {
+		t.Errorf("recovery reports %v failed calls, want 55", got)
+	}
+	// A later outage is reported again.
+	flaky.down = true
+	_, _ = s.Get(ctx, "x", lastFail.Add(time.Hour))
+	if msgs := messages(); len(msgs) != 3 || !strings.Contains(msgs[2], "unavailable") {
+		t.Errorf("a second outage logged %q", msgs)
 	}
 }
 
