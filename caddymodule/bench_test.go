@@ -82,3 +82,30 @@ func BenchmarkPollSuccess(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGeneratorLoaded is the generator with two million challenges
+// pending, as under a load test that never fills max_pending: each call's
+// store write lands at a random place in a large index.
+func BenchmarkGeneratorLoaded(b *testing.B) {
+	h := newTestHandler(b, func(h *Handler) {
+		h.MaxPending = 1 << 24
+		h.GeneratorRateLimit = &RateLimit{}
+	})
+	now := h.now()
+	c := &store.Challenge{User: "alice@example.com", IP: "192.0.2.1", Created: now,
+		Expires: now.Add(time.Duration(h.ChallengeTTL)), Status: store.StatusPending}
+	for range 2_000_000 {
+		c.Token = uuid.NewString()
+		if err := h.states.Create(b.Context(), c, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r := request("GET", "/noauth/v1/challenge_generator/alice@example.com", "192.0.2.1", nil)
+	w := &nopWriter{h: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		clear(w.h)
+		_ = h.ServeHTTP(w, r, okNext)
+	}
+}

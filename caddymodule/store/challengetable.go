@@ -104,32 +104,47 @@ func newChallengeTable(maxEntries int, grace time.Duration) *challengeTable {
 // uuidHex is where the 16 bytes of a canonical uuid start in its text.
 var uuidHex = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
 
-// uuidKey returns the bytes of a token written as the generator writes a
-// uuid (lowercase, hyphenated); any other token is kept by name, so that
-// two distinct tokens never share a key.
+// tokenKey is how the table finds a token: by its bytes when it is written
+// as the generator writes a uuid (lowercase, hyphenated), by name
+// otherwise, so that two distinct tokens never share a key.
+type tokenKey struct {
+	id     [16]byte
+	isUUID bool
+	name   string
+}
+
+// keyOf returns the key of tok.
+func keyOf(tok string) tokenKey {
+	if id, ok := uuidKey(tok); ok {
+		return tokenKey{id: id, isUUID: true}
+	}
+	return tokenKey{name: tok}
+}
+
+// hexValue is the value of each lowercase hex digit, 0xff for other bytes.
+var hexValue = func() (v [256]byte) {
+	for i := range v {
+		v[i] = 0xff
+	}
+	for i, c := range "0123456789abcdef" {
+		v[c] = byte(i)
+	}
+	return v
+}()
+
+// uuidKey returns the 16 bytes of a token written as the generator writes
+// a uuid.
 func uuidKey(tok string) (id [16]byte, ok bool) {
 	if len(tok) != 36 || tok[8] != '-' || tok[13] != '-' || tok[18] != '-' || tok[23] != '-' {
 		return id, false
 	}
+	bad := byte(0)
 	for j, i := range uuidHex {
-		hi, lo := unhex(tok[i]), unhex(tok[i+1])
-		if hi > 15 || lo > 15 {
-			return id, false
-		}
+		hi, lo := hexValue[tok[i]], hexValue[tok[i+1]]
+		bad |= hi | lo
 		id[j] = hi<<4 | lo
 	}
-	return id, true
-}
-
-// unhex is the value of a lowercase hex digit, or 255.
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	}
-	return 255
+	return id, bad <= 15
 }
 
 // dropAt is when r is dropped: its grace after expiry is over.
@@ -145,17 +160,23 @@ func (t *challengeTable) dropAt(r *record) stamp {
 // due reports whether r is to be dropped at now.
 func (t *challengeTable) due(r *record, now stamp) bool { return now.after(t.dropAt(r)) }
 
-// lookup returns the slot of the record stored under tok, dropping it if it
-// is due at now.
+// lookup returns the slot of the record stored under tok, dropping it if
+// it is due at now.
 func (t *challengeTable) lookup(tok string, now time.Time) (uint32, bool) {
+	return t.find(keyOf(tok), now)
+}
+
+// find returns the slot of the record stored under k, dropping it if it is
+// due at now.
+func (t *challengeTable) find(k tokenKey, now time.Time) (uint32, bool) {
 	var (
 		slot uint32
 		ok   bool
 	)
-	if id, isUUID := uuidKey(tok); isUUID {
-		slot, ok = t.byID[id]
+	if k.isUUID {
+		slot, ok = t.byID[k.id]
 	} else {
-		slot, ok = t.byName[tok]
+		slot, ok = t.byName[k.name]
 	}
 	if ok && t.due(t.rec(slot), stampOf(now)) {
 		t.remove(slot)
@@ -208,9 +229,9 @@ func (t *challengeTable) hasRoom(now time.Time) bool {
 	return t.count < t.max
 }
 
-// put stores c; the caller has checked that its token is free and that
-// there is room.
-func (t *challengeTable) put(c *Challenge) {
+// put stores c under k, the key of its token; the caller has checked that
+// the token is free and that there is room.
+func (t *challengeTable) put(k tokenKey, c *Challenge) {
 	var slot uint32
 	if k := len(t.free); k > 0 {
 		slot = t.free[k-1]
@@ -229,9 +250,9 @@ func (t *challengeTable) put(c *Challenge) {
 		user: t.strs.add(c.User), ip: t.strs.add(c.IP), status: t.strs.add(string(c.Status)),
 		gen: r.gen, live: true, viewed: c.Viewed,
 	}
-	if id, ok := uuidKey(c.Token); ok {
-		r.id = id
-		t.byID[id] = slot
+	if k.isUUID {
+		r.id = k.id
+		t.byID[k.id] = slot
 	} else {
 		r.named = true
 		t.byName[c.Token] = slot

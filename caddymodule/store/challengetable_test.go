@@ -62,7 +62,7 @@ func TestChallengeTableRebuild(t *testing.T) {
 			tokens[i] = strings.ToUpper(tokens[i])
 		}
 		created := now.Add(time.Duration(i) * time.Millisecond)
-		tbl.put(&Challenge{Token: tokens[i], User: "user" + string(rune('a'+i%7)), IP: "192.0.2.1",
+		tbl.put(keyOf(tokens[i]), &Challenge{Token: tokens[i], User: "user" + string(rune('a'+i%7)), IP: "192.0.2.1",
 			Created: created, Expires: created.Add(2 * time.Minute), Status: StatusPending})
 	}
 	kept := map[string]bool{}

@@ -107,13 +107,14 @@ func (m *Memory) Create(_ context.Context, c *Challenge, now time.Time) error {
 		return errClosed
 	}
 	m.challenges.sweep(now)
-	if _, ok := m.challenges.lookup(c.Token, now); ok {
+	k := keyOf(c.Token)
+	if _, ok := m.challenges.find(k, now); ok {
 		return ErrExists
 	}
 	if !m.challenges.hasRoom(now) {
 		return ErrFull
 	}
-	m.challenges.put(c)
+	m.challenges.put(k, c)
 	return nil
 }
 
