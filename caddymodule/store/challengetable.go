@@ -1,7 +1,9 @@
 package store
 
 import (
-	"encoding/hex"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"slices"
 	"time"
 )
@@ -10,10 +12,18 @@ import (
 // collector does not have to read: a benchmark or a busy site keeps millions
 // of pending challenges alive, and with a pointer or a string in each, every
 // collection cycle walked all of them. Here a challenge is a record without
-// pointers in one slice, found through maps whose keys and values hold no
-// pointers either; its user, IP and status are numbers in an interned set of
-// strings (a site has few distinct ones), and what only the approval page
-// sets lives apart, for the few challenges that have it.
+// pointers in pages of records; its user, IP and status are numbers in an
+// interned set of strings (a site has few distinct ones), and what only the
+// approval page sets lives apart, for the few challenges that have it.
+//
+// A token the table chooses itself (mintAndPut) names its record's slot: it
+// is a uuid4 whose last 12 bytes are random (90 bits, the version and
+// variant aside) and whose first 4 are the slot masked with the AES of the
+// random bytes under the table's own key, so that it gives away neither the
+// slot nor the number of challenges. Finding it is one AES block and one
+// record, and storing it writes the record only, where a hash index reads
+// a random line of a large map on every generator call. Tokens given by the
+// caller are found through maps.
 //
 // Records are dropped once their grace after expiry is over: swept in the
 // order they were stored (challenges share one time to live, so that is
@@ -26,9 +36,12 @@ type challengeTable struct {
 	pages []*page // the records, in pages so that growing never copies them
 	slots uint32  // slots in use or free in the pages
 	free  []uint32
-	byID  map[[16]byte]uint32 // canonical uuid tokens, as the generator makes them
-	strs  *interned           // users, IPs and statuses
-	order []queued            // the records in the order stored; stale items are skipped
+	byID  map[[16]byte]uint32 // tokens given written as uuids
+	mint  cipher.Block        // masks the slots in the tokens the table chooses
+	in    [aes.BlockSize]byte // scratch for slotMask
+	out   [aes.BlockSize]byte
+	strs  *interned // users, IPs and statuses
+	order []queued  // the records in the order stored; stale items are skipped
 
 	// Tokens that are not canonical uuids, and the fields set after
 	// creation, are kept by record number.
@@ -39,6 +52,11 @@ type challengeTable struct {
 	// soonest is no later than any record's drop time: a full scan before
 	// it cannot free anything.
 	soonest stamp
+	// removed counts the records removed since the last rebuild, which pay
+	// for the next. A rebuild leaves the lowest free slots to be taken
+	// first, so that after a burst the live records gather at the bottom
+	// and the pages above them can go.
+	removed int
 }
 
 // pageSize is the number of records in a page.
@@ -58,6 +76,7 @@ type record struct {
 	user, ip, status    uint32
 	gen                 uint32 // counts the slot's reuses, so that stale queue items are known
 	live, named, viewed bool
+	minted              bool // the token names the slot; in no map
 }
 
 func (r *record) created() stamp { return stamp{r.createdSec, r.createdNsec} }
@@ -90,7 +109,14 @@ func (s stamp) time() time.Time { return time.Unix(s.sec, int64(s.nsec)) }
 func (s stamp) after(o stamp) bool { return s.sec > o.sec || s.sec == o.sec && s.nsec > o.nsec }
 
 func newChallengeTable(maxEntries int, grace time.Duration) *challengeTable {
+	key := make([]byte, 16)
+	_, _ = rand.Read(key) // never fails: crypto/rand crashes the program instead
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		panic(err) // a 16-byte key is always valid
+	}
 	return &challengeTable{
+		mint:   block,
 		max:    maxEntries,
 		grace:  grace,
 		byID:   make(map[[16]byte]uint32),
@@ -99,52 +125,6 @@ func newChallengeTable(maxEntries int, grace time.Duration) *challengeTable {
 		names:  make(map[uint32]string),
 		extras: make(map[uint32]*extra),
 	}
-}
-
-// uuidHex is where the 16 bytes of a canonical uuid start in its text.
-var uuidHex = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
-
-// tokenKey is how the table finds a token: by its bytes when it is written
-// as the generator writes a uuid (lowercase, hyphenated), by name
-// otherwise, so that two distinct tokens never share a key.
-type tokenKey struct {
-	id     [16]byte
-	isUUID bool
-	name   string
-}
-
-// keyOf returns the key of tok.
-func keyOf(tok string) tokenKey {
-	if id, ok := uuidKey(tok); ok {
-		return tokenKey{id: id, isUUID: true}
-	}
-	return tokenKey{name: tok}
-}
-
-// hexValue is the value of each lowercase hex digit, 0xff for other bytes.
-var hexValue = func() (v [256]byte) {
-	for i := range v {
-		v[i] = 0xff
-	}
-	for i, c := range "0123456789abcdef" {
-		v[c] = byte(i)
-	}
-	return v
-}()
-
-// uuidKey returns the 16 bytes of a token written as the generator writes
-// a uuid.
-func uuidKey(tok string) (id [16]byte, ok bool) {
-	if len(tok) != 36 || tok[8] != '-' || tok[13] != '-' || tok[18] != '-' || tok[23] != '-' {
-		return id, false
-	}
-	bad := byte(0)
-	for j, i := range uuidHex {
-		hi, lo := hexValue[tok[i]], hexValue[tok[i+1]]
-		bad |= hi | lo
-		id[j] = hi<<4 | lo
-	}
-	return id, bad <= 15
 }
 
 // dropAt is when r is dropped: its grace after expiry is over.
@@ -173,10 +153,13 @@ func (t *challengeTable) find(k tokenKey, now time.Time) (uint32, bool) {
 		slot uint32
 		ok   bool
 	)
-	if k.isUUID {
-		slot, ok = t.byID[k.id]
-	} else {
+	switch {
+	case !k.isUUID:
 		slot, ok = t.byName[k.name]
+	default:
+		if slot, ok = t.minted(k.id); !ok && len(t.byID) > 0 {
+			slot, ok = t.byID[k.id]
+		}
 	}
 	if ok && t.due(t.rec(slot), stampOf(now)) {
 		t.remove(slot)
@@ -231,29 +214,39 @@ func (t *challengeTable) hasRoom(now time.Time) bool {
 
 // put stores c under k, the key of its token; the caller has checked that
 // the token is free and that there is room.
-func (t *challengeTable) put(k tokenKey, c *Challenge) {
-	var slot uint32
+func (t *challengeTable) put(k tokenKey, c *Challenge) { t.fill(t.alloc(), k, c, false) }
+
+// alloc returns a free slot.
+func (t *challengeTable) alloc() uint32 {
 	if k := len(t.free); k > 0 {
-		slot = t.free[k-1]
+		slot := t.free[k-1]
 		t.free = t.free[:k-1]
-	} else {
-		slot = t.slots
-		if slot%pageSize == 0 {
-			t.pages = append(t.pages, new(page))
-		}
-		t.slots++
+		return slot
 	}
+	slot := t.slots
+	if slot%pageSize == 0 {
+		t.pages = append(t.pages, new(page))
+	}
+	t.slots++
+	return slot
+}
+
+// fill stores c in slot under k.
+func (t *challengeTable) fill(slot uint32, k tokenKey, c *Challenge, minted bool) {
 	r := t.rec(slot)
 	created, expires := stampOf(c.Created), stampOf(c.Expires)
 	*r = record{
 		createdSec: created.sec, createdNsec: created.nsec, expiresSec: expires.sec, expiresNsec: expires.nsec,
 		user: t.strs.add(c.User), ip: t.strs.add(c.IP), status: t.strs.add(string(c.Status)),
-		gen: r.gen, live: true, viewed: c.Viewed,
+		gen: r.gen, live: true, viewed: c.Viewed, minted: minted,
 	}
-	if k.isUUID {
+	switch {
+	case minted:
+		r.id = k.id
+	case k.isUUID:
 		r.id = k.id
 		t.byID[k.id] = slot
-	} else {
+	default:
 		r.named = true
 		t.byName[c.Token] = slot
 		t.names[slot] = c.Token
@@ -317,10 +310,11 @@ func (t *challengeTable) delete(slot uint32) {
 // remove frees slot; its queue item becomes stale.
 func (t *challengeTable) remove(slot uint32) {
 	r := t.rec(slot)
-	if r.named {
+	switch {
+	case r.named:
 		delete(t.byName, t.names[slot])
 		delete(t.names, slot)
-	} else {
+	case !r.minted:
 		delete(t.byID, r.id)
 	}
 	delete(t.extras, slot)
@@ -330,6 +324,7 @@ func (t *challengeTable) remove(slot uint32) {
 	*r = record{gen: r.gen + 1}
 	t.free = append(t.free, slot)
 	t.count--
+	t.removed++
 }
 
 // compact drops the stale items of the queue once they outnumber the live
@@ -338,7 +333,8 @@ func (t *challengeTable) remove(slot uint32) {
 // again, so that the memory of a burst goes back. The cost is linear but
 // amortised over as many deletions.
 func (t *challengeTable) compact() {
-	if int(t.slots) > 4*(t.count+compactSlack) || len(t.strs.vals) > 4*(t.strs.len()+compactSlack) {
+	if t.removed > int(t.slots)/4 &&
+		(int(t.slots) > 4*(t.count+compactSlack) || len(t.strs.vals) > 4*(t.strs.len()+compactSlack)) {
 		t.rebuild()
 		return
 	}
@@ -357,51 +353,39 @@ func (t *challengeTable) current(q queued) bool {
 	return r.live && r.gen == q.gen
 }
 
-// rebuild lays the live records out again in queue order, in slices and
-// maps just large enough for them.
+// rebuild lays out again, just large enough, what the live records use:
+// the maps, the interned strings, and the pages after the last live
+// record. Records stay in their slots, which minted tokens name.
 func (t *challengeTable) rebuild() {
 	n := newChallengeTable(t.max, t.grace)
-	n.order = make([]queued, 0, t.count)
-	n.byID = make(map[[16]byte]uint32, t.count)
-	for _, q := range t.order {
-		if !t.current(q) {
+	n.mint, n.order, n.count, n.soonest = t.mint, t.order, t.count, t.soonest
+	top := uint32(0)
+	for slot := range t.slots {
+		r := t.rec(slot)
+		if !r.live {
 			continue
 		}
-		r := *t.rec(q.slot)
-		slot := n.slots
-		if slot%pageSize == 0 {
-			n.pages = append(n.pages, new(page))
-		}
-		n.slots++
-		r.gen = 0
+		top = slot + 1
 		r.user, r.ip, r.status = n.strs.add(t.strs.get(r.user)), n.strs.add(t.strs.get(r.ip)), n.strs.add(t.strs.get(r.status))
-		*n.rec(slot) = r
-		n.order = append(n.order, queued{slot: slot})
-		if r.named {
-			name := t.names[q.slot]
+		switch {
+		case r.named:
+			name := t.names[slot]
 			n.byName[name], n.names[slot] = slot, name
-		} else {
+		case !r.minted:
 			n.byID[r.id] = slot
 		}
-		if x := t.extras[q.slot]; x != nil {
+		if x := t.extras[slot]; x != nil {
 			n.extras[slot] = x
 		}
 	}
-	n.count, n.soonest = int(n.slots), t.soonest
+	n.pages = slices.Clone(t.pages[:(top+pageSize-1)/pageSize])
+	n.slots = top
+	for slot := top; slot > 0; slot-- {
+		if !n.rec(slot - 1).live {
+			n.free = append(n.free, slot-1)
+		}
+	}
+	n.order = slices.DeleteFunc(n.order, func(q queued) bool { return q.slot >= top || !n.current(q) })
+	n.order = slices.Clip(n.order)
 	*t = *n
-}
-
-// formatUUID writes id as the generator writes a uuid.
-func formatUUID(id [16]byte) string {
-	var s [36]byte
-	hex.Encode(s[0:8], id[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], id[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], id[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], id[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:36], id[10:16])
-	return string(s[:])
 }

@@ -95,8 +95,9 @@ func NewMemory(opts MemoryOptions) *Memory {
 }
 
 // Create stores a copy of c under c.Token until its grace after c.Expires
-// is over. It answers ErrExists when the token is taken and ErrFull when
-// MaxPending challenges are stored.
+// is over; an empty c.Token is set to one the store chooses (see
+// challengeTable). It answers ErrExists when the token is taken and ErrFull
+// when MaxPending challenges are stored.
 func (m *Memory) Create(_ context.Context, c *Challenge, now time.Time) error {
 	if c == nil {
 		return errNilChallenge
@@ -107,6 +108,13 @@ func (m *Memory) Create(_ context.Context, c *Challenge, now time.Time) error {
 		return errClosed
 	}
 	m.challenges.sweep(now)
+	if c.Token == "" {
+		if !m.challenges.hasRoom(now) {
+			return ErrFull
+		}
+		m.challenges.mintAndPut(c)
+		return nil
+	}
 	k := keyOf(c.Token)
 	if _, ok := m.challenges.find(k, now); ok {
 		return ErrExists

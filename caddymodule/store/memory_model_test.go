@@ -133,10 +133,15 @@ func TestMemoryMatchesModel(t *testing.T) {
 			for i := range 100 {
 				tokens = append(tokens, uuid4([16]byte{byte(i), byte(i >> 8), 7}))
 			}
-			tokens = append(tokens, "", "named", "NAMED", strings.ToUpper(tokens[0]), tokens[1][:35]+"g", "tok-1", tokens[2]+" ")
+			tokens = append(tokens, "named", "NAMED", strings.ToUpper(tokens[0]), tokens[1][:35]+"g", "tok-1", tokens[2]+" ")
 			users := []string{"alice@example.com", "bob@example.com", "", strings.Repeat("ü", 40)}
 			ips := []string{"192.0.2.10", "2001:db8::1", ""}
 			ttls := []time.Duration{2 * time.Minute, time.Second, 10 * time.Second, 0}
+			// The last 20 tokens are replaced by ones the store chose.
+			for range 20 {
+				tokens = append(tokens, "unused-"+fmt.Sprint(len(tokens)))
+			}
+			var minted []string
 			now := base
 			for step := range 20000 {
 				switch rng.IntN(10) {
@@ -148,7 +153,28 @@ func TestMemoryMatchesModel(t *testing.T) {
 				tok := tokens[rng.IntN(len(tokens))]
 				nonce := []string{"n1", "n2", ""}[rng.IntN(3)]
 				where := fmt.Sprintf("step %d at +%v, token %q", step, now.Sub(base), tok)
-				switch op := rng.IntN(7); op {
+				switch op := rng.IntN(8); op {
+				case 7:
+					// The store chooses the token; later calls use it too.
+					c := store.Challenge{User: users[rng.IntN(len(users))], IP: ips[rng.IntN(len(ips))],
+						Created: now, Expires: now.Add(ttls[rng.IntN(len(ttls))]), Status: store.StatusPending}
+					err := m.Create(ctx, &c, now)
+					if err == nil {
+						if _, taken := md.m[c.Token]; taken || len(c.Token) != 36 {
+							t.Fatalf("%s: Create chose %q, taken %v", where, c.Token, taken)
+						}
+						minted = append(minted, c.Token)
+						tokens[len(tokens)-1-rng.IntN(20)] = c.Token
+					}
+					var want error
+					if md.drop(now); len(md.m) >= md.max {
+						want = store.ErrFull
+					} else {
+						want = md.create(c, now)
+					}
+					if !errors.Is(err, want) && err != want {
+						t.Fatalf("%s: Create choosing the token = %v, model %v", where, err, want)
+					}
 				case 0, 1:
 					c := store.Challenge{Token: tok, User: users[rng.IntN(len(users))], IP: ips[rng.IntN(len(ips))],
 						Created: now, Expires: now.Add(ttls[rng.IntN(len(ttls))]), Status: store.StatusPending}
@@ -204,6 +230,12 @@ func TestMemoryMatchesModel(t *testing.T) {
 				if l := m.Lens(); l.Challenges < len(md.m) {
 					t.Fatalf("%s: %d challenges stored, model %d live", where, l.Challenges, len(md.m))
 				}
+			}
+			if len(minted) < 100 {
+				t.Errorf("the store chose only %d tokens", len(minted))
+			}
+			if slices.Sort(minted); len(slices.Compact(minted)) != len(minted) {
+				t.Error("the store chose a token twice")
 			}
 			// A day later everything is gone, and so are the strings.
 			now = now.Add(24 * time.Hour)

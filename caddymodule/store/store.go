@@ -25,7 +25,8 @@ const (
 // Challenge is one CLI login request, from the generator call until the
 // poller collects it or it expires.
 type Challenge struct {
-	// Token is the uuid4 string handed out in challenge_url and polling_url.
+	// Token is the string handed out in challenge_url and polling_url,
+	// written as a uuid; Store.Create chooses it when it is empty.
 	Token string `json:"token"`
 	// User is the user name the CLI asked for.
 	User string `json:"user"`
@@ -137,9 +138,12 @@ type Approval struct {
 // method takes "now", so that tests and several instances agree on it and no
 // test has to wait for a real clock.
 type Store interface {
-	// Create stores a new pending challenge under c.Token. It returns ErrFull
-	// when the store is at its bound of pending challenges, ErrExists when
-	// the token is taken.
+	// Create stores a new pending challenge under c.Token. An empty
+	// c.Token asks the store to choose one, and Create sets it: written as a
+	// uuid (8-4-4-4-12 lowercase hex digits), unguessable (at least 90
+	// random bits) and unique among the store's challenges. It returns
+	// ErrFull when the store is at its bound of pending challenges,
+	// ErrExists when the token given is taken.
 	Create(ctx context.Context, c *Challenge, now time.Time) error
 
 	// Get returns a copy of the challenge, or ErrNotFound. A challenge that

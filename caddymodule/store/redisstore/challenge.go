@@ -7,15 +7,21 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
 )
 
 // Create stores c as a new challenge whose key lives until c.Expires plus
-// the grace, counted from now. It answers store.ErrExists when the token is
-// taken, and store.ErrFull when Redis is out of memory.
+// the grace, counted from now; an empty c.Token is set to a new uuid4. It
+// answers store.ErrExists when the token is taken, and store.ErrFull when
+// Redis is out of memory.
 func (s *Store) Create(ctx context.Context, c *store.Challenge, now time.Time) error {
 	if c == nil {
 		return errors.New("redis store: create: nil challenge")
+	}
+	if c.Token == "" {
+		c.Token = uuid.NewString()
 	}
 	args := make([]any, 0, 27)
 	args = append(args, ttlMillis(c.Expires.Add(s.grace).Sub(now)),

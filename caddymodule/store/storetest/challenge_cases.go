@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"testing"
 
 	"github.com/consoleme-auth/caddy-consoleme-auth/caddymodule/store"
@@ -47,6 +48,56 @@ func testCreateExisting(t *testing.T, s store.Store) {
 		t.Fatalf("second Create = %v, want ErrExists", err)
 	}
 	sameChallenge(t, mustGet(t, s, c.Token), c)
+}
+
+// uuidShape is how a token the store chooses is written.
+var uuidShape = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func testCreateChoosesToken(t *testing.T, s store.Store) {
+	const n = 50
+	cs := make([]*store.Challenge, n)
+	errs := make([]error, n)
+	race(n, func(i int) {
+		cs[i] = newChallenge()
+		cs[i].Token = ""
+		cs[i].User = fmt.Sprintf("user%d@example.com", i)
+		errs[i] = s.Create(t.Context(), cs[i], created)
+	})
+	seen := map[string]bool{}
+	for i, c := range cs {
+		if errs[i] != nil {
+			t.Fatalf("Create %d: %v", i, errs[i])
+		}
+		if !uuidShape.MatchString(c.Token) || seen[c.Token] {
+			t.Fatalf("Create %d chose %q (chosen before: %v)", i, c.Token, seen[c.Token])
+		}
+		seen[c.Token] = true
+		sameChallenge(t, mustGet(t, s, c.Token), c)
+		if got, _, err := s.Poll(t.Context(), c.Token, creatorIP, true, soon); err != nil || got != store.PollPending {
+			t.Fatalf("Poll of a chosen token = %v, %v", got, err)
+		}
+		if _, err := s.Get(t.Context(), upperHex(c.Token), soon); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Get of the chosen token in upper case = %v, want ErrNotFound", err)
+		}
+	}
+	dup := newChallenge()
+	dup.Token = cs[0].Token
+	if err := s.Create(t.Context(), dup, created); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("Create with a chosen token given = %v, want ErrExists", err)
+	}
+	c := cs[1]
+	if _, err := s.View(t.Context(), c.Token, "n", soon); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Approve(t.Context(), c.Token, "n", store.Approval{Approver: c.User}, soon); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := s.Poll(t.Context(), c.Token, creatorIP, true, soon); err != nil || got != store.PollSuccess {
+		t.Fatalf("Poll of an approved chosen token = %v, %v", got, err)
+	}
+	if _, err := s.Get(t.Context(), c.Token, soon); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get after collection = %v, want ErrNotFound", err)
+	}
 }
 
 func testCreateConcurrentSameToken(t *testing.T, s store.Store) {

@@ -92,6 +92,7 @@ var cases = []struct {
 	{"CreateCopiesInput", plain(testCreateCopiesInput)},
 	{"CreateExisting", plain(testCreateExisting)},
 	{"CreateConcurrentSameToken", plain(testCreateConcurrentSameToken)},
+	{"CreateChoosesToken", plain(testCreateChoosesToken)},
 	{"GetUnknown", plain(testGetUnknown)},
 	{"GetReturnsCopy", plain(testGetReturnsCopy)},
 	{"GetExpired", plain(testGetExpired)},
