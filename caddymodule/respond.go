@@ -212,12 +212,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return writeBody(w, status, b)
 }
 
+// lengths holds the decimal forms of the body lengths most answers have,
+// so that writing Content-Length does not allocate.
+var lengths = func() (l [1024]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i)
+	}
+	return l
+}()
+
+// contentLength is n in decimal.
+func contentLength(n int) string {
+	if n >= 0 && n < len(lengths) {
+		return lengths[n]
+	}
+	return strconv.Itoa(n)
+}
+
 // writeBody writes the JSON body b with writeJSON's headers. The three
 // header values share one allocation; each is a slice of its own, so that
 // changing one (a header directive may) leaves the others alone.
 func writeBody(w http.ResponseWriter, status int, b []byte) error {
 	v := make([]string, 3)
-	v[0], v[1], v[2] = "application/json; charset=UTF-8", "nosniff", strconv.Itoa(len(b))
+	v[0], v[1], v[2] = "application/json; charset=UTF-8", "nosniff", contentLength(len(b))
 	hdr := w.Header()
 	hdr["Content-Type"], hdr["X-Content-Type-Options"], hdr["Content-Length"] = v[0:1:1], v[1:2:2], v[2:3:3]
 	w.WriteHeader(status)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -61,5 +62,14 @@ func TestUserPlaceholderSetForVerifiedSessions(t *testing.T) {
 	serve(t, h, r)
 	if got, _ := repl.GetString("http.auth.user.id"); got != "bob@example.com" {
 		t.Errorf("approval page: http.auth.user.id = %q", got)
+	}
+}
+
+// TestContentLength checks the table of lengths against strconv.
+func TestContentLength(t *testing.T) {
+	for _, n := range []int{0, 7, 99, 100, 202, 1023, 1024, 65536} {
+		if got, want := contentLength(n), strconv.Itoa(n); got != want {
+			t.Errorf("contentLength(%d) = %q, want %q", n, got, want)
+		}
 	}
 }
