@@ -40,6 +40,7 @@ type challengeTable struct {
 	mint  cipher.Block        // masks the slots in the tokens the table chooses
 	in    [aes.BlockSize]byte // scratch for slotMask
 	out   [aes.BlockSize]byte
+	fresh [16]byte  // scratch for mintAndPut
 	strs  *interned // users, IPs and statuses
 	order []queued  // the records in the order stored; stale items are skipped
 
