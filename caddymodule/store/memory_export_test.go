@@ -24,3 +24,6 @@ func (m *Memory) Lens() MemoryLens {
 		Clients:          len(m.byClient),
 	}
 }
+
+// FormatUUID writes id as the store writes a uuid, for tests.
+var FormatUUID = formatUUID

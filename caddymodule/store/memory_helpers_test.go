@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"testing"
@@ -30,17 +29,7 @@ func challenge(i uint64, created time.Time) *store.Challenge {
 func uuid4(id [16]byte) string {
 	id[6] = id[6]&0x0f | 0x40
 	id[8] = id[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], id[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], id[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], id[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], id[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:36], id[10:16])
-	return string(s[:])
+	return store.FormatUUID(id)
 }
 
 func mustCreate(tb testing.TB, m *store.Memory, c *store.Challenge) {
