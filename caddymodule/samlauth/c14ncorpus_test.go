@@ -193,3 +193,28 @@ func TestGoxmldsigQuirksRecognised(t *testing.T) {
 		t.Errorf("repeated attribute canonicalized to %s", out.String())
 	}
 }
+
+// TestAbsoluteURI pins which namespace names the canonicalizer takes: those
+// with a scheme, of URI characters only, as libxml2 does.
+func TestAbsoluteURI(t *testing.T) {
+	for s, want := range map[string]bool{
+		"urn:oasis:names:tc:SAML:2.0:assertion":               true,
+		"http://www.w3.org/2000/09/xmldsig#":                  true,
+		"http://www.w3.org/2001/10/xml-exc-c14n#WithComments": true,
+		"urn:%41":   true,
+		"a+b.c-d:x": true,
+		"0":         false,
+		"":          false,
+		":x":        false,
+		"1a:b":      false,
+		"urn:a b":   false,
+		"urn:%zz":   false,
+		"urn:%4":    false,
+		"urn:é":     false,
+		"urn:a\"b":  false,
+	} {
+		if got := absoluteURI(s); got != want {
+			t.Errorf("absoluteURI(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
