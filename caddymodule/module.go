@@ -114,7 +114,7 @@ type Handler struct {
 	// MaxPending bounds the challenges (and SAML logins in progress) the
 	// memory store keeps; beyond it the generator answers 503 with
 	// Retry-After instead of growing without limit. A pending challenge
-	// costs about 100 bytes of memory. Default: 10000.
+	// costs about 120 bytes of memory. Default: 10000.
 	MaxPending int `json:"max_pending,omitempty"`
 
 	// DisableValidatorIPCheck lets a browser at another IP than the CLI's
