@@ -83,6 +83,10 @@ type record struct {
 func (r *record) created() stamp { return stamp{r.createdSec, r.createdNsec} }
 func (r *record) expires() stamp { return stamp{r.expiresSec, r.expiresNsec} }
 
+// expired reports whether r is past its expiry at now, as
+// Challenge.Expired does.
+func (r *record) expired(now time.Time) bool { return stampOf(now).after(r.expires()) }
+
 // rec returns the record in slot.
 func (t *challengeTable) rec(slot uint32) *record { return &t.pages[slot/pageSize][slot%pageSize] }
 
@@ -116,8 +120,14 @@ func newChallengeTable(maxEntries int, grace time.Duration) *challengeTable {
 	if err != nil {
 		panic(err) // a 16-byte key is always valid
 	}
+	return emptyTable(maxEntries, grace, block)
+}
+
+// emptyTable returns a table without records whose chosen tokens are
+// masked with mint.
+func emptyTable(maxEntries int, grace time.Duration, mint cipher.Block) *challengeTable {
 	return &challengeTable{
-		mint:   block,
+		mint:   mint,
 		max:    maxEntries,
 		grace:  grace,
 		byID:   make(map[[16]byte]uint32),
@@ -358,8 +368,8 @@ func (t *challengeTable) current(q queued) bool {
 // the maps, the interned strings, and the pages after the last live
 // record. Records stay in their slots, which minted tokens name.
 func (t *challengeTable) rebuild() {
-	n := newChallengeTable(t.max, t.grace)
-	n.mint, n.order, n.count, n.soonest = t.mint, t.order, t.count, t.soonest
+	n := emptyTable(t.max, t.grace, t.mint)
+	n.order, n.count, n.soonest = t.order, t.count, t.soonest
 	top := uint32(0)
 	for slot := range t.slots {
 		r := t.rec(slot)

@@ -149,7 +149,7 @@ func (m *Memory) View(_ context.Context, token, nonce string, now time.Time) (*C
 	}
 	r := m.challenges.rec(slot)
 	switch {
-	case now.After(r.expires().time()):
+	case r.expired(now):
 		return nil, ErrExpired
 	case r.viewed:
 		return nil, ErrAlreadyViewed
@@ -170,17 +170,17 @@ func (m *Memory) Approve(_ context.Context, token, nonce string, a Approval, now
 	if err != nil {
 		return err
 	}
-	c := m.challenges.load(slot)
+	t := m.challenges
+	r, x := t.rec(slot), t.extras[slot]
 	switch {
-	case c.Expired(now):
+	case r.expired(now):
 		return ErrExpired
-	case !c.Viewed || c.Nonce == "" || subtle.ConstantTimeCompare([]byte(c.Nonce), []byte(nonce)) != 1:
+	case !r.viewed || x == nil || x.nonce == "" || subtle.ConstantTimeCompare([]byte(x.nonce), []byte(nonce)) != 1:
 		return ErrBadNonce
-	case c.Status == StatusSuccess:
+	case Status(t.strs.get(r.status)) == StatusSuccess:
 		return ErrAlreadyApproved
 	}
-	m.challenges.setStatus(slot, StatusSuccess)
-	x := m.challenges.extra(slot)
+	t.setStatus(slot, StatusSuccess)
 	x.approver, x.groups, x.authTime = a.Approver, slices.Clone(a.Groups), a.AuthTime
 	return nil
 }
@@ -212,7 +212,7 @@ func (m *Memory) Poll(_ context.Context, token, ip string, checkIP bool, now tim
 	t := m.challenges
 	r := t.rec(slot)
 	switch {
-	case now.After(r.expires().time()):
+	case r.expired(now):
 		t.delete(slot)
 		return PollExpired, nil, nil
 	case checkIP && t.strs.get(r.ip) != ip:
